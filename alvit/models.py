@@ -1,0 +1,253 @@
+"""Backbones: the paper's names, CPU-sized presets, timm creation, local weights, and the
+hooks the strategies need (penultimate features, the last block's CLS attention, MC dropout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from alvit.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+# STUDY.md's mapping of the paper's backbones to timm's pretrained weights.
+PAPER_MODELS: dict[str, str] = {
+    "vit_b16": "vit_base_patch16_224.orig_in21k",
+    "vit_b32": "vit_base_patch32_224.orig_in21k",
+    "vit_l16": "vit_large_patch16_224.orig_in21k",
+    "vit_l32": "vit_large_patch32_224.orig_in21k",
+    "swinv2_t": "swinv2_tiny_window8_256.ms_in1k",
+    "swinv2_s": "swinv2_small_window8_256.ms_in1k",
+    "swinv2_b": "swinv2_base_window8_256.ms_in1k",
+}
+
+# Small ViTs for CPUs, trained from scratch. They differ in width/depth and patch size, so a
+# demo keeps the paper's two axes (model size, patch size) at a size a laptop can run.
+CPU_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "vit_nano_p2": ("vit_tiny_patch16_224", dict(img_size=16, patch_size=2, embed_dim=64, depth=4, num_heads=4)),
+    "vit_micro_p4": ("vit_tiny_patch16_224", dict(img_size=16, patch_size=4, embed_dim=128, depth=6, num_heads=4)),
+    "vit_tiny_p4": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=4)),
+}
+
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    **{name: f"paper backbone -> timm {timm_name}" for name, timm_name in PAPER_MODELS.items()},
+    "vit_nano_p2": "CPU preset: 64-wide, 4-deep ViT, 16 px input, patch 2 (64 tokens), 0.2 M params",
+    "vit_micro_p4": "CPU preset: 128-wide, 6-deep ViT, 16 px input, patch 4 (16 tokens), 1.2 M params",
+    "vit_tiny_p4": "CPU preset: ViT-Ti (192-wide, 12-deep), 32 px input, patch 4 (64 tokens), 5.4 M params",
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build a backbone and feed it: resolved from a user's model name."""
+
+    name: str  # what the user wrote
+    timm_name: str
+    kwargs: dict[str, Any]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is a paper name, a preset or a timm model."""
+    if name in PAPER_MODELS or name in CPU_PRESETS or timm.is_model(name):
+        return
+    raise ConfigError(
+        f"model {name!r} is not known; valid choices are the paper's "
+        f"{', '.join(PAPER_MODELS)}, the CPU presets {', '.join(CPU_PRESETS)}, "
+        f"or any timm model name (see timm.list_models())"
+    )
+
+
+def resolve_model(name: str, img_size: int | None = None) -> ModelSpec:
+    """Map a user's name to a timm name and kwargs; read input size, mean and std from timm."""
+    check_model_name(name)
+    timm_name, kwargs = CPU_PRESETS.get(name, (PAPER_MODELS.get(name, name), {}))
+    kwargs = dict(kwargs)
+    if img_size is not None:
+        kwargs["img_size"] = img_size
+    cfg = timm.get_pretrained_cfg(timm_name)
+    cfg = cfg.to_dict() if cfg is not None else {}
+    input_size = kwargs.get("img_size") or cfg.get("input_size", (3, 224, 224))[-1]
+    return ModelSpec(
+        name=name,
+        timm_name=timm_name,
+        kwargs=kwargs,
+        input_size=int(input_size),
+        mean=tuple(cfg.get("mean", (0.5, 0.5, 0.5))),
+        std=tuple(cfg.get("std", (0.5, 0.5, 0.5))),
+    )
+
+
+def create_model(spec: ModelSpec, num_classes: int, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+    """A timm backbone with a new classifier head of ``num_classes`` outputs.
+
+    Args:
+        spec: from :func:`resolve_model`.
+        num_classes: K, the dataset's classes.
+        pretrained: load timm's pretrained weights (from the Hugging Face cache or the hub).
+        weights: a local ``.safetensors`` file or a ``torch.save`` state dict (read with
+            ``weights_only=True``); its classifier head, if any, is dropped.
+    """
+    if pretrained and weights is None:
+        return _create_pretrained(spec, num_classes)
+    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_classes, **spec.kwargs)
+    if weights is not None:
+        load_local_weights(model, weights)
+    return model
+
+
+def _create_pretrained(spec: ModelSpec, num_classes: int) -> nn.Module:
+    # Without a reachable hub, timm/huggingface_hub retry for about a minute before failing;
+    # offline mode makes a cache miss fail at once, and cached weights still load.
+    if not _hub_reachable():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        return timm.create_model(spec.timm_name, pretrained=True, num_classes=num_classes, **spec.kwargs)
+    except Exception as err:
+        raise ConfigError(
+            f"pretrained weights for {spec.timm_name} are not in the local Hugging Face cache and "
+            f"could not be downloaded ({err.__class__.__name__}); copy the weights file here and "
+            f"set weights: <file>, or set pretrained: false"
+        ) from err
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def load_local_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a backbone state dict into ``model``, leaving its new classifier head as it is.
+
+    Every backbone parameter must be present with the right shape; a head of another size in
+    the file is ignored, since the head is always sized to the dataset.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    head_prefixes = _classifier_prefixes(model)
+    own = model.state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith(head_prefixes)}
+    missing = [k for k in own if not k.startswith(head_prefixes) and k not in backbone]
+    wrong_shape = [k for k, v in backbone.items() if k in own and own[k].shape != v.shape]
+    if missing or wrong_shape:
+        example = (missing or wrong_shape)[0]
+        raise ConfigError(
+            f"weights file {path} does not fit model {type(model).__name__}: "
+            f"{len(missing)} backbone tensors missing and {len(wrong_shape)} of another shape "
+            f"(e.g. {example!r}); use weights saved from the same timm architecture"
+        )
+    model.load_state_dict(backbone, strict=False)
+
+
+def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of the classifier head (timm's ``pretrained_cfg['classifier']``)."""
+    classifier = getattr(model, "pretrained_cfg", {}).get("classifier", "head")
+    names = classifier if isinstance(classifier, (list, tuple)) else (classifier,)
+    return tuple(f"{n}." for n in names)
+
+
+def has_cls_attention(model: nn.Module) -> bool:
+    """True for ViTs with a class token and a standard last attention block."""
+    blocks = getattr(model, "blocks", None)
+    return (
+        getattr(model, "cls_token", None) is not None
+        and blocks is not None
+        and len(blocks) > 0
+        and hasattr(blocks[-1], "attn")
+        and hasattr(blocks[-1].attn, "qkv")
+    )
+
+
+@contextlib.contextmanager
+def capture_cls_attention(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Record the last block's attention from the CLS token, ``[B, heads, tokens]`` per forward.
+
+    timm's fused attention never forms the attention matrix, so the CLS row is recomputed
+    from the block's input with the block's own q/k projections: one row per head, cheap.
+    """
+    attn = model.blocks[-1].attn
+    captured: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0]
+        batch, tokens, _ = x.shape
+        qkv = module.qkv(x).reshape(batch, tokens, 3, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = module.q_norm(qkv[0]), module.k_norm(qkv[1])
+        scores = (q[:, :, :1] * module.scale) @ k.transpose(-2, -1)  # [B, H, 1, T]
+        captured.append(scores.float().softmax(dim=-1)[:, :, 0])
+
+    handle = attn.register_forward_pre_hook(hook)
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+@contextlib.contextmanager
+def mc_dropout(model: nn.Module, rate: float) -> Iterator[None]:
+    """Make forward passes stochastic: every Dropout and DropPath module active at ``rate``.
+
+    timm ViTs build their Dropout modules with p=0 and replace DropPath by Identity when the
+    drop-path rate is 0, so "MC dropout" on a stock model would be deterministic. Here the
+    dropout modules that exist (head, MLP, projection, position) and any DropPath are switched
+    to ``rate`` and to train mode; everything else (LayerNorm, BatchNorm) stays in eval mode.
+    Fused attention reads its dropout rate only when the attention block itself trains, so
+    attention-weight dropout stays off: the block keeps its eval-mode kernel.
+    The previous rates and modes come back on exit, so training is never affected.
+    """
+    from timm.layers import DropPath
+
+    saved: list[tuple[nn.Module, str, float, bool]] = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            saved.append((module, "p", module.p, module.training))
+            module.p = rate
+            module.train()
+        elif isinstance(module, DropPath):
+            saved.append((module, "drop_prob", module.drop_prob, module.training))
+            module.drop_prob = rate
+            module.train()
+    if not saved:
+        raise ConfigError(f"{type(model).__name__} has no dropout modules, so BALD's stochastic passes would all agree; choose another model or strategy")
+    try:
+        yield
+    finally:
+        for module, attr, value, training in saved:
+            setattr(module, attr, value)
+            module.train(training)
+
+
+def model_flops(spec: ModelSpec, num_classes: int) -> float:
+    """Forward multiply-accumulates x 2 for one image, counted with torch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_classes, **spec.kwargs)
+        x = torch.empty(1, 3, spec.input_size, spec.input_size)
+        with FlopCounterMode(display=False) as counter:
+            model(x)
+    return float(counter.get_total_flops())
