@@ -82,7 +82,7 @@ class ExperimentConfig:
     """Everything that decides one active-learning run."""
 
     dataset: str = "digits"
-    model: str = "vit_nano_p2"
+    model: str = "vit_nano_p4"
     pretrained: bool = False
     weights: str | None = None
     img_size: int | None = None  # None: the model's own input size
@@ -213,6 +213,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
         if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if typ is float and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)

@@ -198,7 +198,7 @@ def _load_imagefolder(root: Path, max_pool: int, max_test: int) -> Dataset:
         pictures = []
         for i in keep:
             with Image.open(paths[i]) as img:
-                pictures.append(np.asarray(img.convert("RGB")))
+                pictures.append(np.array(img.convert("RGB")))
         splits[split] = (pictures, labels[keep])
     size = Counter(p.shape[:2] for p in splits["train"][0]).most_common(1)[0][0]
     return Dataset(

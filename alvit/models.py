@@ -32,19 +32,20 @@ PAPER_MODELS: dict[str, str] = {
     "swinv2_b": "swinv2_base_window8_256.ms_in1k",
 }
 
-# Small ViTs for CPUs, trained from scratch. They differ in width/depth and patch size, so a
-# demo keeps the paper's two axes (model size, patch size) at a size a laptop can run.
+# Small ViTs for CPUs, trained from scratch. The two 8-px presets differ in width/depth and in
+# patch size, so a demo on 8 x 8 digits keeps the paper's two axes (model size, patch size) at a
+# size a laptop runs in seconds. Set img_size to use them on larger images.
 CPU_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "vit_nano_p2": ("vit_tiny_patch16_224", dict(img_size=16, patch_size=2, embed_dim=64, depth=4, num_heads=4)),
-    "vit_micro_p4": ("vit_tiny_patch16_224", dict(img_size=16, patch_size=4, embed_dim=128, depth=6, num_heads=4)),
+    "vit_nano_p4": ("vit_tiny_patch16_224", dict(img_size=8, patch_size=4, embed_dim=64, depth=2, num_heads=4)),
+    "vit_micro_p2": ("vit_tiny_patch16_224", dict(img_size=8, patch_size=2, embed_dim=96, depth=3, num_heads=4)),
     "vit_tiny_p4": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=4)),
 }
 
 MODEL_DESCRIPTIONS: dict[str, str] = {
     **{name: f"paper backbone -> timm {timm_name}" for name, timm_name in PAPER_MODELS.items()},
-    "vit_nano_p2": "CPU preset: 64-wide, 4-deep ViT, 16 px input, patch 2 (64 tokens), 0.2 M params",
-    "vit_micro_p4": "CPU preset: 128-wide, 6-deep ViT, 16 px input, patch 4 (16 tokens), 1.2 M params",
-    "vit_tiny_p4": "CPU preset: ViT-Ti (192-wide, 12-deep), 32 px input, patch 4 (64 tokens), 5.4 M params",
+    "vit_nano_p4": "CPU preset: 64-wide, 2-deep ViT, 8 px input, patch 4 (4 tokens + CLS), 0.1 M params",
+    "vit_micro_p2": "CPU preset: 96-wide, 3-deep ViT, 8 px input, patch 2 (16 tokens + CLS), 0.3 M params",
+    "vit_tiny_p4": "CPU preset: ViT-Ti (192-wide, 12-deep), 32 px input, patch 4 (64 tokens + CLS), 5.4 M params",
 }
 
 

@@ -1,0 +1,84 @@
+"""Calibration metrics match STUDY.md's definitions and netcal."""
+
+import numpy as np
+import pytest
+
+from alvit import metrics
+
+
+def random_probs(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=3.0, size=(n, k))
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return probs, rng.integers(0, k, size=n)
+
+
+def two_class(confidences, correct):
+    """Probabilities [N, 2] whose top class (0) has the given confidence; label 0 iff correct."""
+    conf = np.asarray(confidences, dtype=np.float64)
+    return np.stack([conf, 1 - conf], axis=1), np.where(np.asarray(correct) == 1, 0, 1)
+
+
+@pytest.mark.parametrize("k", [3, 10, 100])  # netcal reads K=2 as a binary problem (P(class 1)), not top-label
+@pytest.mark.parametrize("n_bins", [10, 15])
+def test_ece_agrees_with_netcal_on_random_multiclass_data(k, n_bins):
+    from netcal.metrics import ECE
+
+    probs, labels = random_probs(2000, k, seed=k + n_bins)
+    assert metrics.ece(probs, labels, n_bins) == pytest.approx(ECE(bins=n_bins).measure(probs, labels), abs=1e-9)
+
+
+def test_study_edge_vector():
+    probs, labels = two_class([0.95, 1.0], [1, 0])
+    assert metrics.ece(probs, labels, n_bins=10) == pytest.approx(0.475)
+    assert metrics.mce(probs, labels, n_bins=10) == pytest.approx(0.475)
+
+
+def test_confidence_exactly_one_lands_in_the_last_bin():
+    probs, labels = two_class([1.0, 1.0], [1, 1])
+    bins = metrics.reliability_bins(probs, labels, n_bins=15)
+    assert bins["count"].iloc[-1] == 2 and bins["count"].sum() == 2
+    assert metrics.ece(probs, labels) == 0.0
+
+
+def test_bin_edges_are_closed_below_and_open_above():
+    probs, labels = two_class([0.5, 0.75], [1, 1])  # exact edges of 4 bins: [.5, .75) and [.75, 1]
+    counts = metrics.reliability_bins(probs, labels, n_bins=4)["count"].to_numpy()
+    assert counts.tolist() == [0, 0, 1, 1]
+
+
+def test_empty_bins_are_reported_and_ignored():
+    probs, labels = two_class([0.55, 0.55, 0.95], [1, 0, 1])
+    bins = metrics.reliability_bins(probs, labels, n_bins=10)
+    assert bins["count"].tolist() == [0, 0, 0, 0, 0, 2, 0, 0, 0, 1]
+    assert np.isnan(bins["accuracy"].iloc[0])
+    assert metrics.ece(probs, labels, n_bins=10) == pytest.approx((2 * 0.05 + 1 * 0.05) / 3)
+    assert metrics.mce(probs, labels, n_bins=10) == pytest.approx(0.05)
+
+
+def test_perfectly_calibrated_predictions_have_zero_ece():
+    # In each bin the accuracy equals the confidence: 0.75 confident, 3 of 4 right.
+    probs, labels = two_class([0.75] * 4 + [1.0] * 4, [1, 1, 1, 0, 1, 1, 1, 1])
+    assert metrics.ece(probs, labels) == pytest.approx(0.0)
+    assert metrics.adaptive_ece(probs, labels, n_bins=2) == pytest.approx(0.0)
+
+
+def test_adaptive_ece_uses_equal_mass_bins():
+    probs, labels = two_class([0.6, 0.7, 0.8, 0.9], [0, 1, 1, 1])
+    # Two bins of two: |0.5 - 0.65| and |1.0 - 0.85|, each weighted 1/2.
+    assert metrics.adaptive_ece(probs, labels, n_bins=2) == pytest.approx(0.15)
+
+
+def test_brier_and_nll_on_known_values():
+    probs = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    labels = np.array([0, 0, 0])
+    assert metrics.brier(probs, labels) == pytest.approx((0.0 + 0.5 + 2.0) / 3)
+    assert metrics.nll(probs[:2], labels[:2]) == pytest.approx(np.log(2) / 2)
+    assert np.isfinite(metrics.nll(probs, labels))  # p_true = 0 is clipped, not infinite
+
+
+def test_evaluate_reports_every_metric_under_its_rounds_csv_name():
+    probs, labels = random_probs(500, 10, seed=0)
+    report = metrics.evaluate(probs, labels)
+    assert set(report) == {"test_acc", "ece", "mce", "adaptive_ece", "brier", "nll"}
+    assert report["ece"] == metrics.ece(probs, labels, 15)
