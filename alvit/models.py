@@ -103,30 +103,52 @@ def create_model(spec: ModelSpec, num_classes: int, pretrained: bool = False, we
             ``weights_only=True``); its classifier head, if any, is dropped.
     """
     if pretrained and weights is None:
-        return _create_pretrained(spec, num_classes)
-    model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_classes, **spec.kwargs)
+        with _offline_unless_hub_reachable():
+            try:
+                return _timm_create(spec, num_classes, pretrained=True)
+            except Exception as err:
+                raise ConfigError(
+                    f"pretrained weights for {spec.timm_name} are not in the local Hugging Face cache and "
+                    f"could not be downloaded ({err.__class__.__name__}); copy the weights file here and "
+                    f"set weights: <file>, or set pretrained: false"
+                ) from err
+    model = _timm_create(spec, num_classes, pretrained=False)
     if weights is not None:
         load_local_weights(model, weights)
     return model
 
 
-def _create_pretrained(spec: ModelSpec, num_classes: int) -> nn.Module:
-    # Without a reachable hub, timm/huggingface_hub retry for about a minute before failing;
-    # offline mode makes a cache miss fail at once, and cached weights still load.
-    if not _hub_reachable():
-        os.environ["HF_HUB_OFFLINE"] = "1"
+def _timm_create(spec: ModelSpec, num_classes: int, pretrained: bool) -> nn.Module:
     try:
-        return timm.create_model(spec.timm_name, pretrained=True, num_classes=num_classes, **spec.kwargs)
-    except Exception as err:
-        raise ConfigError(
-            f"pretrained weights for {spec.timm_name} are not in the local Hugging Face cache and "
-            f"could not be downloaded ({err.__class__.__name__}); copy the weights file here and "
-            f"set weights: <file>, or set pretrained: false"
-        ) from err
+        return timm.create_model(spec.timm_name, pretrained=pretrained, num_classes=num_classes, **spec.kwargs)
+    except TypeError as err:
+        if "img_size" not in str(err):
+            raise
+        # CNNs take any input size and have no img_size argument.
+        kwargs = {k: v for k, v in spec.kwargs.items() if k != "img_size"}
+        return timm.create_model(spec.timm_name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+
+
+@contextlib.contextmanager
+def _offline_unless_hub_reachable() -> Iterator[None]:
+    """Without a reachable hub, huggingface_hub retries for about a minute before failing.
+
+    Offline mode makes a cache miss fail at once while cached weights still load. The library
+    reads HF_HUB_OFFLINE at import, so its constant is switched, and restored afterwards.
+    """
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
+    if not _hub_reachable():
+        constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
 
 
 def _hub_reachable(host: str = "huggingface.co", timeout_s: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     try:
         with socket.create_connection((host, 443), timeout=timeout_s):
@@ -247,7 +269,7 @@ def model_flops(spec: ModelSpec, num_classes: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
-        model = timm.create_model(spec.timm_name, pretrained=False, num_classes=num_classes, **spec.kwargs)
+        model = _timm_create(spec, num_classes, pretrained=False)
         x = torch.empty(1, 3, spec.input_size, spec.input_size)
         with FlopCounterMode(display=False) as counter:
             model(x)
