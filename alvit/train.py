@@ -88,7 +88,9 @@ def fit(
     device = preprocess.device
     rng = np.random.default_rng(seed)
     torch.manual_seed(int(seed.generate_state(1)[0]))  # any stochastic layer in the model
-    train_pos, val_pos = split_for_early_stopping(len(labels), cfg.val_fraction, rng)
+    # Without early stopping (patience 0) nothing is held out: every label trains.
+    val_fraction = cfg.val_fraction if cfg.patience > 0 else 0.0
+    train_pos, val_pos = split_for_early_stopping(len(labels), val_fraction, rng)
     targets = torch.as_tensor(labels, dtype=torch.long, device=device)
 
     model.to(device)
@@ -97,7 +99,7 @@ def fit(
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = min(cfg.warmup_epochs * steps_per_epoch, total_steps - 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup_steps, total_steps))
-    early_stopping = len(val_pos) > 0 and cfg.patience > 0
+    early_stopping = len(val_pos) > 0
     best_loss, best_epoch, best_state, waited = math.inf, cfg.epochs, None, 0
     epochs_run = 0
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress, unit="epoch")

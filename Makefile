@@ -1,0 +1,30 @@
+# Two commands matter: `make book` (the offline demo study, ending in a built book) and
+# `make test` (the tests CI runs). Each creates .venv with the project's install when missing.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.alvit-installed
+
+.PHONY: install test test-all book demo clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m "not gpu"
+
+demo: $(STAMP)
+	$(VENV)/bin/alvit run configs/demo.yaml
+
+book: demo
+
+clean:
+	rm -rf results _build book/runs

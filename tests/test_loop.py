@@ -1,0 +1,179 @@
+"""The active-learning loop: run folder contents, determinism, resume, and refusals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from alvit import metrics
+from alvit.config import ConfigError
+from alvit.loop import make_oracle, run_experiment
+from alvit.results import ROUND_COLUMNS, TIME_COLUMNS, ResultsError, RunFolder
+from conftest import TINY
+
+
+def without_times(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns=TIME_COLUMNS)
+
+
+def assert_same_run(a, b):
+    fa, fb = RunFolder(a), RunFolder(b)
+    pd.testing.assert_frame_equal(without_times(fa.read_rounds()), without_times(fb.read_rounds()))
+    qa, qb = fa.read_queries(), fb.read_queries()
+    for name in qa:
+        np.testing.assert_array_equal(qa[name], qb[name])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from alvit.config import load_config
+
+    cfg = load_config(None, TINY)
+    return cfg, run_experiment(cfg, tmp_path_factory.mktemp("runs") / "a", progress=False)
+
+
+def test_run_folder_holds_config_rounds_queries_env_and_predictions(finished_run):
+    cfg, path = finished_run
+    folder = RunFolder(path)
+    rounds = folder.read_rounds()
+    assert list(rounds.columns) == ROUND_COLUMNS
+    assert rounds["round"].tolist() == [0, 1, 2]
+    assert rounds["n_labeled"].tolist() == [40, 60, 80]
+    assert rounds["noise_realized"].iloc[0] == 0.0  # the initial set is clean
+    assert rounds["n_queried"].tolist() == [20, 20, 0]
+    saved = yaml.safe_load(folder.config.read_text())
+    assert saved["resolved"]["timm_name"] == "vit_tiny_patch16_224" and saved["noise"]["rate"] == 0.3
+    env = yaml.safe_load(folder.env.read_text())
+    assert {"torch", "timm", "device", "git_commit"} <= set(env)
+
+
+def test_saved_predictions_reproduce_every_metric(finished_run):
+    _, path = finished_run
+    folder = RunFolder(path)
+    labels = np.load(folder.test_labels)
+    for row in folder.read_rounds().itertuples():
+        probs = np.load(folder.probs_path(row.round))
+        assert row.ece == metrics.ece(probs, labels) and row.test_acc == metrics.accuracy(probs, labels)
+        assert row.brier == metrics.brier(probs, labels)
+
+
+def test_queries_come_from_the_unlabeled_pool_and_the_fixed_noisy_oracle(finished_run):
+    cfg, path = finished_run
+    queries = RunFolder(path).read_queries()
+    from alvit.data import load_dataset
+
+    data = load_dataset("digits")
+    oracle = make_oracle(cfg, data.train_labels, 10)
+    assert len(np.unique(queries["index"])) == len(queries["index"]) == 40
+    assert not set(queries["index"]) & set(oracle.initial)
+    np.testing.assert_array_equal(queries["oracle_label"], oracle.noisy_labels[queries["index"]])
+    np.testing.assert_array_equal(queries["true_label"], data.train_labels[queries["index"]])
+    rounds = RunFolder(path).read_rounds()
+    labeled_noise = np.mean(queries["oracle_label"] != queries["true_label"]) * 40 / 80
+    assert rounds["noise_realized"].iloc[-1] == pytest.approx(labeled_noise)
+
+
+def test_same_seed_same_results(finished_run, tmp_path):
+    cfg, path = finished_run
+    assert_same_run(path, run_experiment(cfg, tmp_path / "b", progress=False))
+
+
+def test_a_finished_run_is_not_redone(finished_run):
+    cfg, path = finished_run
+    before = RunFolder(path).rounds.stat().st_mtime_ns
+    start = time.monotonic()
+    run_experiment(cfg, path, progress=False)
+    assert RunFolder(path).rounds.stat().st_mtime_ns == before and time.monotonic() - start < 5
+
+
+def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path, monkeypatch):
+    """A crash after round 1's queries were saved but before its row: resume redoes round 1."""
+    cfg, path = finished_run
+    import alvit.loop as loop
+
+    real_write = RunFolder.write_rounds
+    calls = {"n": 0}
+
+    def crash_on_second_round(self, table):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        real_write(self, table)
+
+    monkeypatch.setattr(RunFolder, "write_rounds", crash_on_second_round)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_experiment(cfg, tmp_path / "c", progress=False)
+    monkeypatch.setattr(RunFolder, "write_rounds", real_write)
+    assert len(RunFolder(tmp_path / "c").read_rounds()) == 1
+    assert (RunFolder(tmp_path / "c").read_queries()["round"] == 2).any()  # stale queries on disk
+    run_experiment(cfg, tmp_path / "c", progress=False)
+    assert_same_run(path, tmp_path / "c")
+
+
+def test_run_killed_with_sigkill_resumes_to_the_same_result(tmp_path):
+    """The real thing: `alvit run` killed with -9 part-way, then the same command again."""
+    args = [sys.executable, "-m", "alvit.cli", "run", "configs/demo.yaml", "--quiet", "--out"]
+    extra = [arg for item in TINY + ["al.rounds=4", "train.epochs=6"] for arg in ("--set", item)]
+    from conftest import REPO
+
+    subprocess.run(args + [str(tmp_path / "whole")] + extra, cwd=REPO, check=True, capture_output=True)
+    killed = subprocess.Popen(args + [str(tmp_path / "killed")] + extra, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rounds = tmp_path / "killed" / "rounds.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (rounds.exists() and len(rounds.read_text().splitlines()) >= 3):
+        time.sleep(0.02)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    finished_at_kill = len(RunFolder(tmp_path / "killed").read_rounds())
+    assert 2 <= finished_at_kill < 5, "the run should have been killed part-way"
+    subprocess.run(args + [str(tmp_path / "killed")] + extra, cwd=REPO, check=True, capture_output=True)
+    assert_same_run(tmp_path / "whole", tmp_path / "killed")
+
+
+def test_warm_start_resumes_from_the_saved_weights(tiny_config, tmp_path, monkeypatch):
+    cfg = tiny_config("al.warm_start=true")
+    whole = run_experiment(cfg, tmp_path / "whole", progress=False)
+    real_write, calls = RunFolder.write_rounds, {"n": 0}
+
+    def crash(self, table):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        real_write(self, table)
+
+    monkeypatch.setattr(RunFolder, "write_rounds", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "part", progress=False)
+    monkeypatch.setattr(RunFolder, "write_rounds", real_write)
+    run_experiment(cfg, tmp_path / "part", progress=False)
+    assert_same_run(whole, tmp_path / "part")
+
+
+def test_another_configuration_in_the_same_folder_is_refused(finished_run, tiny_config):
+    _, path = finished_run
+    with pytest.raises(ConfigError, match=r"holds a run of another configuration \(differs in: noise\)"):
+        run_experiment(tiny_config("noise.rate=0.5"), path, progress=False)
+
+
+def test_corrupt_rounds_file_is_reported_and_left_as_it_is(finished_run, tmp_path):
+    cfg, path = finished_run
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    (copy / "rounds.csv").write_text("round,this is not\n\x00\x01 what alvit wrote")
+    with pytest.raises(ResultsError, match="rounds.csv .*restore it or move the folder away"):
+        run_experiment(cfg, copy, progress=False)
+    assert (copy / "rounds.csv").read_text().startswith("round,this is not")
+
+
+def test_budget_larger_than_the_pool_stops_before_training(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="larger than the pool of 1347"):
+        run_experiment(tiny_config("al.initial=1000", "al.query=200", "al.rounds=2"), tmp_path / "x", progress=False)
+    assert not (tmp_path / "x" / "rounds.csv").exists()
