@@ -148,6 +148,15 @@ class LeastConfidence(Strategy):
 
 @register
 class Bald(Strategy):
+    """BALD: I(y; w) = H(mean_t p_t) - mean_t H(p_t) over T stochastic passes.
+
+    timm ViTs ship with every dropout at 0, so the loop switches dropout (and drop-path, where
+    the model has it) on at ``acq.mc_dropout`` for these passes only (:func:`alvit.models.mc_dropout`);
+    training is unchanged. Default rate 0.1: the dropout rate transformers like the original
+    ViT and BERT were trained with, so each pass stays close to the deterministic prediction
+    while the passes still differ. Gal & Ghahramani's 0.5 suits small CNNs, not fine-tuned ViTs.
+    """
+
     name = "bald"
     description = "mutual information between label and weights over T dropout passes (Houlsby 2011)"
     needs = frozenset({"probs", "mc_probs"})
@@ -217,12 +226,15 @@ class Coreset(Strategy):
         pool = torch.from_numpy(np.ascontiguousarray(view.features, dtype=np.float32))
         nearest = _min_distance(pool, torch.from_numpy(np.ascontiguousarray(view.labeled_features, dtype=np.float32)))
         utilities = nearest.double().numpy().copy()
+        sq_norm = pool.square().sum(dim=1)
         chosen = []
         for _ in range(min(k, view.size)):
             pick = int(torch.argmax(nearest))
             chosen.append(pick)
-            nearest = torch.minimum(nearest, torch.linalg.vector_norm(pool - pool[pick], dim=1))
-            nearest[pick] = -1.0  # never again
+            # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c: one matrix-vector product, no [N, D] temporary.
+            to_pick = (sq_norm + sq_norm[pick] - 2.0 * (pool @ pool[pick])).clamp_min_(0.0).sqrt_()
+            nearest = torch.minimum(nearest, to_pick)
+            nearest[chosen] = -1.0  # never again (rounding can leave a chosen point at 1e-3, not 0)
         return Selection(indices=np.asarray(chosen, dtype=np.int64), utilities=utilities)
 
 
@@ -270,8 +282,9 @@ class Badge(Strategy):
             weights[chosen] = 0.0
             total = weights.sum()
             if total <= 0:  # every remaining embedding equals a center: fill by norm, seeded ties
-                rest = top_k(np.where(np.isin(np.arange(view.size), chosen), -np.inf, sq_norm.numpy()), k - len(chosen), rng)
-                chosen.extend(int(i) for i in rest)
+                remaining = sq_norm.numpy().copy()
+                remaining[chosen] = -np.inf
+                chosen.extend(int(i) for i in top_k(remaining, k - len(chosen), rng))
                 break
             pick = int(rng.choice(view.size, p=weights / total))
             chosen.append(pick)

@@ -1,0 +1,183 @@
+"""Acquisition strategies: one shared contract for all, then each on inputs with a known answer."""
+
+import numpy as np
+import pytest
+
+from alvit.strategies import STRATEGIES, PoolView, create_strategy, predictive_entropy, scaled_rank, top_k
+
+N, K, D, H, T = 300, 6, 16, 3, 9
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def full_view(n: int = N, seed: int = 0) -> PoolView:
+    """A pool with every field any strategy may need, drawn at random."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=2.0, size=(n, K))
+    return PoolView(
+        probs=softmax(logits).astype(np.float32),
+        mc_probs=softmax(logits[None] + rng.normal(scale=1.0, size=(8, n, K))).astype(np.float32),
+        features=rng.normal(size=(n, D)).astype(np.float32),
+        attention=softmax(rng.normal(size=(n, H, T))).astype(np.float32),
+        labeled_features=rng.normal(size=(40, D)).astype(np.float32),
+        reference_attention=softmax(rng.normal(size=(60, H, T))).astype(np.float32),
+        reference_labels=np.arange(60) % K,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+class TestContract:
+    """What every registered strategy promises the loop."""
+
+    def test_utilities_are_finite_one_per_pool_sample(self, name):
+        selection = create_strategy(name).select(full_view(), 25, np.random.default_rng(0))
+        assert selection.utilities.shape == (N,) and np.isfinite(selection.utilities).all()
+
+    def test_picks_are_unique_in_range_and_exactly_k(self, name):
+        selection = create_strategy(name).select(full_view(), 25, np.random.default_rng(0))
+        assert len(selection.indices) == 25 == len(np.unique(selection.indices))
+        assert selection.indices.min() >= 0 and selection.indices.max() < N
+
+    def test_asking_for_more_than_remains_returns_everything(self, name):
+        selection = create_strategy(name).select(full_view(n=12), 50, np.random.default_rng(0))
+        assert sorted(selection.indices.tolist()) == list(range(12))
+
+    def test_same_seed_same_picks(self, name):
+        picks = [create_strategy(name).select(full_view(), 25, np.random.default_rng(7)).indices for _ in range(2)]
+        np.testing.assert_array_equal(*picks)
+
+    def test_declares_a_description_and_what_it_needs(self, name):
+        cls = STRATEGIES[name]
+        assert cls.description and "probs" in cls.needs
+        assert cls.needs <= {"probs", "mc_probs", "features", "attention", "labeled_features", "reference_attention"}
+
+
+@pytest.mark.parametrize("name", sorted(set(STRATEGIES) - {"random"}))
+def test_informed_strategies_pick_differently_from_random(name):
+    ours = create_strategy(name).select(full_view(), 25, np.random.default_rng(0)).indices
+    chance = create_strategy("random").select(full_view(), 25, np.random.default_rng(0)).indices
+    assert set(ours) != set(chance)
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_strategy_runs_in_the_loop(name, tiny_config, tmp_path):
+    from alvit.loop import run_experiment
+    from alvit.results import RunFolder
+
+    folder = RunFolder(run_experiment(tiny_config(f"strategy={name}", "al.rounds=1"), tmp_path, progress=False))
+    rounds, queries = folder.read_rounds(), folder.read_queries()
+    assert rounds["n_labeled"].tolist() == [40, 60] and len(queries["index"]) == 20
+    if name == "gci_vital":  # suspects are flagged, and their precision is recorded when any are
+        assert set(queries["suspect"]) <= {0, 1}
+        assert rounds["n_suspect"].iloc[0] == queries["suspect"].sum()
+    else:
+        assert (queries["suspect"] == -1).all()
+
+
+def test_strategies_disagree_with_each_other_where_they_should():
+    view = full_view()
+    picks = {name: frozenset(create_strategy(name).select(view, 25, np.random.default_rng(0)).indices) for name in STRATEGIES}
+    assert picks["entropy"] != picks["coreset"] and picks["entropy"] != picks["badge"] and picks["entropy"] != picks["bald"]
+
+
+def test_top_k_breaks_ties_by_the_seeded_generator():
+    flat = np.zeros(100)
+    a, b = top_k(flat, 5, np.random.default_rng(1)), top_k(flat, 5, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    assert set(a) != set(top_k(flat, 5, np.random.default_rng(2)))
+    assert top_k(np.array([0.1, 0.9, 0.5]), 2, np.random.default_rng(0)).tolist() == [1, 2]
+
+
+CRAFTED = np.array([
+    [0.97, 0.01, 0.01, 0.01],  # confident
+    [0.40, 0.30, 0.30, 0.00],  # high entropy, clear top class
+    [0.50, 0.50, 0.00, 0.00],  # a coin toss between two classes
+    [0.30, 0.25, 0.25, 0.20],  # flattest: highest entropy, lowest top probability
+])
+
+
+def pick_one(name: str, **fields) -> int:
+    view = PoolView(probs=fields.pop("probs", CRAFTED), **fields)
+    return int(create_strategy(name).select(view, 1, np.random.default_rng(0)).indices[0])
+
+
+def test_entropy_and_least_confidence_pick_the_flattest_prediction():
+    assert pick_one("entropy") == 3 and pick_one("least_confidence") == 3
+
+
+def test_margin_picks_the_coin_toss():
+    assert pick_one("margin") == 2
+
+
+def test_entropy_is_zero_log_zero_safe():
+    assert predictive_entropy(np.array([[1.0, 0.0]]))[0] == 0.0
+    assert predictive_entropy(np.array([[0.5, 0.5]]))[0] == pytest.approx(np.log(2))
+
+
+def test_bald_is_zero_when_passes_agree_and_prefers_disagreement():
+    agree = np.repeat(CRAFTED[None], 5, axis=0)  # five identical passes
+    assert np.allclose(create_strategy("bald").utility(PoolView(probs=CRAFTED, mc_probs=agree), None), 0.0)
+    disagree = agree.copy()
+    disagree[:, 0] = [[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]]
+    # Sample 3 is the most uncertain, but its passes agree: BALD picks sample 0, whose passes don't.
+    assert pick_one("bald", mc_probs=disagree) == 0
+
+
+def test_coreset_picks_the_far_outlier_then_covers_the_rest():
+    features = np.zeros((6, 2), dtype=np.float32)
+    features[:, 0] = [0.1, 0.2, 0.3, 50.0, 5.0, 0.15]
+    view = PoolView(probs=np.full((6, 2), 0.5), features=features, labeled_features=np.zeros((1, 2), dtype=np.float32))
+    picks = create_strategy("coreset").select(view, 2, np.random.default_rng(0)).indices
+    assert picks.tolist() == [3, 4]
+
+
+def test_badge_spreads_its_batch_over_distinct_clusters():
+    rng = np.random.default_rng(0)
+    centers = np.array([[10.0, 0, 0, 0], [0, 10.0, 0, 0], [0, 0, 10.0, 0]])
+    features = np.repeat(centers, 30, axis=0) + rng.normal(scale=0.01, size=(90, 4))
+    probs = np.tile([0.5, 0.3, 0.2], (90, 1))
+    picks = create_strategy("badge").select(PoolView(probs=probs, features=features), 3, rng).indices
+    assert sorted(p // 30 for p in picks) == [0, 1, 2]
+
+
+def test_badge_distances_equal_those_of_explicit_gradient_embeddings():
+    from alvit.strategies import Badge
+    import torch
+
+    view = full_view(n=50)
+    probs = torch.from_numpy(view.probs.astype(np.float64))
+    residual = probs.clone()
+    residual[torch.arange(50), probs.argmax(1)] -= 1
+    feats = torch.from_numpy(view.features.astype(np.float64))
+    explicit = (residual[:, :, None] * feats[:, None, :]).reshape(50, -1)  # [N, K*D]
+    sq_norm = explicit.square().sum(1)
+    fast = Badge._sq_distance(residual, feats, sq_norm, center=7)
+    assert torch.allclose(fast, (explicit - explicit[7]).square().sum(1), atol=1e-8)
+
+
+def test_gci_vital_ranks_a_divergent_attention_map_above_an_equally_uncertain_typical_one():
+    typical = np.full((H, T), 1.0 / T)
+    divergent = np.zeros((H, T))
+    divergent[:, 0] = 1.0  # all attention on one token
+    probs = np.array([[0.6, 0.4], [0.6, 0.4]])  # equally uncertain, both predicted class 0
+    view = PoolView(probs=probs, attention=np.stack([typical, divergent]),
+                    reference_attention=np.stack([typical] * 4), reference_labels=np.array([0, 0, 1, 1]))
+    selection = create_strategy("gci_vital").select(view, 1, np.random.default_rng(0))
+    assert selection.indices.tolist() == [1] and selection.utilities[1] > selection.utilities[0]
+
+
+def test_gci_vital_names_the_nearest_class_mean_for_suspect_flags():
+    means = np.stack([np.eye(T)[0], np.eye(T)[1]])[:, None, :].repeat(H, axis=1)  # class c attends token c
+    attention = means[[1, 0]]  # sample 0 looks like class 1, sample 1 like class 0
+    view = PoolView(probs=np.array([[0.5, 0.5], [0.5, 0.5]]), attention=attention,
+                    reference_attention=means, reference_labels=np.array([0, 1]))
+    selection = create_strategy("gci_vital").select(view, 2, np.random.default_rng(0))
+    assert dict(zip(selection.indices.tolist(), selection.attention_class.tolist())) == {0: 1, 1: 0}
+
+
+def test_scaled_ranks_span_zero_to_one_and_share_ties():
+    assert scaled_rank(np.array([3.0, 1.0, 2.0])).tolist() == [1.0, 0.0, 0.5]
+    assert scaled_rank(np.array([1.0, 1.0])).tolist() == [0.5, 0.5]
