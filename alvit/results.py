@@ -137,3 +137,37 @@ class RunFolder:
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+RUN_COLUMNS = ["run_id", "dataset", "model", "strategy", "noise_kind", "noise_rate", "seed", "rounds_planned", "finished", "path"]
+
+
+def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Every run folder below ``root`` as one tidy table: one row per (run, round).
+
+    Columns: :data:`RUN_COLUMNS` (from each ``config.yaml``) then :data:`ROUND_COLUMNS`.
+    A folder that cannot be read is left out and named in the returned list of problems (one
+    sentence each), so one damaged run never hides the others.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ResultsError(f"results folder {root} does not exist; run a sweep first (alvit sweep configs/profiles/demo.yaml)")
+    tables, problems = [], []
+    for config_path in sorted(root.glob("*/config.yaml")):
+        folder = RunFolder(config_path.parent)
+        try:
+            config = folder.read_config()
+            rounds = folder.read_rounds()
+        except ResultsError as err:
+            problems.append(str(err))
+            continue
+        planned = config["al"]["rounds"] + 1
+        identity = {
+            "run_id": folder.path.name, "dataset": config["dataset"], "model": config["model"],
+            "strategy": config["strategy"], "noise_kind": config["noise"]["kind"], "noise_rate": config["noise"]["rate"],
+            "seed": config["seed"], "rounds_planned": planned, "finished": len(rounds) == planned, "path": str(folder.path),
+        }
+        tables.append(rounds.assign(**identity))
+    if not tables:
+        return pd.DataFrame(columns=RUN_COLUMNS + ROUND_COLUMNS), problems
+    return pd.concat(tables, ignore_index=True)[RUN_COLUMNS + ROUND_COLUMNS], problems
