@@ -24,7 +24,9 @@ test-all: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/alvit run configs/demo.yaml
 
-book: demo
+book: $(STAMP)
+	$(VENV)/bin/alvit sweep configs/profiles/demo.yaml --jobs 2
+	$(VENV)/bin/alvit book configs/profiles/demo.yaml
 
 clean:
 	rm -rf results _build book/runs

@@ -185,13 +185,16 @@ class GciVital(Strategy):
     def select(self, view: PoolView, k: int, rng: np.random.Generator) -> Selection:
         num_classes = view.probs.shape[1]
         means, present = class_mean_maps(view.reference_attention, view.reference_labels, num_classes)
+        reference = np.asarray(view.reference_attention, dtype=np.float32)
+        # Centres: the K class means, then the overall mean (for classes absent from the initial set).
+        centres = np.vstack([means.reshape(num_classes, -1), reference.reshape(len(reference), -1).mean(axis=0, keepdims=True)])
         flat = torch.from_numpy(np.ascontiguousarray(view.attention, dtype=np.float32)).flatten(1)  # [N, H*T]
-        distances = torch.cdist(flat, torch.from_numpy(means).flatten(1)).double().numpy()  # [N, K]
+        distances = torch.cdist(flat, torch.from_numpy(centres)).double().numpy()  # [N, K + 1]
         predicted = view.probs.argmax(axis=1)
-        own = np.where(present[predicted], distances[np.arange(view.size), predicted], _distance_to_overall_mean(flat, view.reference_attention))
+        own = distances[np.arange(view.size), np.where(present[predicted], predicted, num_classes)]
         utilities = scaled_rank(predictive_entropy(view.probs)) + scaled_rank(own)
         chosen = top_k(utilities, k, rng)
-        nearest = np.where(present, distances[chosen], np.inf).argmin(axis=1)
+        nearest = np.where(present, distances[chosen, :num_classes], np.inf).argmin(axis=1)
         return Selection(indices=chosen, utilities=utilities, attention_class=nearest)
 
 
@@ -204,11 +207,6 @@ def class_mean_maps(attention: np.ndarray, labels: np.ndarray, num_classes: int)
     present = counts > 0
     means = np.where(present.reshape(-1, *[1] * (attention.ndim - 1)), sums / np.maximum(counts, 1).reshape(-1, *[1] * (attention.ndim - 1)), 0.0)
     return means.astype(np.float32), present
-
-
-def _distance_to_overall_mean(flat: torch.Tensor, reference: np.ndarray) -> np.ndarray:
-    overall = torch.from_numpy(np.asarray(reference, dtype=np.float32).reshape(len(reference), -1).mean(axis=0))
-    return torch.linalg.vector_norm(flat - overall, dim=1).double().numpy()
 
 
 @register

@@ -22,22 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from alvit.config import ConfigError, ExperimentConfig, load_config, to_dict, with_overrides
+from alvit.notebook import KNOBS
 from alvit.results import RunFolder, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
 EXPERIMENT_NOTEBOOK = REPO / "notebooks" / "experiment.ipynb"
-KNOBS = {  # notebook parameter -> config key; the rest of the protocol travels in SETTINGS
-    "DATASET": "dataset", "MODEL": "model", "PRETRAINED": "pretrained", "NOISE_KIND": "noise.kind",
-    "NOISE_RATE": "noise.rate", "STRATEGY": "strategy", "INITIAL": "al.initial", "QUERY": "al.query",
-    "ROUNDS": "al.rounds", "SEED": "seed",
-}
-
-
 @dataclass(frozen=True)
 class Profile:
     """A named grid of experiments sharing one protocol."""
@@ -179,6 +173,7 @@ def _execute(cfg: ExperimentConfig, output: Path) -> str | None:
             str(EXPERIMENT_NOTEBOOK), str(notebook), parameters=notebook_parameters(cfg, output / cfg.run_id),
             cwd=str(REPO), progress_bar=False, log_output=False, kernel_name="python3",
         )
+        _retitle(notebook, cfg)
     except Exception as err:  # a failed configuration must not stop the sweep
         failed.mkdir(exist_ok=True)
         if notebook.exists():
@@ -188,6 +183,17 @@ def _execute(cfg: ExperimentConfig, output: Path) -> str | None:
         atomic_write_text(failed / f"{cfg.run_id}.txt", message + "\n\n" + traceback.format_exc())
         return message
     return None
+
+
+def _retitle(notebook: Path, cfg: ExperimentConfig) -> None:
+    """Give the executed notebook a title that names its configuration (the book's page title)."""
+    import nbformat
+
+    executed = nbformat.read(str(notebook), as_version=4)
+    title = f"{cfg.model} · {cfg.noise.kind} {cfg.noise.rate:g} · {cfg.strategy} · seed {cfg.seed} ({cfg.dataset.split(':')[0]})"
+    first = executed.cells[0]
+    first.source = first.source.replace("# One experiment", f"# {title}", 1)
+    nbformat.write(executed, str(notebook))
 
 
 def estimate_gpu_hours(profile: Profile, sustained_tflops: float = 200.0) -> list[dict[str, Any]]:
