@@ -19,7 +19,11 @@ BOOK = REPO / "book"
 
 
 def execute_notebook(template: Path, output: Path, parameters: dict) -> None:
-    """Run ``template`` with papermill into ``output``; a failure is one clear error."""
+    """Run ``template`` with papermill into ``output``, keeping papermill's parameter cell off the page.
+
+    A failure is one clear error naming the partly executed notebook.
+    """
+    import nbformat
     import papermill
 
     try:
@@ -29,6 +33,12 @@ def execute_notebook(template: Path, output: Path, parameters: dict) -> None:
         lines = str(err).strip().splitlines()
         raise ConfigError(f"{template.name} failed ({err.__class__.__name__}: {lines[-1] if lines else ''}); "
                           f"the partly executed notebook is {output}") from err
+    executed = nbformat.read(str(output), as_version=4)
+    for cell in executed.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(executed, str(output))
 
 
 def build_book(profile: Profile, tutorial: bool = True) -> Path:

@@ -53,7 +53,8 @@ def check_claim_1(final: pd.DataFrame) -> Verdict:
         high = spread(group[group["noise_rate"] == rates[-1]]["test_acc"])
         falls = bool(rho < 0 and high[0] < low[0])
         holds &= falls
-        parts.append(f"{model}: accuracy {low[0]:.3f} at noise {rates[0]:g} -> {high[0]:.3f} at {rates[-1]:g}, Spearman rho {rho:+.2f}")
+        parts.append(f"{model}: mean accuracy over strategies and seeds {low[0]:.3f} at noise {rates[0]:g} -> "
+                     f"{high[0]:.3f} at {rates[-1]:g}, Spearman rho {rho:+.2f} over all runs")
     return Verdict(1, CLAIMS[1], "holds" if holds else "does not hold", "; ".join(parts))
 
 

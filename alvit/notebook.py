@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
+
+# huggingface_hub (imported by timm) imports tqdm.auto, which warns in every kernel without
+# ipywidgets; alvit draws no progress bars in notebooks, so the warning would only be noise.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 import matplotlib.pyplot as plt
 import numpy as np

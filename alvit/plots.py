@@ -19,9 +19,9 @@ METRIC_LABELS = {
 def reliability_diagram(ax: plt.Axes, bins: pd.DataFrame, title: str = "") -> plt.Axes:
     """Accuracy per confidence bin (bars) against the diagonal of perfect calibration.
 
-    ``bins`` is :func:`alvit.metrics.reliability_bins`' table. The red part of each bar is the
-    gap between the bin's mean confidence and its accuracy; the grey line is the share of
-    samples per bin.
+    ``bins`` is :func:`alvit.metrics.reliability_bins`' table. The hatched red box spans the
+    gap between the bin's accuracy and its mean confidence (above the bar: over-confident;
+    inside it: under-confident); the grey line is the share of samples per bin.
     """
     width = bins["upper"] - bins["lower"]
     filled = bins["count"] > 0
@@ -29,7 +29,8 @@ def reliability_diagram(ax: plt.Axes, bins: pd.DataFrame, title: str = "") -> pl
            color="#4c72b0", edgecolor="white", label="accuracy")
     gap_bottom = np.minimum(bins["accuracy"], bins["confidence"])[filled]
     ax.bar(bins["lower"][filled], np.abs(bins["accuracy"] - bins["confidence"])[filled], bottom=gap_bottom,
-           width=width[filled], align="edge", color="#dd8452", alpha=0.6, edgecolor="white", label="gap")
+           width=width[filled], align="edge", fill=False, edgecolor="#c44e52", hatch="///", linewidth=0.8,
+           label="gap to confidence")
     ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1)
     share = bins["count"] / max(1, bins["count"].sum())
     ax.plot(bins["lower"] + width / 2, share, color="grey", marker=".", linewidth=1, label="share of samples")
@@ -51,41 +52,42 @@ def learning_curves(runs: pd.DataFrame, metric: str = "test_acc", hue: str = "st
     return ax
 
 
-def metric_vs_noise(final: pd.DataFrame, metric: str = "test_acc") -> plt.Figure:
-    """One panel per strategy; one line per model; error bars = one std over seeds."""
-    strategies = sorted(final["strategy"].unique())
-    fig, axes = plt.subplots(1, len(strategies), figsize=(4 * len(strategies), 3.4), sharey=True, squeeze=False)
+def _panels_by_strategy(table: pd.DataFrame, value: str, ylabel: str, title: str = "{}", dots: bool = False) -> tuple[plt.Figure, np.ndarray]:
+    """One panel per strategy, one line per model: mean of ``value`` over seeds against noise
+    rate, a band of one standard deviation, and optionally every (model, seed) value as a dot."""
+    strategies = sorted(table["strategy"].unique())
+    fig, axes = plt.subplots(1, len(strategies), figsize=(4 * len(strategies), 3.3), sharey=True, squeeze=False)
     for ax, strategy in zip(axes[0], strategies):
-        subset = final[final["strategy"] == strategy]
-        for model, group in subset.groupby("model", sort=True):
-            stats = group.groupby("noise_rate")[metric].agg(["mean", "std"]).reset_index().fillna(0.0)
-            ax.errorbar(stats["noise_rate"], stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=model)
-        ax.set(title=strategy, xlabel="noise rate")
+        for model, group in table[table["strategy"] == strategy].groupby("model", sort=True):
+            stats = group.groupby("noise_rate")[value].agg(["mean", "std"]).reset_index().fillna(0.0)
+            line = ax.plot(stats["noise_rate"], stats["mean"], marker="o", label=model)[0]
+            ax.fill_between(stats["noise_rate"], stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                            color=line.get_color(), alpha=0.15)
+            if dots:
+                ax.scatter(group["noise_rate"], group[value], s=10, color=line.get_color(), alpha=0.5)
+        ax.set(title=title.format(strategy), xlabel="noise rate")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(fontsize="small")
+    return fig, axes[0]
+
+
+def metric_vs_noise(final: pd.DataFrame, metric: str = "test_acc") -> plt.Figure:
+    """Final-round ``metric`` against noise rate: one panel per strategy, one line per model."""
+    fig, _ = _panels_by_strategy(final, metric, METRIC_LABELS.get(metric, metric))
     fig.tight_layout()
     return fig
 
 
 def gain_vs_noise(gains: pd.DataFrame, metric_label: str = "accuracy") -> plt.Figure:
-    """Gain of each strategy over random against noise rate: mean line, one dot per (model, seed)."""
-    strategies = sorted(gains["strategy"].unique())
-    fig, axes = plt.subplots(1, len(strategies), figsize=(4 * len(strategies), 3.2), sharey=True, squeeze=False)
-    for ax, strategy in zip(axes[0], strategies):
-        subset = gains[gains["strategy"] == strategy]
-        for model, group in subset.groupby("model", sort=True):
-            stats = group.groupby("noise_rate")["gain"].agg(["mean", "std"]).reset_index().fillna(0.0)
-            line = ax.plot(stats["noise_rate"], stats["mean"], marker="o", label=model)[0]
-            ax.fill_between(stats["noise_rate"], stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            color=line.get_color(), alpha=0.15)
-            ax.scatter(group["noise_rate"], group["gain"], s=10, color=line.get_color(), alpha=0.5)
+    """Gain of each strategy over random against noise rate; one dot per (model, seed).
+
+    The shaded strip is the paper's "moderate" noise, 0.3 to 0.6.
+    """
+    fig, axes = _panels_by_strategy(gains, "gain", f"{metric_label} gain over random", "{} - random", dots=True)
+    for ax in axes:
         ax.axhline(0.0, color="black", linewidth=1)
         ax.axvspan(0.3, 0.6, color="grey", alpha=0.1)
-        ax.set(title=f"{strategy} - random", xlabel="noise rate")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{metric_label} gain over random")
-    axes[0][-1].legend(fontsize="small")
     fig.tight_layout()
     return fig
 

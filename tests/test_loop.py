@@ -92,13 +92,9 @@ def test_a_finished_run_is_not_redone(finished_run):
     assert RunFolder(path).rounds.stat().st_mtime_ns == before and time.monotonic() - start < 5
 
 
-def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path, monkeypatch):
-    """A crash after round 1's queries were saved but before its row: resume redoes round 1."""
-    cfg, path = finished_run
-    import alvit.loop as loop
-
-    real_write = RunFolder.write_rounds
-    calls = {"n": 0}
+def run_until_round_1_is_almost_saved(cfg, path, monkeypatch):
+    """Run ``cfg`` and crash just before round 1's row is written (its queries already are)."""
+    real_write, calls = RunFolder.write_rounds, {"n": 0}
 
     def crash_on_second_round(self, table):
         calls["n"] += 1
@@ -106,10 +102,16 @@ def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path, monk
             raise KeyboardInterrupt
         real_write(self, table)
 
-    monkeypatch.setattr(RunFolder, "write_rounds", crash_on_second_round)
-    with pytest.raises(KeyboardInterrupt):
-        loop.run_experiment(cfg, tmp_path / "c", progress=False)
-    monkeypatch.setattr(RunFolder, "write_rounds", real_write)
+    with monkeypatch.context() as patch:
+        patch.setattr(RunFolder, "write_rounds", crash_on_second_round)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(cfg, path, progress=False)
+
+
+def test_interrupted_run_resumes_to_the_same_result(finished_run, tmp_path, monkeypatch):
+    """A crash after round 1's queries were saved but before its row: resume redoes round 1."""
+    cfg, path = finished_run
+    run_until_round_1_is_almost_saved(cfg, tmp_path / "c", monkeypatch)
     assert len(RunFolder(tmp_path / "c").read_rounds()) == 1
     assert (RunFolder(tmp_path / "c").read_queries()["round"] == 2).any()  # stale queries on disk
     run_experiment(cfg, tmp_path / "c", progress=False)
@@ -139,18 +141,7 @@ def test_run_killed_with_sigkill_resumes_to_the_same_result(tmp_path):
 def test_warm_start_resumes_from_the_saved_weights(tiny_config, tmp_path, monkeypatch):
     cfg = tiny_config("al.warm_start=true")
     whole = run_experiment(cfg, tmp_path / "whole", progress=False)
-    real_write, calls = RunFolder.write_rounds, {"n": 0}
-
-    def crash(self, table):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        real_write(self, table)
-
-    monkeypatch.setattr(RunFolder, "write_rounds", crash)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(cfg, tmp_path / "part", progress=False)
-    monkeypatch.setattr(RunFolder, "write_rounds", real_write)
+    run_until_round_1_is_almost_saved(cfg, tmp_path / "part", monkeypatch)
     run_experiment(cfg, tmp_path / "part", progress=False)
     assert_same_run(whole, tmp_path / "part")
 
