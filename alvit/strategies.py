@@ -188,14 +188,29 @@ class GciVital(Strategy):
         reference = np.asarray(view.reference_attention, dtype=np.float32)
         # Centres: the K class means, then the overall mean (for classes absent from the initial set).
         centres = np.vstack([means.reshape(num_classes, -1), reference.reshape(len(reference), -1).mean(axis=0, keepdims=True)])
-        flat = torch.from_numpy(np.ascontiguousarray(view.attention, dtype=np.float32)).flatten(1)  # [N, H*T]
-        distances = torch.cdist(flat, torch.from_numpy(centres)).double().numpy()  # [N, K + 1]
+        distances = distances_to_centres(np.asarray(view.attention).reshape(view.size, -1), centres)  # [N, K + 1]
         predicted = view.probs.argmax(axis=1)
         own = distances[np.arange(view.size), np.where(present[predicted], predicted, num_classes)]
         utilities = scaled_rank(predictive_entropy(view.probs)) + scaled_rank(own)
         chosen = top_k(utilities, k, rng)
         nearest = np.where(present, distances[chosen, :num_classes], np.inf).argmin(axis=1)
         return Selection(indices=chosen, utilities=utilities, attention_class=nearest)
+
+
+def distances_to_centres(points: np.ndarray, centres: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Euclidean distances ``[N, C]`` from ``points`` ``[N, F]`` to ``centres`` ``[C, F]``.
+
+    |x - c|^2 = |x|^2 + |c|^2 - 2 x.c in float64, a chunk of rows at a time: no [N, F]
+    temporary (an attention pool of 50,000 x 12 x 197 floats is 470 MB by itself).
+    """
+    centres = np.asarray(centres, dtype=np.float64)
+    centre_sq = np.einsum("cf,cf->c", centres, centres)
+    out = np.empty((len(points), len(centres)))
+    for start in range(0, len(points), chunk):
+        block = np.asarray(points[start:start + chunk], dtype=np.float64)
+        sq = np.einsum("nf,nf->n", block, block)[:, None] + centre_sq[None, :] - 2.0 * block @ centres.T
+        out[start:start + chunk] = np.sqrt(np.maximum(sq, 0.0))
+    return out
 
 
 def class_mean_maps(attention: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -181,3 +181,12 @@ def test_gci_vital_names_the_nearest_class_mean_for_suspect_flags():
 def test_scaled_ranks_span_zero_to_one_and_share_ties():
     assert scaled_rank(np.array([3.0, 1.0, 2.0])).tolist() == [1.0, 0.0, 0.5]
     assert scaled_rank(np.array([1.0, 1.0])).tolist() == [0.5, 0.5]
+
+
+def test_chunked_distances_equal_the_direct_ones():
+    from alvit.strategies import distances_to_centres
+
+    rng = np.random.default_rng(0)
+    points, centres = rng.random((1000, 30)).astype(np.float32), rng.random((7, 30))
+    direct = np.linalg.norm(points[:, None, :].astype(np.float64) - centres[None], axis=2)
+    np.testing.assert_allclose(distances_to_centres(points, centres, chunk=128), direct, atol=1e-10)
