@@ -108,7 +108,7 @@ def cost_bars(final: pd.DataFrame) -> plt.Figure:
 def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: str = "") -> plt.Figure:
     """Small images ``uint8 [N, 3, H, W]`` in a grid, each with a short caption."""
     rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, titles):
