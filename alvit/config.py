@@ -268,27 +268,39 @@ def check_budget(cfg: ExperimentConfig, pool_size: int) -> None:
         )
 
 
-def _lookup(cfg: ExperimentConfig, key: str) -> Any:
+def lookup(cfg: ExperimentConfig, key: str) -> Any:
+    """The value of a dotted key, e.g. ``lookup(cfg, "noise.rate")``; AttributeError if unknown."""
     value: Any = cfg
     for part in key.split("."):
         value = getattr(value, part)
     return value
 
 
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys: ``{"noise": {"rate": 0.3}}`` -> ``{"noise.rate": 0.3}``."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _check_positive(cfg: ExperimentConfig, keys: list[str]) -> None:
     for key in keys:
-        if _lookup(cfg, key) <= 0:
-            raise ConfigError(f"{key} must be a positive integer, not {_lookup(cfg, key)}")
+        if lookup(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be a positive integer, not {lookup(cfg, key)}")
 
 
 def _check_at_least_zero(cfg: ExperimentConfig, keys: list[str]) -> None:
     for key in keys:
-        if _lookup(cfg, key) < 0:
-            raise ConfigError(f"{key} must be zero or more, not {_lookup(cfg, key)}")
+        if lookup(cfg, key) < 0:
+            raise ConfigError(f"{key} must be zero or more, not {lookup(cfg, key)}")
 
 
 __all__ = [
     "ALConfig", "AcquisitionConfig", "ConfigError", "DataConfig", "ExperimentConfig",
-    "NoiseConfig", "TrainConfig", "check_budget", "dump_yaml", "load_config",
+    "NoiseConfig", "TrainConfig", "check_budget", "dump_yaml", "flatten", "load_config", "lookup",
     "to_dict", "validate", "with_overrides",
 ]

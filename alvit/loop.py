@@ -70,8 +70,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     resolved = {
         "timm_name": spec.timm_name, "model_kwargs": spec.kwargs, "input_size": spec.input_size,
         "mean": list(spec.mean), "std": list(spec.std), "label_smoothing": label_smoothing,
-        "device": str(device), "budget": cfg.budget, "pool_size": int(len(data.train_labels)),
-        "test_size": int(len(data.test_labels)), "num_classes": data.num_classes, "classes": list(data.classes),
+        "device": str(device), "budget": cfg.budget, "pool_size": len(data.train_labels),
+        "test_size": len(data.test_labels), "num_classes": data.num_classes, "classes": list(data.classes),
     }
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
@@ -103,8 +103,9 @@ def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
     if existing is None:
         return
     existing.pop("resolved", None)
-    if existing != to_dict(cfg):
-        changed = sorted(k for k in set(existing) | set(to_dict(cfg)) if existing.get(k) != to_dict(cfg).get(k))
+    wanted = to_dict(cfg)
+    if existing != wanted:
+        changed = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
         raise ConfigError(
             f"{folder.path} holds a run of another configuration (differs in: {', '.join(changed)}); "
             f"choose another --out, or move that folder away to start afresh"

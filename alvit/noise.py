@@ -57,7 +57,7 @@ def make_noisy_labels(
     check_noise(kind, rate)
     labels = np.asarray(labels, dtype=np.int64)
     noisy = labels.copy()
-    n_corrupt = int(round(rate * len(labels)))
+    n_corrupt = int(round(rate * len(labels)))  # int even for a numpy rate
     if kind == "none" or n_corrupt == 0:
         return noisy
     if num_classes < 2:

@@ -64,4 +64,4 @@ def gain_over_baseline(final: pd.DataFrame, metric: str = "test_acc", baseline: 
 def spread(values: pd.Series) -> tuple[float, float, int]:
     """(mean, standard deviation, count); the deviation is 0 for a single value."""
     values = values.dropna()
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, int(len(values))
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)

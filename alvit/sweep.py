@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from alvit.config import ConfigError, ExperimentConfig, load_config, to_dict, with_overrides
+from alvit.config import ConfigError, ExperimentConfig, flatten, load_config, lookup, to_dict, with_overrides
 from alvit.notebook import KNOBS
 from alvit.results import RunFolder, atomic_write_text
 
@@ -60,33 +60,16 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     if not all(isinstance(values, list) and values for values in grid.values()):
         raise ConfigError(f"every grid entry of profile {path} must be a non-empty list of values")
     base = load_config(None, [])
-    base = with_overrides(base, _flatten(data.get("base") or {}))
+    base = with_overrides(base, flatten(data.get("base") or {}))
     filters = _parse_only(only, grid)
     configs = []
     for combination in itertools.product(*grid.values()):
         point = dict(zip(grid, combination))
-        if all(point.get(key, _lookup(base, key)) in allowed for key, allowed in filters.items()):
+        if all(point.get(key, lookup(base, key)) in allowed for key, allowed in filters.items()):
             configs.append(with_overrides(base, point))
     name = data.get("name", path.stem)
     return Profile(name=name, base=data.get("base") or {}, grid=grid, description=data.get("description", ""),
                    output=Path(data.get("output", f"book/runs/{name}")), configs=configs)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def _lookup(cfg: ExperimentConfig, key: str) -> Any:
-    value: Any = cfg
-    for part in key.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -96,7 +79,7 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
         if not sep:
             raise ConfigError(f"--only {item!r} is not of the form key=value, e.g. --only model=vit_b16,vit_b32")
         try:
-            _lookup(ExperimentConfig(), key)
+            lookup(ExperimentConfig(), key)
         except AttributeError:
             raise ConfigError(f"--only key {key!r} is not a config key; the grid's keys are: {', '.join(grid)}") from None
         filters[key] = [yaml.safe_load(value) for value in raw.split(",")]
@@ -105,8 +88,8 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
 
 def notebook_parameters(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     """The experiment notebook's parameters that reproduce ``cfg`` exactly."""
-    knobs = {param: _lookup(cfg, key) for param, key in KNOBS.items()}
-    settings = {key: value for key, value in _flatten(to_dict(cfg)).items() if key not in KNOBS.values()}
+    knobs = {param: lookup(cfg, key) for param, key in KNOBS.items()}
+    settings = {key: value for key, value in flatten(to_dict(cfg)).items() if key not in KNOBS.values()}
     return {"CONFIG": None, **knobs, "SETTINGS": settings, "RUN_DIR": str(run_dir)}
 
 

@@ -66,7 +66,7 @@ def _measure(name: str, args: dict, k: int, queue: mp.Queue) -> None:
     peak[0] = max(peak[0], process.memory_info().rss)
     queue.put({"strategy": name, "K": k, "N": args["pool"], "query": args["query"], "seconds": round(seconds, 3),
                "peak_extra_MiB": round((peak[0] - baseline) / 2**20, 1),
-               "rss_before_MiB": round(baseline / 2**20, 1), "picked": int(len(selection.indices))})
+               "rss_before_MiB": round(baseline / 2**20, 1), "picked": len(selection.indices)})
 
 
 def main() -> None:

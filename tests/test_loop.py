@@ -39,7 +39,7 @@ def finished_run(tmp_path_factory):
 
 
 def test_run_folder_holds_config_rounds_queries_env_and_predictions(finished_run):
-    cfg, path = finished_run
+    _cfg, path = finished_run
     folder = RunFolder(path)
     rounds = folder.read_rounds()
     assert list(rounds.columns) == ROUND_COLUMNS
