@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.alvit-installed
 
-.PHONY: install test test-all book demo clean
+.PHONY: install test book demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,6 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
-
-test-all: $(STAMP)
-	$(PY) -m pytest -m "not gpu"
 
 demo: $(STAMP)
 	$(VENV)/bin/alvit run configs/demo.yaml
