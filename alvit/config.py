@@ -239,8 +239,10 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"device {cfg.device!r} is not known; valid choices are auto, cpu, cuda, cuda:N")
     if cfg.img_size is not None and cfg.img_size < 8:
         raise ConfigError(f"img_size must be at least 8 pixels or null, not {cfg.img_size}")
-    _check_positive(cfg, ["al.initial", "al.query", "train.epochs", "train.batch_size", "train.eval_batch_size", "acq.mc_passes"])
-    _check_at_least_zero(cfg, ["al.rounds", "train.warmup_epochs", "train.patience", "data.max_pool", "data.max_test", "seed"])
+    _check_minimum(cfg, ["al.initial", "al.query", "train.epochs", "train.batch_size", "train.eval_batch_size", "acq.mc_passes"],
+                   1, "a positive integer")
+    _check_minimum(cfg, ["al.rounds", "train.warmup_epochs", "train.patience", "data.max_pool", "data.max_test", "seed"],
+                   0, "zero or more")
     if not (cfg.train.lr > 0 and math.isfinite(cfg.train.lr)):
         raise ConfigError(f"train.lr must be a positive number, not {cfg.train.lr}")
     for key, value in (("train.val_fraction", cfg.train.val_fraction), ("acq.mc_dropout", cfg.acq.mc_dropout)):
@@ -287,16 +289,10 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _check_positive(cfg: ExperimentConfig, keys: list[str]) -> None:
+def _check_minimum(cfg: ExperimentConfig, keys: list[str], minimum: int, requirement: str) -> None:
     for key in keys:
-        if lookup(cfg, key) <= 0:
-            raise ConfigError(f"{key} must be a positive integer, not {lookup(cfg, key)}")
-
-
-def _check_at_least_zero(cfg: ExperimentConfig, keys: list[str]) -> None:
-    for key in keys:
-        if lookup(cfg, key) < 0:
-            raise ConfigError(f"{key} must be zero or more, not {lookup(cfg, key)}")
+        if lookup(cfg, key) < minimum:
+            raise ConfigError(f"{key} must be {requirement}, not {lookup(cfg, key)}")
 
 
 __all__ = [

@@ -96,11 +96,16 @@ def reliability_figure(folder: RunFolder, rounds: list[int] | None = None, n_bin
     for ax, round_ in zip(axes[0], rounds):
         probs = np.load(folder.probs_path(round_))
         n_labeled = int(done.loc[done["round"] == round_, "n_labeled"].iloc[0])
-        title = f"round {round_} ({n_labeled} labels)\nacc {metrics.accuracy(probs, labels):.3f}, ECE {metrics.ece(probs, labels, n_bins):.3f}"
-        plots.reliability_diagram(ax, metrics.reliability_bins(probs, labels, n_bins), title)
+        _draw_reliability(ax, probs, labels, f"round {round_} ({n_labeled} labels)", n_bins)
     axes[0][0].legend(fontsize="x-small", loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def _draw_reliability(ax: plt.Axes, probs: np.ndarray, labels: np.ndarray, heading: str, n_bins: int) -> None:
+    """One reliability diagram titled with ``heading`` and the predictions' accuracy and ECE."""
+    title = f"{heading}\nacc {metrics.accuracy(probs, labels):.3f}, ECE {metrics.ece(probs, labels, n_bins):.3f}"
+    plots.reliability_diagram(ax, metrics.reliability_bins(probs, labels, n_bins), title)
 
 
 def noise_table(folder: RunFolder) -> pd.DataFrame:
@@ -154,8 +159,7 @@ def reliability_grid(final: pd.DataFrame, strategy: str, n_bins: int = metrics.D
                 probs.append(np.load(folder.probs_path(int(run["round"]))))
                 labels.append(np.load(folder.test_labels))
             probs, labels = np.concatenate(probs), np.concatenate(labels)
-            title = f"{model}, noise {rate:g}\nacc {metrics.accuracy(probs, labels):.3f}, ECE {metrics.ece(probs, labels, n_bins):.3f}"
-            plots.reliability_diagram(axes[row][col], metrics.reliability_bins(probs, labels, n_bins), title)
+            _draw_reliability(axes[row][col], probs, labels, f"{model}, noise {rate:g}", n_bins)
     fig.suptitle(f"{strategy}: final round, seeds pooled")
     fig.tight_layout()
     return fig

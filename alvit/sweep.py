@@ -190,15 +190,15 @@ def estimate_gpu_hours(profile: Profile, sustained_tflops: float = 200.0) -> lis
     from alvit.data import load_dataset
     from alvit.models import model_flops, resolve_model
 
+    # (pool, test, classes) per dataset; a folder of one's own is read once, not once per config.
     sizes = {"cifar10": (50_000, 10_000, 10), "cifar100": (50_000, 10_000, 100), "digits": (1_347, 450, 10)}
     flops_cache: dict[tuple[str, int], float] = {}
     per_model: dict[str, dict[str, Any]] = {}
     for cfg in profile.configs:
-        if cfg.dataset in sizes:
-            pool, test, classes = sizes[cfg.dataset]
-        else:
-            data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
-            pool, test, classes = len(data.train_labels), len(data.test_labels), data.num_classes
+        if cfg.dataset not in sizes:
+            data = load_dataset(cfg.dataset)
+            sizes[cfg.dataset] = (len(data.train_labels), len(data.test_labels), data.num_classes)
+        pool, test, classes = sizes[cfg.dataset]
         pool = min(pool, cfg.data.max_pool or pool)
         test = min(test, cfg.data.max_test or test)
         key = (cfg.model, classes)
