@@ -11,11 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alvit.config import ConfigError
-from alvit.sweep import REPO, Profile
-
-NOTEBOOKS = REPO / "notebooks"
-BOOK = REPO / "book"
+from alvit import paths
+from alvit.errors import ConfigError
+from alvit.sweep import Profile
 
 
 def execute_notebook(template: Path, output: Path, parameters: dict) -> None:
@@ -27,7 +25,7 @@ def execute_notebook(template: Path, output: Path, parameters: dict) -> None:
     import papermill
 
     try:
-        papermill.execute_notebook(str(template), str(output), parameters=parameters, cwd=str(REPO),
+        papermill.execute_notebook(str(template), str(output), parameters=parameters, cwd=str(paths.book_root()),
                                    progress_bar=False, kernel_name="python3")
     except Exception as err:
         lines = str(err).strip().splitlines()
@@ -43,20 +41,21 @@ def execute_notebook(template: Path, output: Path, parameters: dict) -> None:
 
 def build_book(profile: Profile, tutorial: bool = True) -> Path:
     """Summary (always, it is quick) and tutorial (when missing or older than its template), then HTML."""
-    runs_dir = profile.output if profile.output.is_absolute() else REPO / profile.output
+    root = paths.book_root()
+    runs_dir = paths.resolve(profile.output)
     if not runs_dir.is_dir():
         raise ConfigError(f"{runs_dir} does not exist; run the sweep first: alvit sweep configs/profiles/{profile.name}.yaml")
-    execute_notebook(NOTEBOOKS / "summary.ipynb", BOOK / "summary.ipynb", {"PROFILE": profile.name, "RUNS_DIR": str(runs_dir)})
-    tutorial_out = BOOK / "tutorial.ipynb"
-    if tutorial and (not tutorial_out.exists() or tutorial_out.stat().st_mtime < (NOTEBOOKS / "tutorial.ipynb").stat().st_mtime):
-        execute_notebook(NOTEBOOKS / "tutorial.ipynb", tutorial_out, {})
+    execute_notebook(paths.notebook_template("summary.ipynb"), root / "book" / "summary.ipynb", {"PROFILE": profile.name, "RUNS_DIR": str(runs_dir)})
+    tutorial_out = root / "book" / "tutorial.ipynb"
+    if tutorial and (not tutorial_out.exists() or tutorial_out.stat().st_mtime < paths.notebook_template("tutorial.ipynb").stat().st_mtime):
+        execute_notebook(paths.notebook_template("tutorial.ipynb"), tutorial_out, {})
     jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
     if jupyter_book is None:
         raise ConfigError("jupyter-book is not installed here; run make install (it pins jupyter-book<2)")
-    result = subprocess.run([jupyter_book, "build", str(REPO), "--warningiserror", "--keep-going"],
+    result = subprocess.run([jupyter_book, "build", str(root), "--warningiserror", "--keep-going"],
                             capture_output=True, text=True)
     if result.returncode != 0:
         lines = (result.stdout + result.stderr).strip().splitlines()
         problems = [line for line in lines if "WARNING" in line or "ERROR" in line] or lines[-25:]
         raise ConfigError("the book did not build (warnings are errors); jupyter-book said:\n" + "\n".join(problems[:25]))
-    return REPO / "_build" / "html" / "index.html"
+    return root / "_build" / "html" / "index.html"

@@ -9,8 +9,7 @@ import argparse
 import logging
 import sys
 
-from alvit.config import ConfigError
-from alvit.results import ResultsError
+from alvit.errors import ConfigError, ResultsError
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -23,7 +22,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from alvit.models import PAPER_MODELS
+    from alvit.catalog import PAPER_MODELS
     from alvit.sweep import estimate_gpu_hours, load_profile, run_sweep
 
     profile = load_profile(args.profile, args.only)
@@ -59,11 +58,11 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 def _listing(what: str) -> dict[str, str]:
     if what == "models":
-        from alvit.models import MODEL_DESCRIPTIONS
+        from alvit.catalog import MODEL_DESCRIPTIONS
 
         return {**MODEL_DESCRIPTIONS, "<any timm name>": "passed to timm.create_model as is"}
     if what == "datasets":
-        from alvit.data import DATASETS
+        from alvit.catalog import DATASETS
 
         return DATASETS
     if what == "strategies":

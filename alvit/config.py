@@ -17,9 +17,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A configuration a user wrote that alvit cannot run; the message says how to fix it."""
+from alvit.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -226,11 +224,12 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 def validate(cfg: ExperimentConfig) -> None:
     """Check every value that can be checked without loading data or models."""
-    # Imported here: these modules import torch, and config must stay cheap to import.
-    from alvit import data, models, noise, strategies
+    # Imported here, not at the top: catalog, noise and strategies import config's neighbours.
+    # None of them imports torch, so loading a config stays cheap.
+    from alvit import catalog, noise, strategies
 
-    data.check_dataset_name(cfg.dataset)
-    models.check_model_name(cfg.model)
+    catalog.check_dataset_name(cfg.dataset)
+    catalog.check_model_name(cfg.model)
     if cfg.weights is not None and not Path(cfg.weights).is_file():
         raise ConfigError(f"weights file {cfg.weights} does not exist; give the path of a .safetensors or .pth file, or weights: null")
     strategies.check_strategy_name(cfg.strategy)
@@ -296,7 +295,7 @@ def _check_minimum(cfg: ExperimentConfig, keys: list[str], minimum: int, require
 
 
 __all__ = [
-    "ALConfig", "AcquisitionConfig", "ConfigError", "DataConfig", "ExperimentConfig",
+    "ALConfig", "AcquisitionConfig", "DataConfig", "ExperimentConfig",
     "NoiseConfig", "TrainConfig", "check_budget", "dump_yaml", "flatten", "load_config", "lookup",
     "to_dict", "validate", "with_overrides",
 ]

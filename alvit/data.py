@@ -28,14 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alvit.config import ConfigError
+from alvit.catalog import DATASETS, check_dataset_name
+from alvit.errors import ConfigError
 
-DATASETS: dict[str, str] = {
-    "digits": "scikit-learn's 8x8 handwritten digits, 10 classes, offline (1,347 train / 450 test)",
-    "cifar10": "CIFAR-10 via torchvision, 10 classes (50,000 / 10,000), downloaded to $ALVIT_DATA",
-    "cifar100": "CIFAR-100 via torchvision, 100 classes (50,000 / 10,000), downloaded to $ALVIT_DATA",
-    "imagefolder:<root>": "your images in <root>/train/<class>/ and <root>/test/<class>/",
-}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SUBSET_SEED = 0  # data.max_pool / max_test subsets are the same for every experiment seed
 DOWNLOAD_TIMEOUT_S = 20
@@ -55,21 +50,6 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-
-def check_dataset_name(name: str) -> None:
-    """Raise :class:`ConfigError` for an unknown name or an imagefolder root that is missing."""
-    if name.startswith("imagefolder:"):
-        root = Path(name.split(":", 1)[1]).expanduser()
-        for split in ("train", "test"):
-            if not (root / split).is_dir():
-                raise ConfigError(
-                    f"dataset folder {root / split} does not exist; imagefolder:<root> needs "
-                    f"<root>/train/<class>/ and <root>/test/<class>/ with images inside"
-                )
-        return
-    if name not in DATASETS:
-        raise ConfigError(f"dataset {name!r} is not known; valid choices are: {', '.join(DATASETS)}")
 
 
 def data_home() -> Path:

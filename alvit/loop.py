@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 
 from alvit import metrics, seeds
-from alvit.config import ConfigError, ExperimentConfig, check_budget, dump_yaml, to_dict
+from alvit.config import ExperimentConfig, check_budget, dump_yaml, to_dict
+from alvit.errors import ConfigError
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.models import ModelSpec, create_model, resolve_model
 from alvit.noise import make_noisy_labels, realized_noise

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alvit.config import ConfigError
+from alvit.errors import ConfigError
 
 NOISE_KINDS: dict[str, str] = {
     "none": "the oracle answers the true label",

@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from alvit import metrics, plots
-from alvit.config import ConfigError, ExperimentConfig, load_config, with_overrides
+from alvit.config import ExperimentConfig, load_config, with_overrides
+from alvit.errors import ConfigError
 from alvit.loop import run_experiment
 from alvit.results import RunFolder
 

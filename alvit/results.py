@@ -32,16 +32,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from alvit.errors import ResultsError
+
 ROUND_COLUMNS = [
     "round", "n_labeled", "noise_realized", "test_acc", "ece", "mce", "adaptive_ece", "brier", "nll",
     "epochs", "best_epoch", "val_loss", "train_s", "select_s", "n_queried", "n_suspect", "suspect_precision",
 ]
 TIME_COLUMNS = ["train_s", "select_s"]
 QUERY_FIELDS = ("round", "index", "oracle_label", "true_label", "utility", "suspect")
-
-
-class ResultsError(RuntimeError):
-    """A results file that cannot be read; the message names the file and what to do."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 from scipy.special import entr
 from scipy.stats import rankdata
 
-from alvit.config import ConfigError
+from alvit.errors import ConfigError
+
+if TYPE_CHECKING:  # torch is imported where coreset and badge run, so config checks stay light
+    import torch
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,10 @@ class Coreset(Strategy):
     """Greedy k-center (Sener & Savarese 2018) on penultimate features.
 
     Utility reported: the distance to the nearest labeled sample before selection.
+    Features are centred on the mean of pool and labeled set first: distances do not change,
+    but the float32 expansion |x|^2 + |c|^2 - 2 x.c then works with norms on the scale of the
+    distances instead of cancelling large ones (at norms 200x the typical distance it picked
+    a few percent of other points than exact greedy k-center).
     """
 
     name = "coreset"
@@ -236,8 +242,12 @@ class Coreset(Strategy):
     needs = frozenset({"probs", "features", "labeled_features"})
 
     def select(self, view: PoolView, k: int, rng: np.random.Generator) -> Selection:
-        pool = torch.from_numpy(np.ascontiguousarray(view.features, dtype=np.float32))
-        nearest = _min_distance(pool, torch.from_numpy(np.ascontiguousarray(view.labeled_features, dtype=np.float32)))
+        import torch
+
+        centre = np.concatenate([view.features, view.labeled_features]).mean(axis=0, dtype=np.float64)
+        pool = torch.from_numpy(np.ascontiguousarray(view.features - centre, dtype=np.float32))
+        labeled = torch.from_numpy(np.ascontiguousarray(view.labeled_features - centre, dtype=np.float32))
+        nearest = _min_distance(pool, labeled)
         utilities = nearest.double().numpy().copy()
         sq_norm = pool.square().sum(dim=1)
         chosen = []
@@ -253,6 +263,8 @@ class Coreset(Strategy):
 
 def _min_distance(points: torch.Tensor, centers: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Distance ``[N]`` from each point to its nearest center, in chunks to bound memory."""
+    import torch
+
     if len(centers) == 0:
         return torch.full((len(points),), math.inf)
     out = torch.empty(len(points))
@@ -281,6 +293,8 @@ class Badge(Strategy):
     needs = frozenset({"probs", "features"})
 
     def select(self, view: PoolView, k: int, rng: np.random.Generator) -> Selection:
+        import torch
+
         probs = torch.from_numpy(np.asarray(view.probs, dtype=np.float64))
         residual = probs.clone()
         residual[torch.arange(view.size), probs.argmax(dim=1)] -= 1.0  # a = p - onehot(yhat), [N, K]

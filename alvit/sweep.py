@@ -24,14 +24,15 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from alvit.config import ConfigError, ExperimentConfig, flatten, load_config, lookup, to_dict, with_overrides
+from alvit.config import ExperimentConfig, flatten, load_config, lookup, to_dict, with_overrides
+from alvit.errors import ConfigError
+from alvit import paths
 from alvit.notebook import KNOBS
 from alvit.results import RunFolder, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
-EXPERIMENT_NOTEBOOK = REPO / "notebooks" / "experiment.ipynb"
+EXPERIMENT_NOTEBOOK = "experiment.ipynb"
 @dataclass(frozen=True)
 class Profile:
     """A named grid of experiments sharing one protocol."""
@@ -105,7 +106,7 @@ def is_finished(cfg: ExperimentConfig, run_dir: Path, notebook: Path) -> bool:
 
 def run_sweep(profile: Profile, jobs: int = 1, progress: bool = True) -> dict[str, list[str]]:
     """Run every configuration of ``profile`` not yet finished; return run ids by outcome."""
-    output = profile.output if profile.output.is_absolute() else REPO / profile.output
+    output = paths.resolve(profile.output)
     output.mkdir(parents=True, exist_ok=True)
     outcome: dict[str, list[str]] = {"done": [], "skipped": [], "failed": []}
     todo = []
@@ -153,8 +154,8 @@ def _execute(cfg: ExperimentConfig, output: Path) -> str | None:
     (failed / f"{cfg.run_id}.txt").unlink(missing_ok=True)
     try:
         papermill.execute_notebook(
-            str(EXPERIMENT_NOTEBOOK), str(notebook), parameters=notebook_parameters(cfg, output / cfg.run_id),
-            cwd=str(REPO), progress_bar=False, log_output=False, kernel_name="python3",
+            str(paths.notebook_template(EXPERIMENT_NOTEBOOK)), str(notebook),
+            parameters=notebook_parameters(cfg, output / cfg.run_id), progress_bar=False, log_output=False, kernel_name="python3",
         )
         _retitle(notebook, cfg)
     except Exception as err:  # a failed configuration must not stop the sweep

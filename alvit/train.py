@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from alvit.config import ConfigError, TrainConfig
+from alvit.config import TrainConfig
+from alvit.errors import ConfigError
 from alvit.data import Preprocessor
 from alvit.models import capture_cls_attention, has_cls_attention, mc_dropout
 

@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from alvit.config import ConfigError, ExperimentConfig, check_budget, dump_yaml, load_config, with_overrides
+from alvit.errors import ConfigError
+from alvit.config import ExperimentConfig, check_budget, dump_yaml, load_config, with_overrides
 
 
 def write(tmp_path, text):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from alvit.config import ConfigError
+from alvit.errors import ConfigError
 from alvit.data import Preprocessor, load_dataset
 
 

@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from alvit import metrics
-from alvit.config import ConfigError
+from alvit.errors import ConfigError
 from alvit.loop import make_oracle, run_experiment
-from alvit.results import ROUND_COLUMNS, TIME_COLUMNS, ResultsError, RunFolder
+from alvit.errors import ResultsError
+from alvit.results import ROUND_COLUMNS, TIME_COLUMNS, RunFolder
 from conftest import TINY
 
 

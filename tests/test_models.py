@@ -7,10 +7,11 @@ import pytest
 import timm
 import torch
 
-from alvit.config import ConfigError
+from alvit.catalog import CPU_PRESETS, PAPER_MODELS
+from alvit.errors import ConfigError
 from alvit.data import Preprocessor
 from alvit.models import (
-    CPU_PRESETS, PAPER_MODELS, capture_cls_attention, create_model, has_cls_attention, mc_dropout, resolve_model,
+    capture_cls_attention, create_model, has_cls_attention, mc_dropout, resolve_model,
 )
 from alvit.train import predict
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from alvit.config import ConfigError
+from alvit.errors import ConfigError
 from alvit.loop import make_oracle
 from alvit.noise import make_noisy_labels, realized_noise
 

@@ -1,0 +1,79 @@
+"""The names a configuration may use for datasets and models, checked without importing torch.
+
+Loading and validating a configuration must stay cheap (a summary of 1,260 runs renders on a
+laptop without torch), so the lists of valid names live here, not in :mod:`alvit.data` or
+:mod:`alvit.models`. Only a model name outside the paper's and the presets is looked up in
+timm, which imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alvit.errors import ConfigError
+
+DATASETS: dict[str, str] = {
+    "digits": "scikit-learn's 8x8 handwritten digits, 10 classes, offline (1,347 train / 450 test)",
+    "cifar10": "CIFAR-10 via torchvision, 10 classes (50,000 / 10,000), downloaded to $ALVIT_DATA",
+    "cifar100": "CIFAR-100 via torchvision, 100 classes (50,000 / 10,000), downloaded to $ALVIT_DATA",
+    "imagefolder:<root>": "your images in <root>/train/<class>/ and <root>/test/<class>/",
+}
+
+# STUDY.md's mapping of the paper's backbones to timm's pretrained weights (our choice: no
+# source we can read names the paper's checkpoints).
+PAPER_MODELS: dict[str, str] = {
+    "vit_b16": "vit_base_patch16_224.orig_in21k",
+    "vit_b32": "vit_base_patch32_224.orig_in21k",
+    "vit_l16": "vit_large_patch16_224.orig_in21k",
+    "vit_l32": "vit_large_patch32_224.orig_in21k",
+    "swinv2_t": "swinv2_tiny_window8_256.ms_in1k",
+    "swinv2_s": "swinv2_small_window8_256.ms_in1k",
+    "swinv2_b": "swinv2_base_window8_256.ms_in1k",
+}
+
+# Small ViTs for CPUs, trained from scratch. The two 8-px presets differ in width/depth and in
+# patch size, so a demo on 8 x 8 digits keeps the paper's two axes (model size, patch size) at a
+# size a laptop runs in seconds. Set img_size to use them on larger images.
+CPU_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "vit_nano_p4": ("vit_tiny_patch16_224", dict(img_size=8, patch_size=4, embed_dim=64, depth=2, num_heads=4)),
+    "vit_micro_p2": ("vit_tiny_patch16_224", dict(img_size=8, patch_size=2, embed_dim=96, depth=3, num_heads=4)),
+    "vit_tiny_p4": ("vit_tiny_patch16_224", dict(img_size=32, patch_size=4)),
+}
+
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    **{name: f"paper backbone -> timm {timm_name}" for name, timm_name in PAPER_MODELS.items()},
+    "vit_nano_p4": "CPU preset: 64-wide, 2-deep ViT, 8 px input, patch 4 (4 tokens + CLS), 0.1 M params",
+    "vit_micro_p2": "CPU preset: 96-wide, 3-deep ViT, 8 px input, patch 2 (16 tokens + CLS), 0.3 M params",
+    "vit_tiny_p4": "CPU preset: ViT-Ti (192-wide, 12-deep), 32 px input, patch 4 (64 tokens + CLS), 5.4 M params",
+}
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise :class:`ConfigError` for an unknown name or an imagefolder root that is missing."""
+    if name.startswith("imagefolder:"):
+        root = Path(name.split(":", 1)[1]).expanduser()
+        for split in ("train", "test"):
+            if not (root / split).is_dir():
+                raise ConfigError(
+                    f"dataset folder {root / split} does not exist; imagefolder:<root> needs "
+                    f"<root>/train/<class>/ and <root>/test/<class>/ with images inside"
+                )
+        return
+    if name not in DATASETS:
+        raise ConfigError(f"dataset {name!r} is not known; valid choices are: {', '.join(DATASETS)}")
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`ConfigError` unless ``name`` is a paper name, a preset or a timm model."""
+    if name in PAPER_MODELS or name in CPU_PRESETS:
+        return
+    import timm  # only for names of one's own: timm imports torch
+
+    if timm.is_model(name):
+        return
+    raise ConfigError(
+        f"model {name!r} is not known; valid choices are the paper's "
+        f"{', '.join(PAPER_MODELS)}, the CPU presets {', '.join(CPU_PRESETS)}, "
+        f"or any timm model name (see timm.list_models())"
+    )

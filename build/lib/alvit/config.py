@@ -1,0 +1,301 @@
+"""One experiment's configuration: frozen dataclasses, YAML in, resolved YAML out.
+
+Every key can be set in a YAML file or on the command line as ``--set section.key=value``.
+Values are checked before any work starts; a mistake a user can make is reported as a
+:class:`ConfigError` whose message is one sentence naming the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alvit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """The noisy oracle: which corruption, and the fraction of pool labels it corrupts."""
+
+    kind: str = "flip"
+    rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Optional subsampling, so a CPU can run on a slice of a large dataset.
+
+    0 means the whole split. Subsets are drawn with a fixed seed (0), so every experiment seed
+    sees the same pool and test set.
+    """
+
+    max_pool: int = 0
+    max_test: int = 0
+
+
+@dataclass(frozen=True)
+class ALConfig:
+    """The active-learning budget: ``initial + query * rounds`` labels in all."""
+
+    initial: int = 1000
+    query: int = 1000
+    rounds: int = 10
+    warm_start: bool = False  # False: every round fine-tunes from the pretrained weights again
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The fine-tuning recipe (STUDY.md's default protocol)."""
+
+    epochs: int = 20
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    batch_size: int = 64
+    warmup_epochs: int = 1
+    grad_clip: float = 1.0
+    patience: int = 3
+    val_fraction: float = 0.1
+    label_smoothing: float | None = None  # None: the strategy's default (0.1 for gci_vital, else 0)
+    augment: str = "none"  # "none" or "flip" (random horizontal flip, on the device)
+    eval_batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class AcquisitionConfig:
+    """Knobs of the strategies that need them."""
+
+    mc_passes: int = 10  # BALD: stochastic forward passes
+    mc_dropout: float = 0.1  # BALD: dropout and drop-path rate during those passes only
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that decides one active-learning run."""
+
+    dataset: str = "digits"
+    model: str = "vit_nano_p4"
+    pretrained: bool = False
+    weights: str | None = None
+    img_size: int | None = None  # None: the model's own input size
+    strategy: str = "entropy"
+    seed: int = 0
+    device: str = "auto"
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    al: ALConfig = field(default_factory=ALConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    acq: AcquisitionConfig = field(default_factory=AcquisitionConfig)
+
+    @property
+    def run_id(self) -> str:
+        """A readable folder name that differs between the configurations of a sweep."""
+        model = Path(self.model).name.replace("/", "-")
+        dataset = self.dataset.split(":", 1)[0]
+        return (
+            f"{dataset}-{model}-{self.noise.kind}{self.noise.rate:g}"
+            f"-{self.strategy}-s{self.seed}"
+        )
+
+    @property
+    def budget(self) -> int:
+        """Labels bought by the end of the run, the clean initial set included."""
+        return self.al.initial + self.al.query * self.al.rounds
+
+    def resolved_label_smoothing(self) -> float:
+        """Label smoothing for this run: the explicit value, else the strategy's default."""
+        if self.train.label_smoothing is not None:
+            return self.train.label_smoothing
+        return 0.1 if self.strategy == "gci_vital" else 0.0
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Nested plain dict of a config dataclass, in field order (for YAML and comparisons)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: ExperimentConfig, extra: dict[str, Any] | None = None) -> str:
+    """The configuration as YAML, with derived values under ``resolved`` when given."""
+    data = to_dict(cfg)
+    if extra:
+        data["resolved"] = extra
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a YAML file (or start from the defaults), apply ``key=value`` overrides, validate.
+
+    Keys of a ``resolved`` section (as written next to results) are ignored, so a run folder's
+    ``config.yaml`` can be fed back in.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file such as configs/demo.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML ({err.__class__.__name__}); fix its syntax") from err
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values, not a {type(loaded).__name__}")
+        data = loaded or {}
+        data.pop("resolved", None)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r} is not of the form key=value, e.g. noise.rate=0.3")
+        _set_nested(data, key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None)
+    cfg = _build(ExperimentConfig, data, prefix="")
+    validate(cfg)
+    return cfg
+
+
+def with_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
+    """A copy of ``cfg`` with dotted keys replaced, validated (used by sweeps and notebooks)."""
+    data = to_dict(cfg)
+    for key, value in overrides.items():
+        _set_nested(data, key.split("."), value)
+    new = _build(ExperimentConfig, data, prefix="")
+    validate(new)
+    return new
+
+
+def _set_nested(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    for key in keys[:-1]:
+        child = data.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"key {key!r} is a value, not a section, so {'.'.join(keys)!r} cannot be set")
+        data = child
+    data[keys[-1]] = value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = f"in section {prefix.rstrip('.')!r}" if prefix else "at the top level"
+        raise ConfigError(
+            f"unknown config key {prefix + unknown[0]!r} {where}; valid keys are: "
+            + ", ".join(prefix + k for k in sorted(known))
+        )
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if is_dataclass(hint):
+            kwargs[name] = _build(hint, value if value is not None else {}, prefix + name + ".")
+        else:
+            kwargs[name] = _coerce(value, hint, prefix + name)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against a field's type, accepting ints where floats are expected."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for typ in allowed:
+        if typ is bool and isinstance(value, bool):
+            return value
+        if typ is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if typ is float and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+    raise ConfigError(f"config key {key!r} must be {names}, not {value!r}")
+
+
+def validate(cfg: ExperimentConfig) -> None:
+    """Check every value that can be checked without loading data or models."""
+    # Imported here, not at the top: catalog, noise and strategies import config's neighbours.
+    # None of them imports torch, so loading a config stays cheap.
+    from alvit import catalog, noise, strategies
+
+    catalog.check_dataset_name(cfg.dataset)
+    catalog.check_model_name(cfg.model)
+    if cfg.weights is not None and not Path(cfg.weights).is_file():
+        raise ConfigError(f"weights file {cfg.weights} does not exist; give the path of a .safetensors or .pth file, or weights: null")
+    strategies.check_strategy_name(cfg.strategy)
+    noise.check_noise(cfg.noise.kind, cfg.noise.rate)
+    if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"device {cfg.device!r} is not known; valid choices are auto, cpu, cuda, cuda:N")
+    if cfg.img_size is not None and cfg.img_size < 8:
+        raise ConfigError(f"img_size must be at least 8 pixels or null, not {cfg.img_size}")
+    _check_minimum(cfg, ["al.initial", "al.query", "train.epochs", "train.batch_size", "train.eval_batch_size", "acq.mc_passes"],
+                   1, "a positive integer")
+    _check_minimum(cfg, ["al.rounds", "train.warmup_epochs", "train.patience", "data.max_pool", "data.max_test", "seed"],
+                   0, "zero or more")
+    if not (cfg.train.lr > 0 and math.isfinite(cfg.train.lr)):
+        raise ConfigError(f"train.lr must be a positive number, not {cfg.train.lr}")
+    for key, value in (("train.val_fraction", cfg.train.val_fraction), ("acq.mc_dropout", cfg.acq.mc_dropout)):
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{key} must lie in [0, 1), not {value}")
+    smoothing = cfg.train.label_smoothing
+    if smoothing is not None and not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"train.label_smoothing must lie in [0, 1) or be null, not {smoothing}")
+    if cfg.train.augment not in ("none", "flip"):
+        raise ConfigError(f"train.augment {cfg.train.augment!r} is not known; valid choices are none, flip")
+    if cfg.data.max_pool and cfg.budget > cfg.data.max_pool:
+        raise ConfigError(
+            f"the labeling budget al.initial + al.query * al.rounds = {cfg.budget} is larger than "
+            f"data.max_pool = {cfg.data.max_pool}; lower the budget or raise data.max_pool"
+        )
+
+
+def check_budget(cfg: ExperimentConfig, pool_size: int) -> None:
+    """The budget must fit in the pool (known only once the dataset is loaded)."""
+    if cfg.budget > pool_size:
+        raise ConfigError(
+            f"the labeling budget al.initial + al.query * al.rounds = {cfg.al.initial} + "
+            f"{cfg.al.query} * {cfg.al.rounds} = {cfg.budget} is larger than the pool of "
+            f"{pool_size} samples of {cfg.dataset}; lower al.initial, al.query or al.rounds"
+        )
+
+
+def lookup(cfg: ExperimentConfig, key: str) -> Any:
+    """The value of a dotted key, e.g. ``lookup(cfg, "noise.rate")``; AttributeError if unknown."""
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys: ``{"noise": {"rate": 0.3}}`` -> ``{"noise.rate": 0.3}``."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_minimum(cfg: ExperimentConfig, keys: list[str], minimum: int, requirement: str) -> None:
+    for key in keys:
+        if lookup(cfg, key) < minimum:
+            raise ConfigError(f"{key} must be {requirement}, not {lookup(cfg, key)}")
+
+
+__all__ = [
+    "ALConfig", "AcquisitionConfig", "DataConfig", "ExperimentConfig",
+    "NoiseConfig", "TrainConfig", "check_budget", "dump_yaml", "flatten", "load_config", "lookup",
+    "to_dict", "validate", "with_overrides",
+]

@@ -1,0 +1,250 @@
+"""The active-learning loop: train -> evaluate -> score the pool -> select -> ask the oracle.
+
+Round 0 trains on the clean initial set. Each round r then evaluates on the clean test set and,
+unless it is the last, scores the unlabeled pool with round r's model and buys ``al.query``
+noisy labels, which round r + 1 trains on. Each round's results are written atomically when it
+ends; rerunning the same command resumes after the last finished round and produces the same
+files as an uninterrupted run (time columns aside).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from alvit import metrics, seeds
+from alvit.config import ExperimentConfig, check_budget, dump_yaml, to_dict
+from alvit.errors import ConfigError
+from alvit.data import Dataset, Preprocessor, load_dataset
+from alvit.models import ModelSpec, create_model, resolve_model
+from alvit.noise import make_noisy_labels, realized_noise
+from alvit.results import QUERY_FIELDS, RunFolder, atomic_save_npy, atomic_write_bytes, atomic_write_text
+from alvit.strategies import PoolView, Selection, Strategy, create_strategy
+from alvit.train import fit, predict, resolve_device
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The fixed answers of one (seed, noise kind, rate), and the clean initial set."""
+
+    noisy_labels: np.ndarray  # [N] what the oracle answers for each pool sample
+    initial: np.ndarray  # [n0] pool indices of the clean initial set, in draw order
+
+
+def make_oracle(cfg: ExperimentConfig, true_labels: np.ndarray, num_classes: int) -> Oracle:
+    """Noisy labels and the initial set, from streams no strategy touches."""
+    noisy = make_noisy_labels(true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle"))
+    initial = seeds.rng(cfg.seed, "initial").choice(len(true_labels), size=cfg.al.initial, replace=False)
+    return Oracle(noisy_labels=noisy, initial=initial)
+
+
+def default_out_dir(cfg: ExperimentConfig, results_root: str | Path = "results") -> Path:
+    return Path(results_root) / cfg.run_id
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Run (or resume, or recognise as finished) one experiment; return its run folder."""
+    folder = RunFolder(out_dir if out_dir is not None else default_out_dir(cfg))
+    _claim_folder(folder, cfg)
+    done = folder.read_rounds()
+    if len(done) == cfg.al.rounds + 1:
+        log.info("%s is already finished (%d rounds); nothing to do", folder.path, len(done))
+        return folder.path
+
+    spec = resolve_model(cfg.model, cfg.img_size)
+    device = resolve_device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
+    check_budget(cfg, len(data.train_labels))
+    strategy = create_strategy(cfg.strategy, cfg.acq.mc_passes, cfg.acq.mc_dropout)
+    label_smoothing = cfg.resolved_label_smoothing()
+    resolved = {
+        "timm_name": spec.timm_name, "model_kwargs": spec.kwargs, "input_size": spec.input_size,
+        "mean": list(spec.mean), "std": list(spec.std), "label_smoothing": label_smoothing,
+        "device": str(device), "budget": cfg.budget, "pool_size": len(data.train_labels),
+        "test_size": len(data.test_labels), "num_classes": data.num_classes, "classes": list(data.classes),
+    }
+    folder.path.mkdir(parents=True, exist_ok=True)
+    if not folder.config.exists():
+        atomic_write_text(folder.config, dump_yaml(cfg, resolved))
+    if not folder.env.exists():
+        folder.write_json(folder.env, environment(device))
+
+    oracle = make_oracle(cfg, data.train_labels, data.num_classes)
+    queries = _queries_before(folder.read_queries(), len(done))
+    _check_queries(queries, oracle, data.train_labels, folder)
+    runner = _RoundRunner(cfg, spec, device, data, strategy, label_smoothing, folder, progress)
+    rows = done.to_dict("records")
+    for round_ in range(len(done), cfg.al.rounds + 1):
+        row, new_queries = runner.run_round(round_, oracle, queries)
+        if new_queries is not None:
+            queries = {name: np.concatenate([queries[name], new_queries[name]]) for name in QUERY_FIELDS}
+            folder.write_queries(queries)
+        rows.append(row)
+        folder.write_rounds(pd.DataFrame(rows))  # written last: a round counts as done only now
+        log.info(_summary_line(row, cfg.al.rounds))
+    return folder.path
+
+
+def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
+    """Refuse to mix two configurations in one folder; never touch finished results."""
+    if folder.path.exists() and not folder.path.is_dir():
+        raise ConfigError(f"output path {folder.path} is a file, not a folder; choose another --out")
+    existing = folder.read_config()
+    if existing is None:
+        return
+    existing.pop("resolved", None)
+    wanted = to_dict(cfg)
+    if existing != wanted:
+        changed = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
+        raise ConfigError(
+            f"{folder.path} holds a run of another configuration (differs in: {', '.join(changed)}); "
+            f"choose another --out, or move that folder away to start afresh"
+        )
+
+
+def _queries_before(queries: dict[str, np.ndarray], finished_rounds: int) -> dict[str, np.ndarray]:
+    """Queries bought for rounds up to ``finished_rounds`` (later ones belong to an unfinished round)."""
+    keep = queries["round"] <= finished_rounds
+    return {name: values[keep] for name, values in queries.items()}
+
+
+def _check_queries(queries: dict[str, np.ndarray], oracle: Oracle, true_labels: np.ndarray, folder: RunFolder) -> None:
+    index = queries["index"].astype(np.int64)
+    if len(index) and (index.max() >= len(true_labels) or np.any(oracle.noisy_labels[index] != queries["oracle_label"])):
+        raise ConfigError(f"{folder.queries} does not match this configuration's pool and oracle; move the folder away to start afresh")
+
+
+class _RoundRunner:
+    """What stays the same across rounds: data on the device, the starting weights, the strategy."""
+
+    def __init__(self, cfg: ExperimentConfig, spec: ModelSpec, device: torch.device, data: Dataset,
+                 strategy: Strategy, label_smoothing: float, folder: RunFolder, progress: bool):
+        self.cfg, self.spec, self.device, self.data = cfg, spec, device, data
+        self.strategy, self.label_smoothing, self.folder, self.progress = strategy, label_smoothing, folder, progress
+        self.preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device)
+        # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
+        self.pool_images = data.train_images.to(device)
+        self.test_images = data.test_images.to(device)
+        torch.manual_seed(seeds.torch_seed(cfg.seed, "model"))
+        self.model = create_model(spec, data.num_classes, cfg.pretrained, cfg.weights).to(device)
+        self.start_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def run_round(self, round_: int, oracle: Oracle, queries: dict[str, np.ndarray]) -> tuple[dict, dict | None]:
+        cfg = self.cfg
+        labeled = np.concatenate([oracle.initial, queries["index"].astype(np.int64)])
+        given = np.concatenate([self.data.train_labels[oracle.initial], queries["oracle_label"]])  # initial set: clean
+        self._reset_weights(round_)
+        fitted = fit(self.model, self.pool_images[torch.from_numpy(labeled).to(self.device)], given, cfg.train,
+                     self.label_smoothing, self.preprocess, seeds.stream(cfg.seed, "train", round_),
+                     desc=f"round {round_}/{cfg.al.rounds}", progress=self.progress)
+        if cfg.al.warm_start:
+            self._save_checkpoint(round_)
+        probs = predict(self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size).probs
+        atomic_save_npy(self.folder.probs_path(round_), probs)
+        if not self.folder.test_labels.exists():
+            atomic_save_npy(self.folder.test_labels, self.data.test_labels)
+        row = {"round": round_, "n_labeled": len(labeled),
+               "noise_realized": realized_noise(given, self.data.train_labels[labeled]),
+               **metrics.evaluate(probs, self.data.test_labels),
+               "epochs": fitted.epochs, "best_epoch": fitted.best_epoch, "val_loss": fitted.val_loss,
+               "train_s": round(fitted.seconds, 3), "select_s": 0.0, "n_queried": 0, "n_suspect": 0,
+               "suspect_precision": np.nan}
+        if round_ == cfg.al.rounds:
+            return row, None
+        start = time.perf_counter()
+        unlabeled = np.setdiff1d(np.arange(len(self.data.train_labels)), labeled)
+        selection = self.strategy.select(self._pool_view(unlabeled, labeled, oracle), cfg.al.query,
+                                         seeds.rng(cfg.seed, "strategy", round_))
+        row["select_s"] = round(time.perf_counter() - start, 3)
+        new = self._new_queries(round_ + 1, unlabeled, selection, oracle)
+        row["n_queried"] = len(new["index"])
+        flagged = new["suspect"] == 1
+        row["n_suspect"] = int(flagged.sum())
+        if flagged.any():
+            row["suspect_precision"] = float(np.mean(new["oracle_label"][flagged] != new["true_label"][flagged]))
+        return row, new
+
+    def _reset_weights(self, round_: int) -> None:
+        """Round 0, and every round unless warm-starting, begins from the starting weights."""
+        if self.cfg.al.warm_start and round_ > 0:
+            state = torch.load(self.folder.checkpoint_path(round_ - 1), map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state)
+        else:
+            self.model.load_state_dict(self.start_state)
+
+    def _save_checkpoint(self, round_: int) -> None:
+        """Keep this round's weights for the next (warm start); the one before is no longer needed."""
+        buffer = io.BytesIO()
+        torch.save(self.model.state_dict(), buffer)
+        atomic_write_bytes(self.folder.checkpoint_path(round_), buffer.getvalue())
+        self.folder.checkpoint_path(round_ - 2).unlink(missing_ok=True)
+
+    def _pool_view(self, unlabeled: np.ndarray, labeled: np.ndarray, oracle: Oracle) -> PoolView:
+        """Predict exactly what the strategy needs, for the unlabeled pool (and labeled/initial sets)."""
+        needs, cfg = self.strategy.needs, self.cfg
+        batch = cfg.train.eval_batch_size
+        torch.manual_seed(seeds.torch_seed(cfg.seed, "predict"))  # MC-dropout masks
+        pool = predict(self.model, self._pool_subset(unlabeled), self.preprocess, batch,
+                       features="features" in needs, attention="attention" in needs,
+                       mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0, mc_rate=cfg.acq.mc_dropout)
+        view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": pool.attention}
+        if "labeled_features" in needs:
+            view["labeled_features"] = predict(self.model, self._pool_subset(labeled), self.preprocess, batch, features=True).features
+        if "reference_attention" in needs:
+            view["reference_attention"] = predict(self.model, self._pool_subset(oracle.initial), self.preprocess, batch, attention=True).attention
+            view["reference_labels"] = self.data.train_labels[oracle.initial]
+        return PoolView(**view)
+
+    def _pool_subset(self, indices: np.ndarray) -> torch.Tensor:
+        return self.pool_images[torch.from_numpy(indices).to(self.device)]
+
+    def _new_queries(self, round_: int, unlabeled: np.ndarray, selection: Selection, oracle: Oracle) -> dict[str, np.ndarray]:
+        index = unlabeled[selection.indices]
+        oracle_label = oracle.noisy_labels[index]
+        suspect = (np.full(len(index), -1, dtype=np.int64) if selection.attention_class is None
+                   else (selection.attention_class != oracle_label).astype(np.int64))
+        return {"round": np.full(len(index), round_, dtype=np.int64), "index": index.astype(np.int64),
+                "oracle_label": oracle_label, "true_label": self.data.train_labels[index],
+                "utility": selection.utilities[selection.indices].astype(np.float64), "suspect": suspect}
+
+
+def _summary_line(row: dict, rounds: int) -> str:
+    line = (f"round {row['round']}/{rounds}  labeled {row['n_labeled']}  noise {row['noise_realized']:.3f}  "
+            f"acc {row['test_acc']:.4f}  ece {row['ece']:.4f}  brier {row['brier']:.4f}  "
+            f"epochs {row['epochs']}  train {row['train_s']:.1f}s  select {row['select_s']:.1f}s")
+    if row["n_suspect"]:
+        line += f"  suspects {row['n_suspect']} (precision {row['suspect_precision']:.2f})"
+    return line
+
+
+def environment(device: torch.device) -> dict:
+    """Versions, device and git commit, for ``env.json``."""
+    import timm
+
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    return {
+        "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+        "timm": timm.__version__, "numpy": np.__version__, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch_threads": torch.get_num_threads(), "git_commit": commit, "git_dirty": dirty,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+__all__ = ["Oracle", "default_out_dir", "environment", "make_oracle", "run_experiment"]

@@ -1,0 +1,82 @@
+"""The noisy oracle: symmetric and pair label noise, fixed once per (seed, kind, rate).
+
+Definitions (STUDY.md), for a pool of N samples, K classes and rate r:
+
+- ``flip`` (default, "symmetric"): exactly round(r * N) samples, drawn uniformly without
+  replacement, get a label drawn uniformly from the K - 1 *other* classes.
+- ``uniform``: exactly round(r * N) samples get a label drawn uniformly from all K classes, so
+  about 1/K of them keep their true label: the effective rate is r (K - 1) / K.
+- ``pairflip``: exactly round(r * N) samples get class k -> (k + 1) mod K.
+- ``none``: the oracle answers the true label.
+
+``round`` is Python's (half to even). The oracle is computed once for the whole pool from a
+random stream of its own, so every strategy that queries a sample gets the same answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alvit.errors import ConfigError
+
+NOISE_KINDS: dict[str, str] = {
+    "none": "the oracle answers the true label",
+    "flip": "round(r*N) labels replaced by one of the K-1 other classes, uniformly (symmetric)",
+    "uniform": "round(r*N) labels redrawn uniformly from all K classes (effective rate r(K-1)/K)",
+    "pairflip": "round(r*N) labels moved to the next class, k -> (k+1) mod K",
+}
+
+
+def check_noise(kind: str, rate: float) -> None:
+    """Raise :class:`ConfigError` unless ``kind`` is known and ``0 <= rate < 1``."""
+    if kind not in NOISE_KINDS:
+        raise ConfigError(f"noise kind {kind!r} is not known; valid choices are: {', '.join(NOISE_KINDS)}")
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(f"noise rate {rate} lies outside [0, 1); give a fraction such as 0.3")
+
+
+def make_noisy_labels(
+    labels: np.ndarray,
+    num_classes: int,
+    kind: str,
+    rate: float,
+    seed: int | np.random.SeedSequence,
+) -> np.ndarray:
+    """The oracle's answer for every pool sample.
+
+    Args:
+        labels: true labels, int ``[N]`` in ``[0, K)``.
+        num_classes: K.
+        kind: one of :data:`NOISE_KINDS`.
+        rate: fraction r in ``[0, 1)`` of samples to corrupt.
+        seed: an int or a ``SeedSequence`` (the loop passes the oracle's own stream).
+
+    Returns:
+        noisy labels, int64 ``[N]``; ``labels`` is not modified.
+    """
+    check_noise(kind, rate)
+    labels = np.asarray(labels, dtype=np.int64)
+    noisy = labels.copy()
+    n_corrupt = int(round(rate * len(labels)))  # int even for a numpy rate
+    if kind == "none" or n_corrupt == 0:
+        return noisy
+    if num_classes < 2:
+        raise ConfigError("label noise needs at least 2 classes")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(labels), size=n_corrupt, replace=False)
+    if kind == "flip":
+        # An offset in 1..K-1 makes every other class equally likely and never the true one.
+        offsets = rng.integers(1, num_classes, size=n_corrupt)
+        noisy[chosen] = (labels[chosen] + offsets) % num_classes
+    elif kind == "uniform":
+        noisy[chosen] = rng.integers(0, num_classes, size=n_corrupt)
+    else:  # pairflip
+        noisy[chosen] = (labels[chosen] + 1) % num_classes
+    return noisy
+
+
+def realized_noise(oracle_labels: np.ndarray, true_labels: np.ndarray) -> float:
+    """Fraction of labels that are wrong (0.0 for an empty set)."""
+    if len(true_labels) == 0:
+        return 0.0
+    return float(np.mean(np.asarray(oracle_labels) != np.asarray(true_labels)))
