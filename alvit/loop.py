@@ -23,11 +23,17 @@ import torch
 
 from alvit import metrics, seeds
 from alvit.config import ExperimentConfig, check_budget, dump_yaml, to_dict
-from alvit.errors import ConfigError
 from alvit.data import Dataset, Preprocessor, load_dataset
-from alvit.models import ModelSpec, create_model, resolve_model
+from alvit.errors import ConfigError
+from alvit.models import ModelSpec, create_model, model_flops, resolve_model
 from alvit.noise import make_noisy_labels, realized_noise
-from alvit.results import QUERY_FIELDS, RunFolder, atomic_save_npy, atomic_write_bytes, atomic_write_text
+from alvit.results import (
+    QUERY_FIELDS,
+    RunFolder,
+    atomic_save_npy,
+    atomic_write_bytes,
+    atomic_write_text,
+)
 from alvit.strategies import PoolView, Selection, Strategy, create_strategy
 from alvit.train import fit, predict, resolve_device
 
@@ -73,6 +79,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
         "mean": list(spec.mean), "std": list(spec.std), "label_smoothing": label_smoothing,
         "device": str(device), "budget": cfg.budget, "pool_size": len(data.train_labels),
         "test_size": len(data.test_labels), "num_classes": data.num_classes, "classes": list(data.classes),
+        "gflops_per_image": float(f"{model_flops(spec, data.num_classes) / 1e9:.6g}"),
     }
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
@@ -151,12 +158,15 @@ class _RoundRunner:
         if cfg.al.warm_start:
             self._save_checkpoint(round_)
         probs = predict(self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size).probs
-        atomic_save_npy(self.folder.probs_path(round_), probs)
+        per_sample = metrics.PerSample.from_probs(probs, self.data.test_labels)
+        self.folder.write_predictions(round_, per_sample)
+        if round_ == cfg.al.rounds:
+            atomic_save_npy(self.folder.final_probs, probs)
         if not self.folder.test_labels.exists():
             atomic_save_npy(self.folder.test_labels, self.data.test_labels)
         row = {"round": round_, "n_labeled": len(labeled),
                "noise_realized": realized_noise(given, self.data.train_labels[labeled]),
-               **metrics.evaluate(probs, self.data.test_labels),
+               **metrics.evaluate_per_sample(per_sample, self.data.test_labels),
                "epochs": fitted.epochs, "best_epoch": fitted.best_epoch, "val_loss": fitted.val_loss,
                "train_s": round(fitted.seconds, 3), "select_s": 0.0, "n_queried": 0, "n_suspect": 0,
                "suspect_precision": np.nan}
@@ -243,7 +253,7 @@ def environment(device: torch.device) -> dict:
         "timm": timm.__version__, "numpy": np.__version__, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch_threads": torch.get_num_threads(), "git_commit": commit, "git_dirty": dirty,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "simulated": False,
     }
 
 

@@ -1,14 +1,22 @@
-"""Accuracy and calibration of predicted probabilities, exactly as STUDY.md defines them.
+"""Accuracy and calibration of predictions, exactly as STUDY.md defines them.
 
-All functions take ``probs: float [N, K]`` (rows sum to 1) and ``labels: int [N]``.
+Every metric needs only four numbers per test sample (:class:`PerSample`): the top-class
+confidence, the predicted class, the probability of the true class and the sum of squared
+probabilities. Run folders store those for every round (a few bytes per sample instead of K
+floats), so every metric of every round can be recomputed from them; the functions taking
+``probs: float [N, K]`` (rows sum to 1) and ``labels: int [N]`` summarise first.
 
 ECE is top-label with equal-width bins over [0, 1]: bin b holds confidences in
 [b/B, (b+1)/B) and the last bin also holds 1.0 (netcal's convention; torchmetrics puts 1.0 in
-an extra bin and so reads higher). ECE = sum_b (n_b / N) |acc_b - conf_b|; MCE is the largest
-gap over non-empty bins.
+an extra bin and so reads higher). The edge b/B is the float nearest to b/B for every B
+(``np.linspace`` gives 0.30000000000000004 for 3/10, which would put a confidence of exactly
+0.3 in the bin below). ECE = sum_b (n_b / N) |acc_b - conf_b|; MCE is the largest gap over
+non-empty bins.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,80 +24,159 @@ import pandas as pd
 DEFAULT_BINS = 15
 
 
-def _top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence ``[N]`` of the predicted class and whether it is right ``[N]`` (float)."""
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels)
-    return probs.max(axis=1), (probs.argmax(axis=1) == labels).astype(np.float64)
+@dataclass(frozen=True)
+class PerSample:
+    """What every metric needs of a set of predictions, one entry per sample ``[N]``."""
+
+    confidence: np.ndarray  # top-class probability, in the probabilities' own precision
+    prediction: np.ndarray  # predicted class (argmax)
+    p_true: np.ndarray  # probability of the true class
+    sum_sq: np.ndarray  # sum over classes of p_k^2, float64
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray, labels: np.ndarray) -> PerSample:
+        """Summarise ``probs [N, K]`` against ``labels [N]``; float32 probabilities stay exact."""
+        probs = np.asarray(probs)
+        rows = np.arange(len(probs))
+        prediction = probs.argmax(axis=1)
+        return cls(
+            confidence=probs[rows, prediction],
+            prediction=prediction.astype(np.int32),
+            p_true=probs[rows, np.asarray(labels)],
+            sum_sq=np.square(probs, dtype=np.float64).sum(axis=1),
+        )
+
+    def correct(self, labels: np.ndarray) -> np.ndarray:
+        """1.0 where the prediction is the label, else 0.0, ``[N]``."""
+        return (self.prediction == np.asarray(labels)).astype(np.float64)
 
 
-def _equal_width_bin(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+def bin_edges(n_bins: int) -> np.ndarray:
+    """``[B + 1]`` edges b/B, each the float nearest to the exact fraction."""
+    return np.arange(n_bins + 1) / n_bins
+
+
+def equal_width_bin(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     """Bin index ``[N]`` of each confidence: [b/B, (b+1)/B), with 1.0 in the last bin."""
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
+    index = np.searchsorted(bin_edges(n_bins), np.asarray(confidence, dtype=np.float64), side="right") - 1
+    return np.clip(index, 0, n_bins - 1)
 
 
-def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> pd.DataFrame:
+def reliability_bins_from(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_BINS) -> pd.DataFrame:
     """The data of a reliability diagram: one row per bin (empty bins included).
 
     Columns: ``bin, lower, upper, count, confidence`` (mean in the bin, NaN if empty),
     ``accuracy`` (NaN if empty).
     """
-    confidence, correct = _top_label(probs, labels)
-    index = _equal_width_bin(confidence, n_bins)
+    confidence = np.asarray(confidence, dtype=np.float64)
+    index = equal_width_bin(confidence, n_bins)
     count = np.bincount(index, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(index, weights=confidence, minlength=n_bins) / count
-        accuracy = np.bincount(index, weights=correct, minlength=n_bins) / count
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+        accuracy = np.bincount(index, weights=np.asarray(correct, dtype=np.float64), minlength=n_bins) / count
+    edges = bin_edges(n_bins)
     return pd.DataFrame(
         {"bin": np.arange(n_bins), "lower": edges[:-1], "upper": edges[1:], "count": count,
          "confidence": mean_conf, "accuracy": accuracy}
     )
 
 
-def _calibration_gaps(probs: np.ndarray, labels: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+def _calibration_gaps(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Per non-empty bin: weight n_b / N and gap |acc_b - conf_b|."""
-    bins = reliability_bins(probs, labels, n_bins)
+    bins = reliability_bins_from(confidence, correct, n_bins)
     bins = bins[bins["count"] > 0]
     weight = bins["count"].to_numpy() / bins["count"].sum()
     return weight, np.abs(bins["accuracy"].to_numpy() - bins["confidence"].to_numpy())
 
 
+def ece_from(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
+    weight, gap = _calibration_gaps(confidence, correct, n_bins)
+    return float(np.sum(weight * gap))
+
+
+def mce_from(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
+    _, gap = _calibration_gaps(confidence, correct, n_bins)
+    return float(gap.max()) if len(gap) else 0.0
+
+
+def adaptive_ece_from(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
+    """ECE over equal-mass bins, with ties kept together.
+
+    Samples sorted by confidence are cut into ``n_bins`` near-equal parts (the first N mod B
+    one larger, as ``np.array_split``); a cut that falls inside a run of equal confidences moves
+    to the end of that run, so equal confidences always share a bin and the result does not
+    depend on the order of the samples.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=np.float64)
+    n = len(confidence)
+    order = np.argsort(confidence, kind="stable")
+    sorted_conf, sorted_correct = confidence[order], correct[order]
+    sizes = [len(part) for part in np.array_split(np.arange(n), min(n_bins, n))]
+    cuts = np.cumsum(sizes)[:-1]
+    cuts = np.searchsorted(sorted_conf, sorted_conf[cuts - 1], side="right")  # to the end of the tie run
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    total = 0.0
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        total += (hi - lo) * abs(sorted_correct[lo:hi].mean() - sorted_conf[lo:hi].mean())
+    return float(total / n)
+
+
+def brier_from(per_sample: PerSample) -> float:
+    """Mean over samples of sum_k (p_k - onehot_k)^2 = sum_k p_k^2 - 2 p_true + 1."""
+    return float(np.mean(per_sample.sum_sq - 2.0 * np.asarray(per_sample.p_true, dtype=np.float64) + 1.0))
+
+
+def nll_from(per_sample: PerSample, eps: float = 1e-12) -> float:
+    """Mean negative log-probability of the true class (probabilities clipped at ``eps``)."""
+    return float(np.mean(-np.log(np.clip(np.asarray(per_sample.p_true, dtype=np.float64), eps, 1.0))))
+
+
+def evaluate_per_sample(per_sample: PerSample, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> dict[str, float]:
+    """Every scalar metric of this module, keyed as in ``rounds.csv``."""
+    correct = per_sample.correct(labels)
+    return {
+        "test_acc": float(correct.mean()),
+        "ece": ece_from(per_sample.confidence, correct, n_bins),
+        "mce": mce_from(per_sample.confidence, correct, n_bins),
+        "adaptive_ece": adaptive_ece_from(per_sample.confidence, correct, n_bins),
+        "brier": brier_from(per_sample),
+        "nll": nll_from(per_sample),
+    }
+
+
+# The same metrics from probabilities [N, K] and labels [N].
+
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> pd.DataFrame:
+    summary = PerSample.from_probs(probs, labels)
+    return reliability_bins_from(summary.confidence, summary.correct(labels), n_bins)
+
+
 def ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
     """Expected calibration error, top-label, equal-width bins."""
-    weight, gap = _calibration_gaps(probs, labels, n_bins)
-    return float(np.sum(weight * gap))
+    summary = PerSample.from_probs(probs, labels)
+    return ece_from(summary.confidence, summary.correct(labels), n_bins)
 
 
 def mce(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
     """Maximum calibration error over non-empty equal-width bins."""
-    _, gap = _calibration_gaps(probs, labels, n_bins)
-    return float(gap.max()) if len(gap) else 0.0
+    summary = PerSample.from_probs(probs, labels)
+    return mce_from(summary.confidence, summary.correct(labels), n_bins)
 
 
 def adaptive_ece(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> float:
-    """ECE over equal-mass bins: samples sorted by confidence, split into ``n_bins`` near-equal parts."""
-    confidence, correct = _top_label(probs, labels)
-    order = np.argsort(confidence, kind="stable")
-    total = 0.0
-    for part in np.array_split(order, min(n_bins, len(order))):
-        total += len(part) * abs(correct[part].mean() - confidence[part].mean())
-    return float(total / len(order))
+    """ECE over equal-mass bins (see :func:`adaptive_ece_from` for ties)."""
+    summary = PerSample.from_probs(probs, labels)
+    return adaptive_ece_from(summary.confidence, summary.correct(labels), n_bins)
 
 
 def brier(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean over samples of sum over classes (p_k - onehot_k)^2; 0 is perfect, 2 the worst."""
-    probs = np.asarray(probs, dtype=np.float64)
-    onehot = np.eye(probs.shape[1])[np.asarray(labels)]
-    return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+    return brier_from(PerSample.from_probs(probs, labels))
 
 
 def nll(probs: np.ndarray, labels: np.ndarray, eps: float = 1e-12) -> float:
-    """Mean negative log-probability of the true class (probabilities clipped at ``eps``)."""
-    probs = np.asarray(probs, dtype=np.float64)
-    p_true = probs[np.arange(len(probs)), np.asarray(labels)]
-    return float(np.mean(-np.log(np.clip(p_true, eps, 1.0))))
+    return nll_from(PerSample.from_probs(probs, labels), eps)
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -98,12 +185,4 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def evaluate(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> dict[str, float]:
-    """Every scalar metric of this module, keyed as in ``rounds.csv``."""
-    return {
-        "test_acc": accuracy(probs, labels),
-        "ece": ece(probs, labels, n_bins),
-        "mce": mce(probs, labels, n_bins),
-        "adaptive_ece": adaptive_ece(probs, labels, n_bins),
-        "brier": brier(probs, labels),
-        "nll": nll(probs, labels),
-    }
+    return evaluate_per_sample(PerSample.from_probs(probs, labels), labels, n_bins)

@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from alvit import metrics
+
 METRIC_LABELS = {
     "test_acc": "test accuracy", "ece": "ECE (15 bins)", "mce": "MCE", "adaptive_ece": "adaptive ECE",
     "brier": "Brier score", "nll": "NLL", "aulc": "area under learning curve", "gain": "gain over random",
@@ -37,6 +39,14 @@ def reliability_diagram(ax: plt.Axes, bins: pd.DataFrame, title: str = "") -> pl
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
     ax.set_aspect("equal")
     return ax
+
+
+def reliability_panel(ax: plt.Axes, confidence: np.ndarray, correct: np.ndarray, heading: str,
+                      n_bins: int = metrics.DEFAULT_BINS) -> plt.Axes:
+    """A reliability diagram of top-label ``confidence`` ``[N]`` and ``correct`` ``[N]``, titled
+    with ``heading`` and the predictions' accuracy and ECE."""
+    title = f"{heading}\nacc {np.mean(correct):.3f}, ECE {metrics.ece_from(confidence, correct, n_bins):.3f}"
+    return reliability_diagram(ax, metrics.reliability_bins_from(confidence, correct, n_bins), title)
 
 
 def learning_curves(runs: pd.DataFrame, metric: str = "test_acc", hue: str = "strategy", ax: plt.Axes | None = None) -> plt.Axes:
@@ -116,5 +126,28 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: s
         ax.set_title(caption, fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_grid(final: pd.DataFrame, strategy: str, n_bins: int = metrics.DEFAULT_BINS) -> plt.Figure:
+    """Final-round reliability diagrams of one dataset: one row per model, lowest and highest noise.
+
+    ``final`` must hold one dataset and one noise kind. Seeds are pooled: each diagram bins
+    the test predictions of every seed's run together.
+    """
+    from alvit.results import pooled_predictions
+
+    subset = final[final["strategy"] == strategy]
+    models = sorted(subset["model"].unique())
+    rates = sorted(subset["noise_rate"].unique())
+    rates = [rates[0], rates[-1]] if len(rates) > 1 else rates
+    fig, axes = plt.subplots(len(models), len(rates), figsize=(3.6 * len(rates), 3.6 * len(models)), squeeze=False)
+    for row, model in enumerate(models):
+        for col, rate in enumerate(rates):
+            runs = subset[(subset["model"] == model) & (subset["noise_rate"] == rate)]
+            confidence, correct = pooled_predictions(list(runs["path"]))
+            reliability_panel(axes[row][col], confidence, correct, f"{model}, noise {rate:g}", n_bins)
+    fig.suptitle(f"{strategy}: final round, seeds pooled")
     fig.tight_layout()
     return fig

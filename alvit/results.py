@@ -11,9 +11,15 @@ A run folder ``<results>/<run-id>/`` holds:
 - ``queries.npz``: every queried sample: ``round`` (first round trained on it), ``index`` (into
   the pool), ``oracle_label``, ``true_label``, ``utility``, ``suspect`` (1/0, or -1 where the
   strategy does not flag).
-- ``test_probs/round_XXX.npy``: the clean test set's probabilities ``[M, K]`` after each round,
-  and ``test_labels.npy``, so every metric can be recomputed.
-- ``env.json``: versions, device and git commit.
+- ``predictions/round_XXX.npz``: for every sample of the clean test set after each round, its
+  top-class ``confidence``, ``prediction``, probability of the true class ``p_true`` and sum of
+  squared probabilities ``sum_sq`` (:class:`alvit.metrics.PerSample`): every metric and every
+  reliability diagram of every round can be recomputed from them. About 18 bytes a sample.
+- ``predictions/final_probs.npy``: the full probabilities ``[M, K]`` of the last round only,
+  and ``test_labels.npy``. A CIFAR-100 run of 11 rounds takes about 6 MB in all (11 x
+  10,000 x K floats would be 44 MB).
+- ``env.json``: versions, device, git commit, and ``simulated`` (true for folders written by
+  :mod:`alvit.simulate`, which trains nothing).
 
 Every file is written to a temporary name and renamed, so a killed run leaves either the old
 or the new file, never half of one.
@@ -33,6 +39,7 @@ import pandas as pd
 import yaml
 
 from alvit.errors import ResultsError
+from alvit.metrics import PerSample
 
 ROUND_COLUMNS = [
     "round", "n_labeled", "noise_realized", "test_acc", "ece", "mce", "adaptive_ece", "brier", "nll",
@@ -82,15 +89,49 @@ class RunFolder:
         self.rounds = self.path / "rounds.csv"
         self.queries = self.path / "queries.npz"
         self.env = self.path / "env.json"
-        self.probs_dir = self.path / "test_probs"
+        self.predictions_dir = self.path / "predictions"
+        self.final_probs = self.predictions_dir / "final_probs.npy"
         self.test_labels = self.path / "test_labels.npy"
 
     def checkpoint_path(self, round_: int) -> Path:
         """Weights after ``round_`` (kept only with al.warm_start, for the next round)."""
         return self.path / "checkpoints" / f"round_{round_:03d}.pt"
 
-    def probs_path(self, round_: int) -> Path:
-        return self.probs_dir / f"round_{round_:03d}.npy"
+    def predictions_path(self, round_: int) -> Path:
+        return self.predictions_dir / f"round_{round_:03d}.npz"
+
+    def write_predictions(self, round_: int, per_sample: PerSample) -> None:
+        """Store what every metric of round ``round_`` needs, at its own precision."""
+        small = np.int16 if per_sample.prediction.max(initial=0) < np.iinfo(np.int16).max else np.int32
+        atomic_save_npz(self.predictions_path(round_), {
+            "confidence": per_sample.confidence, "prediction": per_sample.prediction.astype(small),
+            "p_true": per_sample.p_true, "sum_sq": per_sample.sum_sq,
+        })
+
+    def read_predictions(self, round_: int) -> PerSample:
+        """Round ``round_``'s per-sample predictions on the test set."""
+        path = self.predictions_path(round_)
+        try:
+            with np.load(path) as data:
+                return PerSample(confidence=data["confidence"], prediction=data["prediction"].astype(np.int64),
+                                 p_true=data["p_true"], sum_sq=data["sum_sq"])
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise ResultsError(f"{path} cannot be read ({err.__class__.__name__}); restore it or rerun the run into a new folder") from err
+
+    def read_test_labels(self) -> np.ndarray:
+        try:
+            return np.load(self.test_labels)
+        except (OSError, ValueError, EOFError) as err:
+            raise ResultsError(f"{self.test_labels} cannot be read ({err.__class__.__name__}); restore it or rerun the run into a new folder") from err
+
+    def read_env(self) -> dict[str, Any]:
+        """``env.json`` (an empty dict if it is missing)."""
+        if not self.env.exists():
+            return {}
+        try:
+            return json.loads(self.env.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ResultsError(f"{self.env} is not valid JSON ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
 
     def read_config(self) -> dict[str, Any] | None:
         if not self.config.exists():
@@ -127,6 +168,14 @@ class RunFolder:
             raise ResultsError(f"{self.queries} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
         return arrays
 
+    def is_finished(self, experiment: dict[str, Any]) -> bool:
+        """Every round of ``experiment`` (a config as a dict) is done, and the folder holds that experiment."""
+        config = self.read_config()
+        if config is None:
+            return False
+        config.pop("resolved", None)
+        return config == experiment and len(self.read_rounds()) == experiment["al"]["rounds"] + 1
+
     def write_rounds(self, table: pd.DataFrame) -> None:
         atomic_write_text(self.rounds, table[ROUND_COLUMNS].to_csv(index=False))
 
@@ -137,7 +186,57 @@ class RunFolder:
         atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-RUN_COLUMNS = ["run_id", "dataset", "model", "strategy", "noise_kind", "noise_rate", "seed", "rounds_planned", "finished", "path"]
+def noise_by_round(folder: RunFolder) -> pd.DataFrame:
+    """Nominal pool noise against what the labeled set actually holds, round by round.
+
+    The initial set is clean and a strategy may prefer (or avoid) mislabeled samples, so the
+    labeled set's noise differs from the pool's rate.
+    """
+    config, rounds, queries = folder.read_config(), folder.read_rounds(), folder.read_queries()
+    wrong = queries["oracle_label"] != queries["true_label"]
+    bought = [float(wrong[queries["round"] == r].mean()) if np.any(queries["round"] == r) else np.nan for r in rounds["round"]]
+    return pd.DataFrame({
+        "round": rounds["round"], "n_labeled": rounds["n_labeled"], "pool noise rate": config["noise"]["rate"],
+        "wrong among this round's queries": bought, "wrong in the labeled set": rounds["noise_realized"],
+    }).round(3).set_index("round")
+
+
+def suspects_by_round(folder: RunFolder) -> pd.DataFrame | None:
+    """GCI-ViTAL's suspect flags per round: how many, and how many of them truly were wrong.
+
+    None when the strategy flags nothing (every ``suspect`` is -1).
+    """
+    queries = folder.read_queries()
+    if not np.any(queries["suspect"] >= 0):
+        return None
+    table = pd.DataFrame({"round": queries["round"], "suspect": queries["suspect"] == 1,
+                          "wrong": queries["oracle_label"] != queries["true_label"]})
+    table["flagged and wrong"] = table["suspect"] & table["wrong"]
+    grouped = table.groupby("round")
+    return pd.DataFrame({"queried": grouped.size(), "wrong": grouped["wrong"].sum(), "flagged": grouped["suspect"].sum(),
+                         "flagged and wrong": grouped["flagged and wrong"].sum()})
+
+
+def pooled_predictions(paths: list[str], round_: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence and correctness ``[sum of M]`` of several runs' test predictions, concatenated.
+
+    ``round_`` None takes each run's last finished round. Runs of different datasets can be
+    pooled (only the top label matters), but a caller comparing like with like should not.
+    """
+    confidence, correct = [], []
+    for path in paths:
+        folder = RunFolder(path)
+        chosen = round_ if round_ is not None else len(folder.read_rounds()) - 1
+        per_sample = folder.read_predictions(chosen)
+        confidence.append(per_sample.confidence)
+        correct.append(per_sample.correct(folder.read_test_labels()))
+    return np.concatenate(confidence), np.concatenate(correct)
+
+
+RUN_COLUMNS = [
+    "run_id", "dataset", "model", "strategy", "noise_kind", "noise_rate", "seed", "rounds_planned", "finished",
+    "simulated", "num_classes", "gflops_per_image", "path",
+]
 
 
 def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
@@ -156,14 +255,19 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
         try:
             config = folder.read_config()
             rounds = folder.read_rounds()
+            env = folder.read_env()
         except ResultsError as err:
             problems.append(str(err))
             continue
         planned = config["al"]["rounds"] + 1
+        resolved = config.get("resolved") or {}
         identity = {
-            "run_id": folder.path.name, "dataset": config["dataset"], "model": config["model"],
-            "strategy": config["strategy"], "noise_kind": config["noise"]["kind"], "noise_rate": config["noise"]["rate"],
-            "seed": config["seed"], "rounds_planned": planned, "finished": len(rounds) == planned, "path": str(folder.path),
+            "run_id": folder.path.name, "dataset": config["dataset"],
+            "model": config["model"], "strategy": config["strategy"], "noise_kind": config["noise"]["kind"],
+            "noise_rate": config["noise"]["rate"], "seed": config["seed"], "rounds_planned": planned,
+            "finished": len(rounds) == planned, "simulated": bool(env.get("simulated", False)),
+            "num_classes": resolved.get("num_classes", np.nan), "gflops_per_image": resolved.get("gflops_per_image", np.nan),
+            "path": str(folder.path),
         }
         tables.append(rounds.assign(**identity))
     if not tables:

@@ -24,15 +24,19 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from alvit.config import ExperimentConfig, flatten, load_config, lookup, to_dict, with_overrides
+from alvit import pages, paths
+from alvit.config import (
+    ExperimentConfig,
+    flatten,
+    load_config,
+    lookup,
+    with_overrides,
+)
 from alvit.errors import ConfigError
-from alvit import paths
-from alvit.notebook import KNOBS
 from alvit.results import RunFolder, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT_NOTEBOOK = "experiment.ipynb"
 @dataclass(frozen=True)
 class Profile:
     """A named grid of experiments sharing one protocol."""
@@ -85,13 +89,6 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
             raise ConfigError(f"--only key {key!r} is not a config key; the grid's keys are: {', '.join(grid)}") from None
         filters[key] = [yaml.safe_load(value) for value in raw.split(",")]
     return filters
-
-
-def notebook_parameters(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
-    """The experiment notebook's parameters that reproduce ``cfg`` exactly."""
-    knobs = {param: lookup(cfg, key) for param, key in KNOBS.items()}
-    settings = {key: value for key, value in flatten(to_dict(cfg)).items() if key not in KNOBS.values()}
-    return {"CONFIG": None, **knobs, "SETTINGS": settings, "RUN_DIR": str(run_dir)}
 
 
 def is_finished(cfg: ExperimentConfig, run_dir: Path, notebook: Path) -> bool:
@@ -147,17 +144,11 @@ def _threads_per_kernel(jobs: int) -> Iterator[None]:
 
 def _execute(cfg: ExperimentConfig, output: Path) -> str | None:
     """Run the experiment notebook for ``cfg``; return None, or the error in one line."""
-    import papermill
-
     notebook = output / f"{cfg.run_id}.ipynb"
     failed = output / "_failed"
     (failed / f"{cfg.run_id}.txt").unlink(missing_ok=True)
     try:
-        papermill.execute_notebook(
-            str(paths.notebook_template(EXPERIMENT_NOTEBOOK)), str(notebook),
-            parameters=notebook_parameters(cfg, output / cfg.run_id), progress_bar=False, log_output=False, kernel_name="python3",
-        )
-        _retitle(notebook, cfg)
+        pages.render_page(output / cfg.run_id, notebook, cfg)
     except Exception as err:  # a failed configuration must not stop the sweep
         failed.mkdir(exist_ok=True)
         if notebook.exists():
@@ -167,17 +158,6 @@ def _execute(cfg: ExperimentConfig, output: Path) -> str | None:
         atomic_write_text(failed / f"{cfg.run_id}.txt", message + "\n\n" + traceback.format_exc())
         return message
     return None
-
-
-def _retitle(notebook: Path, cfg: ExperimentConfig) -> None:
-    """Give the executed notebook a title that names its configuration (the book's page title)."""
-    import nbformat
-
-    executed = nbformat.read(str(notebook), as_version=4)
-    title = f"{cfg.model} · {cfg.noise.kind} {cfg.noise.rate:g} · {cfg.strategy} · seed {cfg.seed} ({cfg.dataset.split(':')[0]})"
-    first = executed.cells[0]
-    first.source = first.source.replace("# One experiment", f"# {title}", 1)
-    nbformat.write(executed, str(notebook))
 
 
 def estimate_gpu_hours(profile: Profile, sustained_tflops: float = 200.0) -> list[dict[str, Any]]:

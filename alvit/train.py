@@ -25,8 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from alvit.config import TrainConfig
-from alvit.errors import ConfigError
 from alvit.data import Preprocessor
+from alvit.errors import ConfigError
 from alvit.models import capture_cls_attention, has_cls_attention, mc_dropout
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import torch
 from alvit.config import TrainConfig
 from alvit.data import Preprocessor
 from alvit.models import create_model, resolve_model
-from alvit.strategies import create_strategy, PoolView
+from alvit.strategies import PoolView, create_strategy
 from alvit.train import fit, predict, resolve_device
 
 

@@ -3,8 +3,14 @@
 import pytest
 import yaml
 
+from alvit.config import (
+    ExperimentConfig,
+    check_budget,
+    dump_yaml,
+    load_config,
+    with_overrides,
+)
 from alvit.errors import ConfigError
-from alvit.config import ExperimentConfig, check_budget, dump_yaml, load_config, with_overrides
 
 
 def write(tmp_path, text):

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from alvit.errors import ConfigError
 from alvit.data import Preprocessor, load_dataset
+from alvit.errors import ConfigError
 
 
 def test_digits_is_real_split_and_shaped():

@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import TINY
 
 from alvit import metrics
-from alvit.errors import ConfigError
+from alvit.errors import ConfigError, ResultsError
 from alvit.loop import make_oracle, run_experiment
-from alvit.errors import ResultsError
 from alvit.results import ROUND_COLUMNS, TIME_COLUMNS, RunFolder
-from conftest import TINY
 
 
 def without_times(table: pd.DataFrame) -> pd.DataFrame:
@@ -57,11 +56,15 @@ def test_run_folder_holds_config_rounds_queries_env_and_predictions(finished_run
 def test_saved_predictions_reproduce_every_metric(finished_run):
     _, path = finished_run
     folder = RunFolder(path)
-    labels = np.load(folder.test_labels)
-    for row in folder.read_rounds().itertuples():
-        probs = np.load(folder.probs_path(row.round))
-        assert row.ece == metrics.ece(probs, labels) and row.test_acc == metrics.accuracy(probs, labels)
-        assert row.brier == metrics.brier(probs, labels)
+    labels = folder.read_test_labels()
+    rounds = folder.read_rounds()
+    for row in rounds.itertuples():
+        recomputed = metrics.evaluate_per_sample(folder.read_predictions(row.round), labels)
+        assert recomputed == {name: getattr(row, name) for name in recomputed}
+    final = np.load(folder.final_probs)  # the full probabilities are kept for the last round
+    assert final.shape == (len(labels), 10)
+    assert rounds["ece"].iloc[-1] == pytest.approx(metrics.ece(final, labels), abs=1e-12)
+    assert rounds["brier"].iloc[-1] == pytest.approx(metrics.brier(final, labels), abs=1e-12)
 
 
 def test_queries_come_from_the_unlabeled_pool_and_the_fixed_noisy_oracle(finished_run):

@@ -8,10 +8,14 @@ import timm
 import torch
 
 from alvit.catalog import CPU_PRESETS, PAPER_MODELS
-from alvit.errors import ConfigError
 from alvit.data import Preprocessor
+from alvit.errors import ConfigError
 from alvit.models import (
-    capture_cls_attention, create_model, has_cls_attention, mc_dropout, resolve_model,
+    capture_cls_attention,
+    create_model,
+    has_cls_attention,
+    mc_dropout,
+    resolve_model,
 )
 from alvit.train import predict
 

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import REPO, TINY
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -52,8 +51,8 @@ def test_experiment_notebook_runs_with_papermill_and_writes_its_run_folder(tmp_p
     assert config["noise"]["rate"] == 0.4 and config["strategy"] == "gci_vital" and config["seed"] == 3
     rounds = folder.read_rounds()
     assert len(rounds) == 3 and rounds["n_labeled"].tolist() == [40, 60, 80]
-    last = np.load(folder.probs_path(2))
-    assert rounds["ece"].iloc[-1] == metrics.ece(last, np.load(folder.test_labels))
+    last = folder.read_predictions(2)
+    assert rounds["ece"].iloc[-1] == metrics.evaluate_per_sample(last, folder.read_test_labels())["ece"]
     executed = json.loads((tmp_path / "out.ipynb").read_text())
     images = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"] if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the learning curve and the reliability diagrams were drawn

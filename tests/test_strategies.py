@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from alvit.strategies import STRATEGIES, PoolView, create_strategy, predictive_entropy, scaled_rank, top_k
+from alvit.strategies import (
+    STRATEGIES,
+    PoolView,
+    create_strategy,
+    predictive_entropy,
+    scaled_rank,
+    top_k,
+)
 
 N, K, D, H, T = 300, 6, 16, 3, 9
 
@@ -144,8 +151,9 @@ def test_badge_spreads_its_batch_over_distinct_clusters():
 
 
 def test_badge_distances_equal_those_of_explicit_gradient_embeddings():
-    from alvit.strategies import Badge
     import torch
+
+    from alvit.strategies import Badge
 
     view = full_view(n=50)
     probs = torch.from_numpy(view.probs.astype(np.float64))

@@ -2,10 +2,11 @@
 
 import nbformat
 import pytest
+from conftest import REPO
 
 from alvit.errors import ConfigError
-from alvit.sweep import estimate_gpu_hours, load_profile, notebook_parameters, run_sweep
-from conftest import REPO
+from alvit.pages import notebook_parameters
+from alvit.sweep import estimate_gpu_hours, load_profile, run_sweep
 
 PROFILES = REPO / "configs" / "profiles"
 
@@ -78,7 +79,7 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path, mon
     ])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, str(failing))
-    monkeypatch.setattr(sweep.paths, "notebook_template", lambda name: failing)
+    monkeypatch.setattr(sweep.pages.paths, "notebook_template", lambda name: failing)
     profile_path = tmp_path / "p.yaml"
     profile_path.write_text(f"name: p\noutput: {tmp_path / 'runs'}\ngrid:\n  seed: [0, 1]\n")
     outcome = run_sweep(load_profile(profile_path), jobs=2, progress=False)
