@@ -20,6 +20,13 @@ DATASETS: dict[str, str] = {
     "imagefolder:<root>": "your images in <root>/train/<class>/ and <root>/test/<class>/",
 }
 
+# (pool, test, classes) of the named datasets, known without loading them (estimates, previews).
+DATASET_SIZES: dict[str, tuple[int, int, int]] = {
+    "digits": (1_347, 450, 10),
+    "cifar10": (50_000, 10_000, 10),
+    "cifar100": (50_000, 10_000, 100),
+}
+
 # STUDY.md's mapping of the paper's backbones to timm's pretrained weights (our choice: no
 # source we can read names the paper's checkpoints).
 PAPER_MODELS: dict[str, str] = {

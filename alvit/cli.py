@@ -45,10 +45,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_book(args: argparse.Namespace) -> None:
     from alvit.book import build_book
+
+    built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial)
+    print(f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> None:
+    from alvit.paths import resolve
+    from alvit.simulate import simulate_profile
     from alvit.sweep import load_profile
 
-    index = build_book(load_profile(args.profile), tutorial=not args.no_tutorial)
-    print(f"book: {index}")
+    profile = load_profile(args.profile, args.only)
+    out = resolve(args.out)
+    outcome = simulate_profile(profile, out, args.test_size)
+    print(f"simulated {len(outcome['written'])} runs of profile {profile.name} into {out}"
+          + (f" ({len(outcome['kept'])} folders already held a run and were kept)" if outcome["kept"] else ""))
+    print(f"preview its book: alvit book {args.profile} --runs {out}")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -74,6 +86,16 @@ def _listing(what: str) -> dict[str, str]:
     return NOISE_KINDS
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alvit", description="Active learning with vision transformers under label noise.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,10 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
 
-    book = commands.add_parser("book", help="execute the summary and tutorial notebooks, then build the book")
+    book = commands.add_parser("book", help="render run pages, the summary, the run index and the tutorial, then build the book")
     book.add_argument("profile", help="the profile whose runs the summary shows")
+    book.add_argument("--runs", default=None, help="folder of run folders (default: the profile's output), e.g. from alvit simulate")
     book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
     book.set_defaults(handler=_cmd_book)
+
+    simulate = commands.add_parser("simulate", help="write simulated run folders for a profile (a preview of its book, no training)")
+    simulate.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
+    simulate.add_argument("--out", required=True, help="folder for the run folders (a real run already there is kept)")
+    simulate.add_argument("--test-size", type=_positive_int, default=None, help="test samples per run (default: the dataset's)")
+    simulate.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
+                          help="keep configurations with these values (repeatable)")
+    simulate.set_defaults(handler=_cmd_simulate)
 
     listing = commands.add_parser("list", help="list the valid names of one kind")
     listing.add_argument("what", choices=["models", "datasets", "strategies", "noise"])

@@ -62,18 +62,23 @@ def equal_width_bin(confidence: np.ndarray, n_bins: int) -> np.ndarray:
     return np.clip(index, 0, n_bins - 1)
 
 
+def _bin_sums(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per equal-width bin ``[B]``: sample count, sum of confidences, sum of correct."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    index = equal_width_bin(confidence, n_bins)
+    return (np.bincount(index, minlength=n_bins), np.bincount(index, weights=confidence, minlength=n_bins),
+            np.bincount(index, weights=np.asarray(correct, dtype=np.float64), minlength=n_bins))
+
+
 def reliability_bins_from(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_BINS) -> pd.DataFrame:
     """The data of a reliability diagram: one row per bin (empty bins included).
 
     Columns: ``bin, lower, upper, count, confidence`` (mean in the bin, NaN if empty),
     ``accuracy`` (NaN if empty).
     """
-    confidence = np.asarray(confidence, dtype=np.float64)
-    index = equal_width_bin(confidence, n_bins)
-    count = np.bincount(index, minlength=n_bins)
+    count, conf_sum, correct_sum = _bin_sums(confidence, correct, n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = np.bincount(index, weights=confidence, minlength=n_bins) / count
-        accuracy = np.bincount(index, weights=np.asarray(correct, dtype=np.float64), minlength=n_bins) / count
+        mean_conf, accuracy = conf_sum / count, correct_sum / count
     edges = bin_edges(n_bins)
     return pd.DataFrame(
         {"bin": np.arange(n_bins), "lower": edges[:-1], "upper": edges[1:], "count": count,
@@ -83,10 +88,10 @@ def reliability_bins_from(confidence: np.ndarray, correct: np.ndarray, n_bins: i
 
 def _calibration_gaps(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Per non-empty bin: weight n_b / N and gap |acc_b - conf_b|."""
-    bins = reliability_bins_from(confidence, correct, n_bins)
-    bins = bins[bins["count"] > 0]
-    weight = bins["count"].to_numpy() / bins["count"].sum()
-    return weight, np.abs(bins["accuracy"].to_numpy() - bins["confidence"].to_numpy())
+    count, conf_sum, correct_sum = _bin_sums(confidence, correct, n_bins)
+    filled = count > 0
+    count, conf_sum, correct_sum = count[filled], conf_sum[filled], correct_sum[filled]
+    return count / count.sum(), np.abs(correct_sum / count - conf_sum / count)
 
 
 def ece_from(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_BINS) -> float:

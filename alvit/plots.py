@@ -1,7 +1,11 @@
-"""Figures of the study: reliability diagrams, metric against noise rate, gains, learning curves.
+"""Figures of the study: reliability diagrams, metric against noise rate, heatmaps, gains, learning curves.
 
 Functions take the tables of :mod:`alvit.results` / :mod:`alvit.summary` and return matplotlib
-figures (or draw on a given axis); they compute nothing the tables do not already hold.
+figures (or draw on a given axis); they compute nothing the tables do not already hold. Figures
+of the study show **one setting** (a dataset and a noise kind; see :func:`alvit.summary.by_setting`)
+and name it in their title: lines of different datasets are never averaged. Panels are small
+multiples, one per strategy or per model, with a shared axis; every model keeps its colour in
+every figure.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from alvit import metrics
 
@@ -49,67 +54,153 @@ def reliability_panel(ax: plt.Axes, confidence: np.ndarray, correct: np.ndarray,
     return reliability_diagram(ax, metrics.reliability_bins_from(confidence, correct, n_bins), title)
 
 
+def model_colours(models: list[str]) -> dict[str, tuple[float, float, float]]:
+    """A colour per model, the same in every figure of a page (colour-blind palette, by sorted name)."""
+    names = sorted(models)
+    return dict(zip(names, sns.color_palette("colorblind", max(len(names), 3))))
+
+
+def _panels(count: int, width: float, height: float, columns: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
+    rows = int(np.ceil(count / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), sharey=sharey, squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, axes.flat[:count]
+
+
+def metric_vs_noise(rows: pd.DataFrame, metric: str, title: str, dots: bool = False) -> plt.Figure:
+    """One setting: final ``metric`` against noise rate; a panel per strategy, a line per model.
+
+    Lines are means over seeds, bands one standard deviation; ``dots`` adds every run.
+    """
+    strategies = sorted(rows["strategy"].unique())
+    colours = model_colours(list(rows["model"].unique()))
+    fig, axes = _panels(len(strategies), 4.2, 3.4, min(3, len(strategies)))
+    for ax, strategy in zip(axes, strategies):
+        for model, group in rows[rows["strategy"] == strategy].groupby("model", sort=True):
+            stats = group.groupby("noise_rate")[metric].agg(["mean", "std"]).reset_index().fillna(0.0)
+            ax.plot(stats["noise_rate"], stats["mean"], marker="o", markersize=3, color=colours[model], label=model)
+            ax.fill_between(stats["noise_rate"], stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                            color=colours[model], alpha=0.15)
+            if dots:
+                ax.scatter(group["noise_rate"], group[metric], s=8, color=colours[model], alpha=0.5)
+        ax.set(title=strategy, xlabel="noise rate")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    _finish(fig, title, axes[0])
+    return fig
+
+
+def _finish(fig: plt.Figure, title: str, legend_from: plt.Axes, heading: str = "model") -> None:
+    """Title above the panels, then one legend for the whole figure, outside the panels on the right."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    handles, labels = legend_from.get_legend_handles_labels()
+    fig.legend(handles, labels, title=heading, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+
+
+def accuracy_heatmaps(rows: pd.DataFrame, title: str, metric: str = "test_acc") -> plt.Figure:
+    """One setting: mean final ``metric`` per model (rows) and noise rate (columns); a heatmap per strategy.
+
+    All panels share one colour scale, so a colour means the same number everywhere.
+    """
+    strategies = sorted(rows["strategy"].unique())
+    table = rows.groupby(["strategy", "model", "noise_rate"])[metric].mean()
+    models, rates = sorted(rows["model"].unique()), sorted(rows["noise_rate"].unique())
+    fig, axes = plt.subplots(1, len(strategies), figsize=(0.55 * len(rates) * len(strategies) + 2.5, 0.42 * len(models) + 1.6),
+                             sharey=True, squeeze=False)
+    for i, (ax, strategy) in enumerate(zip(axes[0], strategies)):
+        grid = table[strategy].unstack("noise_rate").reindex(index=models, columns=rates)
+        grid.columns = [f"{rate:g}" for rate in rates]
+        sns.heatmap(grid, ax=ax, vmin=float(table.min()), vmax=float(table.max()), cmap="viridis", annot=True, fmt=".2f",
+                    annot_kws={"fontsize": 7}, cbar=i == len(strategies) - 1,
+                    cbar_kws={"label": METRIC_LABELS.get(metric, metric)})
+        ax.set(title=strategy, xlabel="noise rate", ylabel="model" if i == 0 else "")
+        ax.tick_params(axis="y", rotation=0)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def gain_vs_noise(gains: pd.DataFrame, title: str, metric_label: str = "accuracy") -> plt.Figure:
+    """One setting: each strategy's gain over random against noise rate, a dot per (model, seed).
+
+    The shaded strip is the paper's "moderate" noise, 0.3 to 0.6.
+    """
+    fig = metric_vs_noise(gains.assign(strategy=gains["strategy"] + " - random"), "gain", title, dots=True)
+    for ax in fig.axes[: gains["strategy"].nunique()]:
+        ax.axhline(0.0, color="black", linewidth=1)
+        ax.axvspan(0.3, 0.6, color="grey", alpha=0.1)
+    fig.axes[0].set_ylabel(f"{metric_label} gain over random")
+    return fig
+
+
+def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = metrics.DEFAULT_BINS) -> plt.Figure:
+    """One setting at one noise rate: final-round reliability diagrams, a row per model, a column per strategy.
+
+    Seeds are pooled: each diagram bins the test predictions of every seed's run together.
+    """
+    from alvit.results import pooled_predictions
+
+    at_rate = rows[np.isclose(rows["noise_rate"], rate)]
+    models, strategies = sorted(at_rate["model"].unique()), sorted(at_rate["strategy"].unique())
+    fig, axes = plt.subplots(len(models), len(strategies), figsize=(2.7 * len(strategies), 2.9 * len(models)), squeeze=False)
+    for r, model in enumerate(models):
+        for c, strategy in enumerate(strategies):
+            runs = at_rate[(at_rate["model"] == model) & (at_rate["strategy"] == strategy)]
+            ax = axes[r][c]
+            if runs.empty:
+                ax.set_visible(False)
+                continue
+            confidence, correct = pooled_predictions(list(runs["path"]))
+            reliability_panel(ax, confidence, correct, f"{model} · {strategy}", n_bins)
+            ax.title.set_fontsize(8)
+            ax.tick_params(labelsize=7)
+            ax.set(xlabel="confidence" if r == len(models) - 1 else "", ylabel="accuracy" if c == 0 else "")
+    axes[0][0].legend(fontsize="xx-small", loc="upper left")
+    fig.suptitle(f"{title}, noise {rate:g}: final round, seeds pooled")
+    fig.tight_layout()
+    return fig
+
+
 def learning_curves(runs: pd.DataFrame, metric: str = "test_acc", hue: str = "strategy", ax: plt.Axes | None = None) -> plt.Axes:
     """Mean metric against labels bought, one line per ``hue`` value, band = one std over seeds."""
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     for value, group in runs.groupby(hue, sort=True):
         stats = group.groupby("n_labeled")[metric].agg(["mean", "std"]).reset_index().fillna(0.0)
-        ax.plot(stats["n_labeled"], stats["mean"], marker="o", label=str(value))
+        ax.plot(stats["n_labeled"], stats["mean"], marker="o", markersize=3, label=str(value))
         ax.fill_between(stats["n_labeled"], stats["mean"] - stats["std"], stats["mean"] + stats["std"], alpha=0.2)
     ax.set(xlabel="labels bought", ylabel=METRIC_LABELS.get(metric, metric))
-    ax.legend(title=hue, fontsize="small")
     ax.grid(alpha=0.3)
     return ax
 
 
-def _panels_by_strategy(table: pd.DataFrame, value: str, ylabel: str, title: str = "{}", dots: bool = False) -> tuple[plt.Figure, np.ndarray]:
-    """One panel per strategy, one line per model: mean of ``value`` over seeds against noise
-    rate, a band of one standard deviation, and optionally every (model, seed) value as a dot."""
-    strategies = sorted(table["strategy"].unique())
-    fig, axes = plt.subplots(1, len(strategies), figsize=(4 * len(strategies), 3.3), sharey=True, squeeze=False)
-    for ax, strategy in zip(axes[0], strategies):
-        for model, group in table[table["strategy"] == strategy].groupby("model", sort=True):
-            stats = group.groupby("noise_rate")[value].agg(["mean", "std"]).reset_index().fillna(0.0)
-            line = ax.plot(stats["noise_rate"], stats["mean"], marker="o", label=model)[0]
-            ax.fill_between(stats["noise_rate"], stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            color=line.get_color(), alpha=0.15)
-            if dots:
-                ax.scatter(group["noise_rate"], group[value], s=10, color=line.get_color(), alpha=0.5)
-        ax.set(title=title.format(strategy), xlabel="noise rate")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize="small")
-    return fig, axes[0]
-
-
-def metric_vs_noise(final: pd.DataFrame, metric: str = "test_acc") -> plt.Figure:
-    """Final-round ``metric`` against noise rate: one panel per strategy, one line per model."""
-    fig, _ = _panels_by_strategy(final, metric, METRIC_LABELS.get(metric, metric))
-    fig.tight_layout()
+def learning_curve_grid(runs: pd.DataFrame, rates: list[float], title: str, metric: str = "test_acc") -> plt.Figure:
+    """One setting: learning curves, a row per model and a column per noise rate, a line per strategy."""
+    models = sorted(runs["model"].unique())
+    fig, axes = plt.subplots(len(models), len(rates), figsize=(2.9 * len(rates), 2.3 * len(models)), sharex=True,
+                             sharey=True, squeeze=False)
+    for r, model in enumerate(models):
+        for c, rate in enumerate(rates):
+            ax = axes[r][c]
+            learning_curves(runs[(runs["model"] == model) & np.isclose(runs["noise_rate"], rate)], metric, ax=ax)
+            ax.set_title(f"{model}, noise {rate:g}", fontsize=8)
+            ax.set(xlabel="labels bought" if r == len(models) - 1 else "", ylabel=METRIC_LABELS.get(metric, metric) if c == 0 else "")
+            ax.tick_params(labelsize=7)
+    _finish(fig, title, axes[0][0], "strategy")
     return fig
 
 
-def gain_vs_noise(gains: pd.DataFrame, metric_label: str = "accuracy") -> plt.Figure:
-    """Gain of each strategy over random against noise rate; one dot per (model, seed).
-
-    The shaded strip is the paper's "moderate" noise, 0.3 to 0.6.
-    """
-    fig, axes = _panels_by_strategy(gains, "gain", f"{metric_label} gain over random", "{} - random", dots=True)
-    for ax in axes:
-        ax.axhline(0.0, color="black", linewidth=1)
-        ax.axvspan(0.3, 0.6, color="grey", alpha=0.1)
-    fig.tight_layout()
-    return fig
-
-
-def cost_bars(final: pd.DataFrame) -> plt.Figure:
-    """Mean training and selection seconds per run, per model and strategy."""
-    stats = final.groupby(["model", "strategy"])[["total_train_s", "total_select_s"]].mean()
-    fig, ax = plt.subplots(figsize=(6, 0.4 * len(stats) + 1.2))
+def cost_bars(rows: pd.DataFrame, title: str) -> plt.Figure:
+    """One setting: mean training and selection seconds per run, per model and strategy."""
+    stats = rows.groupby(["model", "strategy"])[["total_train_s", "total_select_s"]].mean()
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(stats) + 1.4))
     labels = [f"{model} / {strategy}" for model, strategy in stats.index]
     ax.barh(labels, stats["total_train_s"], label="training")
     ax.barh(labels, stats["total_select_s"], left=stats["total_train_s"], label="scoring + selection")
-    ax.set(xlabel="seconds per run (mean over noise rates and seeds)")
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set(xlabel="seconds per run (mean over noise rates and seeds)", title=title)
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
@@ -126,28 +217,5 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: s
         ax.set_title(caption, fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def reliability_grid(final: pd.DataFrame, strategy: str, n_bins: int = metrics.DEFAULT_BINS) -> plt.Figure:
-    """Final-round reliability diagrams of one dataset: one row per model, lowest and highest noise.
-
-    ``final`` must hold one dataset and one noise kind. Seeds are pooled: each diagram bins
-    the test predictions of every seed's run together.
-    """
-    from alvit.results import pooled_predictions
-
-    subset = final[final["strategy"] == strategy]
-    models = sorted(subset["model"].unique())
-    rates = sorted(subset["noise_rate"].unique())
-    rates = [rates[0], rates[-1]] if len(rates) > 1 else rates
-    fig, axes = plt.subplots(len(models), len(rates), figsize=(3.6 * len(rates), 3.6 * len(models)), squeeze=False)
-    for row, model in enumerate(models):
-        for col, rate in enumerate(rates):
-            runs = subset[(subset["model"] == model) & (subset["noise_rate"] == rate)]
-            confidence, correct = pooled_predictions(list(runs["path"]))
-            reliability_panel(axes[row][col], confidence, correct, f"{model}, noise {rate:g}", n_bins)
-    fig.suptitle(f"{strategy}: final round, seeds pooled")
     fig.tight_layout()
     return fig

@@ -1,11 +1,26 @@
-"""The study's numbers from the tidy runs table: final rounds, mean +- std tables, gains, AULC."""
+"""The study's numbers from the tidy runs table: final rounds, tables per setting, gains, AULC, the run index.
+
+Every aggregate keeps ``dataset`` and ``noise_kind`` apart (together, a *setting*): averaging a
+CIFAR-10 run with a CIFAR-100 run, or flip noise with pair-flip noise, would describe neither.
+Functions that return one table per setting take the rows of one setting; :func:`by_setting`
+splits a table into them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
-GROUP = ["dataset", "model", "strategy", "noise_rate"]
+SETTING = ["dataset", "noise_kind"]
+GROUP = [*SETTING, "model", "strategy", "noise_rate"]
+
+
+def by_setting(table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
+    """``("cifar10 · flip", rows)`` for every setting present, in order."""
+    for (dataset, kind), rows in table.groupby(SETTING, sort=True):
+        yield f"{dataset} · {kind}", rows
 
 
 def area_under_learning_curve(rounds: pd.DataFrame, metric: str = "test_acc") -> float:
@@ -30,30 +45,27 @@ def final_rounds(runs: pd.DataFrame) -> pd.DataFrame:
         last["total_train_s"] = float(rounds["train_s"].sum())
         last["total_select_s"] = float(rounds["select_s"].sum())
         rows.append(last)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*runs.columns, "aulc", "total_train_s", "total_select_s"])
 
 
-def mean_std_table(final: pd.DataFrame, metric: str, digits: int = 3) -> pd.DataFrame:
-    """Rows (dataset, model, strategy), columns noise rate, cells "mean ± std (n)" over seeds."""
-    stats = final.groupby(GROUP)[metric].agg(["mean", "std", "count"]).reset_index()
-
-    def cell(row: pd.Series) -> str:
-        spread = "" if row["count"] < 2 else f" ± {row['std']:.{digits}f}"
-        return f"{row['mean']:.{digits}f}{spread}"
-
-    stats["cell"] = stats.apply(cell, axis=1)
-    table = stats.pivot_table(index=["dataset", "model", "strategy"], columns="noise_rate", values="cell", aggfunc="first")
-    table.columns = [f"noise {rate:g}" for rate in table.columns]
+def mean_std_table(rows: pd.DataFrame, metric: str, digits: int = 3) -> pd.DataFrame:
+    """One setting: rows (model, strategy), columns noise rate, cells "mean ± std" over seeds."""
+    stats = rows.groupby(["model", "strategy", "noise_rate"])[metric].agg(["mean", "std", "count"]).reset_index()
+    stats["cell"] = [f"{m:.{digits}f}" + ("" if n < 2 else f" ± {s:.{digits}f}")
+                     for m, s, n in zip(stats["mean"], stats["std"], stats["count"])]
+    table = stats.pivot_table(index=["model", "strategy"], columns="noise_rate", values="cell", aggfunc="first")
+    table.columns = [f"{rate:g}" for rate in table.columns]
+    table.columns.name = "noise rate"
     return table
 
 
 def gain_over_baseline(final: pd.DataFrame, metric: str = "test_acc", baseline: str = "random") -> pd.DataFrame:
-    """Per (dataset, model, noise rate, seed): metric of each strategy minus the baseline's.
+    """Per setting, model, noise rate and seed: ``metric`` of each strategy minus the baseline's.
 
     Pairs share the seed, hence the same noisy oracle and initial set, so the difference is
     the strategy's effect alone.
     """
-    keys = ["dataset", "model", "noise_rate", "seed"]
+    keys = [*SETTING, "model", "noise_rate", "seed"]
     base = final[final["strategy"] == baseline][keys + [metric]].rename(columns={metric: "baseline"})
     others = final[final["strategy"] != baseline][keys + ["strategy", metric]]
     paired = others.merge(base, on=keys)
@@ -61,7 +73,68 @@ def gain_over_baseline(final: pd.DataFrame, metric: str = "test_acc", baseline: 
     return paired
 
 
-def spread(values: pd.Series) -> tuple[float, float, int]:
-    """(mean, standard deviation, count); the deviation is 0 for a single value."""
-    values = values.dropna()
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
+def representative_rates(rates: list[float], count: int = 4) -> list[float]:
+    """At most ``count`` noise rates spread from the lowest to the highest (for small multiples)."""
+    rates = sorted(rates)
+    if len(rates) <= count:
+        return rates
+    picks = np.linspace(0, len(rates) - 1, count).round().astype(int)
+    return [rates[i] for i in sorted(set(picks))]
+
+
+def overview(runs: pd.DataFrame, final: pd.DataFrame) -> dict[str, object]:
+    """The numbers the results page's first paragraph names (glued into the prose)."""
+    per_run = runs.drop_duplicates("run_id")
+    return {
+        "n_runs": int(final["run_id"].nunique()),
+        "n_unfinished": int((~per_run["finished"].astype(bool)).sum()),
+        "n_simulated": int(per_run["simulated"].astype(bool).sum()),
+        "datasets": ", ".join(sorted(final["dataset"].unique())),
+        "noise_kinds": ", ".join(sorted(final["noise_kind"].unique())),
+        "models": ", ".join(sorted(final["model"].unique())),
+        "strategies": ", ".join(sorted(final["strategy"].unique())),
+        "rates": ", ".join(f"{r:g}" for r in sorted(final["noise_rate"].unique())),
+        "n_seeds": int(final["seed"].nunique()),
+        "budget": int(final["n_labeled"].max()) if len(final) else 0,
+    }
+
+
+def accuracy_range(rows: pd.DataFrame) -> tuple[float, float, float, float]:
+    """One setting: (lowest rate, its mean accuracy, highest rate, its mean accuracy), over models, strategies, seeds."""
+    by_rate = rows.groupby("noise_rate")["test_acc"].mean()
+    return float(by_rate.index[0]), float(by_rate.iloc[0]), float(by_rate.index[-1]), float(by_rate.iloc[-1])
+
+
+def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One setting: mean seconds per run training and scoring + selecting, per model and strategy."""
+    table = rows.groupby(["model", "strategy"])[["total_train_s", "total_select_s"]].mean().round(1)
+    return table.rename(columns={"total_train_s": "training s / run", "total_select_s": "scoring + selection s / run"})
+
+
+RUN_INDEX_COLUMNS = ["page", "dataset", "noise_kind", "noise_rate", "model", "strategy", "seed", "status",
+                     "test_acc", "ece", "brier", "aulc"]
+
+
+def run_index(runs: pd.DataFrame, final: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
+    """One row per run (finished or not) with its final metrics; ``page`` is its link where it has a page.
+
+    ``pages`` maps run ids to the relative link of their book page.
+    """
+    per_run = runs.sort_values("round").groupby("run_id", sort=True).tail(1).set_index("run_id")
+    finals = final.set_index("run_id")[["aulc"]] if len(final) else pd.DataFrame(columns=["aulc"])
+    table = per_run.join(finals, how="left")
+    table["status"] = np.where(table["finished"].astype(bool), "finished",
+                               "round " + table["round"].astype(int).astype(str) + " of " + (table["rounds_planned"] - 1).astype(int).astype(str))
+    table["page"] = [f'<a href="{pages[run_id]}">{run_id}</a>' if run_id in pages else run_id for run_id in table.index]
+    for metric in ("test_acc", "ece", "brier", "aulc"):
+        table[metric] = table[metric].astype(float).round(3)
+    return table.sort_values(["dataset", "noise_kind", "model", "strategy", "noise_rate", "seed"])[RUN_INDEX_COLUMNS].reset_index(drop=True)
+
+
+def accuracy_sentence(final: pd.DataFrame) -> str:
+    """How far accuracy falls in each setting: the results page's first finding, in words."""
+    parts = []
+    for name, rows in by_setting(final):
+        low, acc_low, high, acc_high = accuracy_range(rows)
+        parts.append(f"on {name} from {acc_low:.3f} at noise {low:g} to {acc_high:.3f} at noise {high:g}")
+    return "; ".join(parts)

@@ -47,6 +47,13 @@ class Profile:
     output: Path
     description: str = ""
     configs: list[ExperimentConfig] = field(default_factory=list)
+    pages: str | dict[str, list[Any]] = "all"  # which runs get a book page: all, none, or {dotted key: [values]}
+
+    def wants_page(self, cfg: ExperimentConfig) -> bool:
+        """Does the run of ``cfg`` get a page of its own in the book?"""
+        if isinstance(self.pages, dict):
+            return all(lookup(cfg, key) in values for key, values in self.pages.items())
+        return self.pages == "all"
 
 
 def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Profile:
@@ -58,9 +65,9 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     if not path.is_file():
         raise ConfigError(f"profile {path} does not exist; profiles live in configs/profiles/ (demo.yaml, paper.yaml)")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - {"name", "description", "base", "grid", "output"})
+    unknown = sorted(set(data) - {"name", "description", "base", "grid", "output", "pages"})
     if unknown:
-        raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: base, description, grid, name, output")
+        raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: base, description, grid, name, output, pages")
     grid = data.get("grid") or {}
     if not all(isinstance(values, list) and values for values in grid.values()):
         raise ConfigError(f"every grid entry of profile {path} must be a non-empty list of values")
@@ -73,8 +80,13 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
         if all(point.get(key, lookup(base, key)) in allowed for key, allowed in filters.items()):
             configs.append(with_overrides(base, point))
     name = data.get("name", path.stem)
+    pages = data.get("pages", "all")
+    if isinstance(pages, dict):
+        pages = {key: values if isinstance(values, list) else [values] for key, values in pages.items()}
+    elif pages not in ("all", "none"):
+        raise ConfigError(f"pages of profile {path} must be all, none, or a mapping of config keys to values, not {pages!r}")
     return Profile(name=name, base=data.get("base") or {}, grid=grid, description=data.get("description", ""),
-                   output=Path(data.get("output", f"book/runs/{name}")), configs=configs)
+                   output=Path(data.get("output", f"book/runs/{name}")), configs=configs, pages=pages)
 
 
 def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -> dict[str, list[Any]]:

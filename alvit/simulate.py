@@ -1,0 +1,250 @@
+"""Simulated run folders: a profile's book previewed in seconds, without training anything.
+
+``alvit simulate PROFILE --out DIR`` writes one run folder per configuration in exactly the
+format :mod:`alvit.loop` writes (``config.yaml``, ``rounds.csv``, ``queries.npz``,
+``predictions/``, ``test_labels.npy``, ``env.json``), with ``"simulated": true`` in
+``env.json``; every book page built from such folders says so in a banner. Tests use it to
+exercise the results side at the paper's scale (two datasets, K = 100, seven models, many
+seeds), and a user uses it to see a profile's book before spending GPU hours.
+
+The effect model (all of it seeded, so the same profile always gives the same folders):
+
+- Labels and oracle are real alvit machinery on stand-in labels: the pool's true labels are
+  ``0..K-1`` repeated and shuffled once, the noisy oracle is :func:`alvit.noise.make_noisy_labels`
+  from the run's oracle stream, and the clean initial set comes from the run's initial stream,
+  so noise tables and realized noise behave as in a real run. Queries are drawn at random.
+- Accuracy after round r with n labels, for a K-class dataset d:
+  ``acc = 1/K + (ceiling_d - 1/K) * sigmoid(base_d + 0.6 log2(n / n_0) + model + gain(r) + e) * signal**0.4``
+  where ``signal`` is how much information the labels keep (``1 - r K/(K-1)`` for flip noise,
+  ``1 - r`` for uniform, ``1 - 2r`` for pairflip, floored at 0: at flip 0.9 on CIFAR-10 the
+  labels carry none and accuracy is chance), ``model`` is a per-model offset in logit units
+  drawn from N(0, 0.5) with the model's name as seed, ``gain(r) = 0.4 exp(-((r - 0.45) / 0.15)^2)``
+  for the uncertainty strategies (entropy, GCI-ViTAL, margin, least confidence, BALD; 0 for
+  the others) and ``e`` is seed noise: N(0, 0.1) per run plus N(0, 0.1) per round.
+- Calibration drift: mean confidence = accuracy + 0.02 + 0.3 r (+0.05 r more for uncertainty
+  strategies), so the models grow over-confident as noise rises. Each test sample gets a
+  confidence (higher when it is right), a prediction (its label when right, another class
+  when wrong), and a full probability vector whose other classes share the rest; the stored
+  per-sample predictions and every metric in ``rounds.csv`` are computed from those vectors,
+  so they agree exactly as in a real run.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from alvit import __version__, metrics, seeds
+from alvit.catalog import DATASET_SIZES, PAPER_MODELS
+from alvit.config import ExperimentConfig, dump_yaml
+from alvit.errors import ConfigError
+from alvit.noise import make_noisy_labels, realized_noise
+from alvit.results import RunFolder, atomic_save_npy, atomic_write_text
+from alvit.sweep import Profile
+
+log = logging.getLogger(__name__)
+
+CEILING = {"digits": 0.97, "cifar10": 0.985, "cifar100": 0.90}  # clean accuracy with a large budget
+BASE_LOGIT = {"digits": 0.5, "cifar10": 1.0, "cifar100": -0.3}
+UNCERTAINTY_STRATEGIES = frozenset({"entropy", "gci_vital", "margin", "least_confidence", "bald"})
+SUSTAINED_TFLOPS = 200.0  # for plausible train_s / select_s columns only
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    pool: int
+    test: int
+    classes: int
+
+
+def dataset_shape(name: str) -> DatasetShape:
+    """Pool, test and class counts of a dataset, without loading its images."""
+    if name in DATASET_SIZES:
+        return DatasetShape(*DATASET_SIZES[name])
+    if name.startswith("imagefolder:"):
+        root = Path(name.split(":", 1)[1]).expanduser()
+        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+        counts = [sum(1 for f in (root / split / c).iterdir() if f.is_file()) for split in ("train", "test") for c in classes]
+        return DatasetShape(sum(counts[:len(classes)]), sum(counts[len(classes):]), len(classes))
+    raise ConfigError(f"dataset {name!r} cannot be simulated; valid choices are {', '.join(DATASET_SIZES)} or imagefolder:<root>")
+
+
+def label_signal(kind: str, rate: float, num_classes: int) -> float:
+    """Share of the label information that survives the noise, in [0, 1]."""
+    if kind == "flip":
+        lost = rate * num_classes / (num_classes - 1)
+    elif kind == "uniform":
+        lost = rate
+    elif kind == "pairflip":
+        lost = 2 * rate
+    else:
+        lost = 0.0
+    return max(0.0, 1.0 - lost)
+
+
+def model_offset(model: str) -> float:
+    """A per-model skill offset in logit units, fixed by the model's name."""
+    return float(np.random.default_rng(zlib.crc32(model.encode())).normal(0.0, 0.5))
+
+
+def strategy_gain(strategy: str, rate: float) -> float:
+    """Logit gain of uncertainty sampling: largest at moderate noise (about 0.45)."""
+    return 0.4 * float(np.exp(-(((rate - 0.45) / 0.15) ** 2))) if strategy in UNCERTAINTY_STRATEGIES else 0.0
+
+
+def target_accuracy(cfg: ExperimentConfig, shape: DatasetShape, n_labeled: int, noise: float) -> float:
+    """The effect model's accuracy for ``n_labeled`` labels; ``noise`` is the seed noise in logits."""
+    chance = 1.0 / shape.classes
+    ceiling = CEILING.get(cfg.dataset, 0.9)
+    logit = (BASE_LOGIT.get(cfg.dataset, 1.0) + 0.6 * np.log2(n_labeled / cfg.al.initial) + model_offset(cfg.model)
+             + strategy_gain(cfg.strategy, cfg.noise.rate) + noise)
+    signal = label_signal(cfg.noise.kind, cfg.noise.rate, shape.classes)
+    return float(chance + (ceiling - chance) * expit(logit) * signal ** 0.4)
+
+
+def target_confidence(cfg: ExperimentConfig, accuracy: float, num_classes: int, rng: np.random.Generator) -> float:
+    """Mean confidence: the accuracy plus an over-confidence that grows with noise."""
+    rate = cfg.noise.rate
+    excess = 0.02 + 0.3 * rate + (0.05 * rate if cfg.strategy in UNCERTAINTY_STRATEGIES else 0.0) + rng.normal(0.0, 0.01)
+    return float(np.clip(accuracy + excess, 1.0 / num_classes + 0.01, 0.995))
+
+
+def simulated_probs(labels: np.ndarray, num_classes: int, accuracy: float, mean_confidence: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Probabilities ``float32 [M, K]`` with about ``accuracy`` right and mean top confidence ``mean_confidence``.
+
+    Right samples get higher confidence than wrong ones; the other classes share the rest of
+    the mass at random, never reaching the top class.
+    """
+    m, k = len(labels), num_classes
+    correct = np.zeros(m, dtype=bool)
+    correct[rng.permutation(m)[: int(round(accuracy * m))]] = True
+    prediction = np.where(correct, labels, (labels + rng.integers(1, k, size=m)) % k)
+    spread = rng.normal(size=m) * 0.8 + np.where(correct, 1.0, -1.0) * 0.5
+    floor = 1.0 / k + 1e-3
+    lo, hi = -12.0, 12.0
+    for _ in range(40):  # bisection on the logit shift that gives the wanted mean confidence
+        mid = (lo + hi) / 2
+        if np.mean(floor + (1 - floor) * expit(mid + spread)) < mean_confidence:
+            lo = mid
+        else:
+            hi = mid
+    confidence = floor + (1 - floor) * expit((lo + hi) / 2 + spread)
+    others = rng.dirichlet(np.full(k - 1, 0.5), size=m)  # [M, K-1]
+    rest = 1.0 - confidence
+    # Mix with the uniform share where needed so no other class reaches the top class.
+    top_other = others.max(axis=1)
+    limit = confidence * (1 - 1e-4)
+    excess = rest * top_other - limit
+    mix = np.where(excess > 0, excess / np.maximum(rest * (top_other - 1.0 / (k - 1)), 1e-12), 0.0)
+    others = (1 - mix)[:, None] * others + mix[:, None] / (k - 1)
+    probs = np.empty((m, k))
+    mask = np.ones((m, k), dtype=bool)
+    mask[np.arange(m), prediction] = False
+    probs[mask] = (rest[:, None] * others).ravel()
+    probs[np.arange(m), prediction] = confidence
+    return probs.astype(np.float32)
+
+
+def simulate_run(cfg: ExperimentConfig, folder: RunFolder, test_size: int | None, gflops: float) -> None:
+    """Fill ``folder`` with a finished simulated run of ``cfg``."""
+    shape = dataset_shape(cfg.dataset)
+    pool = min(shape.pool, cfg.data.max_pool or shape.pool)
+    test = min(shape.test, cfg.data.max_test or shape.test, test_size or shape.test)
+    if cfg.budget > pool:
+        raise ConfigError(f"{cfg.run_id}: the labeling budget {cfg.budget} is larger than the pool of {pool} samples of {cfg.dataset}")
+    k = shape.classes
+    fixed = np.random.default_rng(0)  # the same stand-in pool and test labels for every run
+    pool_labels = fixed.permutation(np.arange(pool) % k)
+    test_labels = fixed.permutation(np.arange(test) % k)
+    noisy = make_noisy_labels(pool_labels, k, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle"))
+    initial = seeds.rng(cfg.seed, "initial").choice(pool, size=cfg.al.initial, replace=False)
+    effects = np.random.default_rng([zlib.crc32(cfg.run_id.encode()), cfg.seed])
+    run_noise = effects.normal(0.0, 0.1)
+
+    folder.path.mkdir(parents=True, exist_ok=True)
+    resolved = {
+        "timm_name": PAPER_MODELS.get(cfg.model, cfg.model), "label_smoothing": cfg.resolved_label_smoothing(),
+        "device": "none (simulated)", "budget": cfg.budget, "pool_size": pool, "test_size": test,
+        "num_classes": k, "classes": [str(c) for c in range(k)], "gflops_per_image": gflops,
+    }
+    folder.write_json(folder.env, {"simulated": True, "simulator": "alvit.simulate", "alvit": __version__,
+                                   "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_save_npy(folder.test_labels, test_labels)
+    labeled = initial
+    queries: dict[str, list[np.ndarray]] = {name: [] for name in ("round", "index", "oracle_label", "true_label", "utility", "suspect")}
+    rows = []
+    for round_ in range(cfg.al.rounds + 1):
+        given = np.concatenate([pool_labels[initial], noisy[labeled[len(initial):]]])  # the initial set is clean
+        accuracy = target_accuracy(cfg, shape, len(labeled), run_noise + effects.normal(0.0, 0.1))
+        probs = simulated_probs(test_labels, k, accuracy, target_confidence(cfg, accuracy, k, effects), effects)
+        per_sample = metrics.PerSample.from_probs(probs, test_labels)
+        folder.write_predictions(round_, per_sample)
+        if round_ == cfg.al.rounds:
+            atomic_save_npy(folder.final_probs, probs)
+        epochs = int(min(cfg.train.epochs, 4 + effects.geometric(0.25)))
+        unlabeled = pool - len(labeled)
+        row = {"round": round_, "n_labeled": len(labeled), "noise_realized": realized_noise(given, pool_labels[labeled]),
+               **metrics.evaluate_per_sample(per_sample, test_labels),
+               "epochs": epochs, "best_epoch": max(1, epochs - cfg.train.patience), "val_loss": float(effects.uniform(0.3, 2.5)),
+               "train_s": round(3 * len(labeled) * epochs * gflops / (SUSTAINED_TFLOPS * 1e3), 3),
+               "select_s": 0.0, "n_queried": 0, "n_suspect": 0, "suspect_precision": np.nan}
+        if round_ < cfg.al.rounds:
+            unlabeled_mask = np.ones(pool, dtype=bool)
+            unlabeled_mask[labeled] = False
+            candidates = np.flatnonzero(unlabeled_mask)
+            picked = seeds.rng(cfg.seed, "strategy", round_).choice(candidates, size=cfg.al.query, replace=False)
+            wrong = noisy[picked] != pool_labels[picked]
+            flags = (effects.random(len(picked)) < np.where(wrong, 0.6, 0.15)).astype(np.int64) if cfg.strategy == "gci_vital" \
+                else np.full(len(picked), -1, dtype=np.int64)
+            for name, values in (("round", np.full(len(picked), round_ + 1)), ("index", picked), ("oracle_label", noisy[picked]),
+                                 ("true_label", pool_labels[picked]), ("utility", effects.random(len(picked))), ("suspect", flags)):
+                queries[name].append(values)
+            row.update(select_s=round(unlabeled * gflops / (SUSTAINED_TFLOPS * 1e3), 3), n_queried=len(picked),
+                       n_suspect=int((flags == 1).sum()))
+            if row["n_suspect"]:
+                row["suspect_precision"] = float(wrong[flags == 1].mean())
+            labeled = np.concatenate([labeled, picked])
+        rows.append(row)
+    folder.write_queries({name: np.concatenate(values) if values else np.zeros(0, dtype=np.int64)
+                          for name, values in queries.items()})
+    atomic_write_text(folder.config, dump_yaml(cfg, resolved))
+    folder.write_rounds(pd.DataFrame(rows))  # last, as in the loop: the run counts as done only now
+
+
+def model_gflops(cfg: ExperimentConfig, num_classes: int) -> float:
+    """Forward GFLOPs per image, counted on the meta device (imports torch, once per model)."""
+    from alvit.models import model_flops, resolve_model
+
+    return float(f"{model_flops(resolve_model(cfg.model, cfg.img_size), num_classes) / 1e9:.6g}")
+
+
+def simulate_profile(profile: Profile, out: Path, test_size: int | None = None) -> dict[str, list[str]]:
+    """Simulate every configuration of ``profile`` into ``out``; return run ids written and kept.
+
+    A folder that already holds a run is kept as it is (a real run is never overwritten).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    outcome: dict[str, list[str]] = {"written": [], "kept": []}
+    flops: dict[tuple[str, int | None, int], float] = {}
+    for cfg in profile.configs:
+        folder = RunFolder(out / cfg.run_id)
+        if folder.config.exists() or folder.rounds.exists():
+            outcome["kept"].append(cfg.run_id)
+            continue
+        classes = dataset_shape(cfg.dataset).classes
+        key = (cfg.model, cfg.img_size, classes)
+        if key not in flops:
+            flops[key] = model_gflops(cfg, classes)
+        simulate_run(cfg, folder, test_size, flops[key])
+        outcome["written"].append(cfg.run_id)
+    return outcome
+
