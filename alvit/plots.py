@@ -62,7 +62,8 @@ def model_colours(models: list[str]) -> dict[str, tuple[float, float, float]]:
 
 def _panels(count: int, width: float, height: float, columns: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
     rows = int(np.ceil(count / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), sharey=sharey, squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), sharey=sharey, squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[count:]:
         ax.set_visible(False)
     return fig, axes.flat[:count]
@@ -92,33 +93,39 @@ def metric_vs_noise(rows: pd.DataFrame, metric: str, title: str, dots: bool = Fa
 
 
 def _finish(fig: plt.Figure, title: str, legend_from: plt.Axes, heading: str = "model") -> None:
-    """Title above the panels, then one legend for the whole figure, outside the panels on the right."""
+    """Title above the panels and one legend for the whole figure, outside them on the right.
+
+    Figures use matplotlib's constrained layout, which makes room for both.
+    """
     fig.suptitle(title)
-    fig.tight_layout()
     handles, labels = legend_from.get_legend_handles_labels()
-    fig.legend(handles, labels, title=heading, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    fig.legend(handles, labels, title=heading, loc="outside right center", fontsize="small")
 
 
-def accuracy_heatmaps(rows: pd.DataFrame, title: str, metric: str = "test_acc") -> plt.Figure:
+LOWER_IS_BETTER = {"ece", "mce", "adaptive_ece", "brier", "nll"}
+
+
+def heatmaps(rows: pd.DataFrame, metric: str, title: str) -> plt.Figure:
     """One setting: mean final ``metric`` per model (rows) and noise rate (columns); a heatmap per strategy.
 
-    All panels share one colour scale, so a colour means the same number everywhere.
+    All panels share one colour scale, so a colour means the same number everywhere; brighter is
+    better for every metric. With many noise rates the panels stack, so every number stays readable.
     """
     strategies = sorted(rows["strategy"].unique())
     table = rows.groupby(["strategy", "model", "noise_rate"])[metric].mean()
     models, rates = sorted(rows["model"].unique()), sorted(rows["noise_rate"].unique())
-    fig, axes = plt.subplots(1, len(strategies), figsize=(0.55 * len(rates) * len(strategies) + 2.5, 0.42 * len(models) + 1.6),
-                             sharey=True, squeeze=False)
-    for i, (ax, strategy) in enumerate(zip(axes[0], strategies)):
+    panel_width = 0.62 * len(rates) + 1.6
+    columns = max(1, min(len(strategies), int(12 // panel_width)))
+    fig, axes = _panels(len(strategies), panel_width, 0.36 * len(models) + 1.0, columns)
+    for ax, strategy in zip(axes, strategies):
         grid = table[strategy].unstack("noise_rate").reindex(index=models, columns=rates)
         grid.columns = [f"{rate:g}" for rate in rates]
-        sns.heatmap(grid, ax=ax, vmin=float(table.min()), vmax=float(table.max()), cmap="viridis", annot=True, fmt=".2f",
-                    annot_kws={"fontsize": 7}, cbar=i == len(strategies) - 1,
-                    cbar_kws={"label": METRIC_LABELS.get(metric, metric)})
-        ax.set(title=strategy, xlabel="noise rate", ylabel="model" if i == 0 else "")
+        sns.heatmap(grid, ax=ax, vmin=float(table.min()), vmax=float(table.max()), annot=True, fmt=".2f",
+                    cmap="viridis_r" if metric in LOWER_IS_BETTER else "viridis", annot_kws={"fontsize": 7}, cbar=False)
+        ax.set(title=strategy, xlabel="noise rate", ylabel="model")
         ax.tick_params(axis="y", rotation=0)
+    fig.colorbar(axes[0].collections[0], ax=list(axes), label=METRIC_LABELS.get(metric, metric), shrink=0.8)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -144,7 +151,8 @@ def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = 
 
     at_rate = rows[np.isclose(rows["noise_rate"], rate)]
     models, strategies = sorted(at_rate["model"].unique()), sorted(at_rate["strategy"].unique())
-    fig, axes = plt.subplots(len(models), len(strategies), figsize=(2.7 * len(strategies), 2.9 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), len(strategies), figsize=(2.7 * len(strategies), 2.9 * len(models)), squeeze=False,
+                             layout="constrained")
     for r, model in enumerate(models):
         for c, strategy in enumerate(strategies):
             runs = at_rate[(at_rate["model"] == model) & (at_rate["strategy"] == strategy)]
@@ -159,7 +167,6 @@ def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = 
             ax.set(xlabel="confidence" if r == len(models) - 1 else "", ylabel="accuracy" if c == 0 else "")
     axes[0][0].legend(fontsize="xx-small", loc="upper left")
     fig.suptitle(f"{title}, noise {rate:g}: final round, seeds pooled")
-    fig.tight_layout()
     return fig
 
 
@@ -179,7 +186,7 @@ def learning_curve_grid(runs: pd.DataFrame, rates: list[float], title: str, metr
     """One setting: learning curves, a row per model and a column per noise rate, a line per strategy."""
     models = sorted(runs["model"].unique())
     fig, axes = plt.subplots(len(models), len(rates), figsize=(2.9 * len(rates), 2.3 * len(models)), sharex=True,
-                             sharey=True, squeeze=False)
+                             sharey=True, squeeze=False, layout="constrained")
     for r, model in enumerate(models):
         for c, rate in enumerate(rates):
             ax = axes[r][c]
@@ -194,7 +201,7 @@ def learning_curve_grid(runs: pd.DataFrame, rates: list[float], title: str, metr
 def cost_bars(rows: pd.DataFrame, title: str) -> plt.Figure:
     """One setting: mean training and selection seconds per run, per model and strategy."""
     stats = rows.groupby(["model", "strategy"])[["total_train_s", "total_select_s"]].mean()
-    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(stats) + 1.4))
+    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(stats) + 1.4), layout="constrained")
     labels = [f"{model} / {strategy}" for model, strategy in stats.index]
     ax.barh(labels, stats["total_train_s"], label="training")
     ax.barh(labels, stats["total_select_s"], left=stats["total_train_s"], label="scoring + selection")
@@ -202,7 +209,6 @@ def cost_bars(rows: pd.DataFrame, title: str) -> plt.Figure:
     ax.tick_params(axis="y", labelsize=7)
     ax.set(xlabel="seconds per run (mean over noise rates and seeds)", title=title)
     ax.legend(fontsize="small")
-    fig.tight_layout()
     return fig
 
 

@@ -56,9 +56,10 @@ def test_the_book_builds_with_warnings_as_errors_and_pages_only_for_chosen_runs(
 def test_every_figure_and_table_of_the_results_shows_one_setting(mixed_book):
     _, base, _ = mixed_book
     summary = nbformat.read(str(base / "root" / "book" / "summary.ipynb"), as_version=4)
-    heatmaps = outputs_of(summary, "plots.accuracy_heatmaps")
+    heatmaps = outputs_of(summary, "plots.heatmaps(rows, \"test_acc\"")
     assert sum("image/png" in o.get("data", {}) for o in heatmaps) == len(SETTINGS)  # a figure per setting, none pooled
-    captions = " ".join(o["data"].get("text/html", "") for o in heatmaps if "data" in o)
+    tables = outputs_of(summary, 'show_tables("test_acc"')
+    captions = " ".join(o["data"].get("text/html", "") for o in tables if "data" in o)
     assert all(f"Test accuracy, final round, {name}" in captions for name in SETTINGS)
     gains = outputs_of(summary, "plots.gain_vs_noise")
     assert sum("image/png" in o.get("data", {}) for o in gains) == len(SETTINGS)
