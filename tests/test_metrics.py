@@ -82,3 +82,36 @@ def test_evaluate_reports_every_metric_under_its_rounds_csv_name():
     report = metrics.evaluate(probs, labels)
     assert set(report) == {"test_acc", "ece", "mce", "adaptive_ece", "brier", "nll"}
     assert report["ece"] == metrics.ece(probs, labels, 15)
+
+
+@pytest.mark.parametrize("n_bins", [10, 15, 20])
+def test_a_confidence_of_exactly_b_over_B_opens_bin_b_for_any_bin_count(n_bins):
+    # np.linspace(0, 1, 11)[3] is 0.30000000000000004, which would put 0.3 in the bin below.
+    confidence = np.arange(n_bins) / n_bins
+    assert metrics.equal_width_bin(confidence, n_bins).tolist() == list(range(n_bins))
+    bins = metrics.reliability_bins_from(confidence, np.ones(n_bins), n_bins)
+    assert bins["count"].tolist() == [1] * n_bins
+    assert bins["lower"].tolist() == [b / n_bins for b in range(n_bins)]
+
+
+def test_adaptive_ece_keeps_equal_confidences_in_one_bin_whatever_their_order():
+    # Six samples at 0.6 straddle the cut between two equal-mass bins of 5; half of them are right.
+    confidence = np.array([0.6] * 6 + [0.9] * 4)
+    correct = np.array([1, 0, 1, 0, 1, 0, 1, 1, 1, 1])
+    rng = np.random.default_rng(0)
+    values = set()
+    for _ in range(20):
+        order = rng.permutation(len(confidence))
+        values.add(round(metrics.adaptive_ece_from(confidence[order], correct[order], n_bins=2), 12))
+    assert len(values) == 1
+    # The 0.6 run forms one bin (acc 0.5) and the 0.9 run the other (acc 1.0).
+    assert values.pop() == pytest.approx((6 * 0.1 + 4 * 0.1) / 10)
+
+
+def test_per_sample_summaries_give_the_same_metrics_as_the_probabilities():
+    probs, labels = random_probs(800, 100, seed=3)
+    summary = metrics.PerSample.from_probs(probs, labels)
+    from_summary = metrics.evaluate_per_sample(summary, labels)
+    for name, value in metrics.evaluate(probs, labels).items():
+        assert from_summary[name] == pytest.approx(value, abs=1e-12)
+    assert metrics.brier(probs, labels) == pytest.approx(np.mean(np.sum((probs - np.eye(100)[labels]) ** 2, axis=1)))

@@ -141,6 +141,28 @@ def test_coreset_picks_the_far_outlier_then_covers_the_rest():
     assert picks.tolist() == [3, 4]
 
 
+def exact_greedy_k_center(pool: np.ndarray, labeled: np.ndarray, k: int) -> list[int]:
+    """Greedy k-center in float64 with explicit differences: the reference coreset must match."""
+    nearest = np.min(np.linalg.norm(pool[:, None] - labeled[None], axis=2), axis=1)
+    chosen = []
+    for _ in range(k):
+        pick = int(np.argmax(np.where(np.isin(np.arange(len(pool)), chosen), -1.0, nearest)))
+        chosen.append(pick)
+        nearest = np.minimum(nearest, np.linalg.norm(pool - pool[pick], axis=1))
+    return chosen
+
+
+def test_coreset_matches_exact_greedy_k_center_when_features_sit_far_from_the_origin():
+    # Norms about 200x the typical distance: float32 |x|^2 + |c|^2 - 2x.c alone would pick other points.
+    rng = np.random.default_rng(0)
+    offset = np.full(64, 200.0 / 8.0)  # |offset| = 200
+    pool = (rng.normal(size=(2000, 64)) + offset).astype(np.float32)
+    labeled = (rng.normal(size=(50, 64)) + offset).astype(np.float32)
+    view = PoolView(probs=np.full((2000, 2), 0.5), features=pool, labeled_features=labeled)
+    picks = create_strategy("coreset").select(view, 100, np.random.default_rng(0)).indices
+    assert picks.tolist() == exact_greedy_k_center(pool.astype(np.float64), labeled.astype(np.float64), 100)
+
+
 def test_badge_spreads_its_batch_over_distinct_clusters():
     rng = np.random.default_rng(0)
     centers = np.array([[10.0, 0, 0, 0], [0, 10.0, 0, 0], [0, 0, 10.0, 0]])
