@@ -140,8 +140,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file such as configs/demo.yaml")
         try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"config file {path} is not valid YAML ({err.__class__.__name__}); fix its syntax") from err
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping of keys to values, not a {type(loaded).__name__}")
@@ -151,10 +151,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not of the form key=value, e.g. noise.rate=0.3")
-        _set_nested(data, key.strip().split("."), yaml.safe_load(raw) if raw.strip() else None)
+        _set_nested(data, key.strip().split("."), _parse_value(raw, item))
     cfg = _build(ExperimentConfig, data, prefix="")
     validate(cfg)
     return cfg
+
+
+def _parse_value(raw: str, item: str) -> Any:
+    """A ``--set`` value read as YAML (``0.3`` is a float, ``true`` a bool); empty is null."""
+    if not raw.strip():
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {item!r} has a value that is not valid YAML ({err.__class__.__name__}); quote it or fix it") from err
 
 
 def with_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
