@@ -13,7 +13,6 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from alvit import metrics
 
@@ -54,10 +53,10 @@ def reliability_panel(ax: plt.Axes, confidence: np.ndarray, correct: np.ndarray,
     return reliability_diagram(ax, metrics.reliability_bins_from(confidence, correct, n_bins), title)
 
 
-def model_colours(models: list[str]) -> dict[str, tuple[float, float, float]]:
+def model_colours(models: list[str]) -> dict[str, str]:
     """A colour per model, the same in every figure of a page (colour-blind palette, by sorted name)."""
-    names = sorted(models)
-    return dict(zip(names, sns.color_palette("colorblind", max(len(names), 3))))
+    palette = plt.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"]
+    return {name: palette[i % len(palette)] for i, name in enumerate(sorted(models))}
 
 
 def _panels(count: int, width: float, height: float, columns: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
@@ -111,6 +110,8 @@ def heatmaps(rows: pd.DataFrame, metric: str, title: str) -> plt.Figure:
     All panels share one colour scale, so a colour means the same number everywhere; brighter is
     better for every metric. With many noise rates the panels stack, so every number stays readable.
     """
+    import seaborn as sns  # imported here: a run's page draws no heatmap and need not pay for seaborn
+
     strategies = sorted(rows["strategy"].unique())
     table = rows.groupby(["strategy", "model", "noise_rate"])[metric].mean()
     models, rates = sorted(rows["model"].unique()), sorted(rows["noise_rate"].unique())

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from scipy.special import entr
-from scipy.stats import rankdata
 
 from alvit.errors import ConfigError
 
@@ -106,6 +105,8 @@ def predictive_entropy(probs: np.ndarray) -> np.ndarray:
 
 def scaled_rank(values: np.ndarray) -> np.ndarray:
     """Ranks scaled to [0, 1] (ties share their average rank; one sample gets 0)."""
+    from scipy.stats import rankdata  # scipy.stats takes a second to import; config checks need none of it
+
     if len(values) < 2:
         return np.zeros(len(values))
     return (rankdata(values, method="average") - 1.0) / (len(values) - 1.0)
