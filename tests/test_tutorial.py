@@ -1,0 +1,67 @@
+"""The tutorial, for a classroom: exercises with hints and worked solutions, code that fits the page,
+the same oracle as the loop, and math typeset offline in the built book."""
+
+import re
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+from conftest import REPO
+
+TUTORIAL = REPO / "notebooks" / "tutorial.ipynb"
+PAGE_WIDTH = 88  # characters of code that fit the book's code blocks without a scroll bar
+
+
+@pytest.fixture(scope="module")
+def tutorial():
+    return nbformat.read(str(TUTORIAL), as_version=4)
+
+
+def test_no_code_line_is_cut_off_on_the_page(tutorial):
+    long = [line for cell in tutorial.cells if cell.cell_type == "code" for line in cell.source.splitlines()
+            if len(line) > PAGE_WIDTH]
+    assert not long, long
+
+
+def test_every_exercise_has_a_hint_a_worked_solution_and_solution_code_folded_away(tutorial):
+    cells = tutorial.cells
+    exercises = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and re.match(r"\*\*\d\. ", cell.source)]
+    assert len(exercises) == 5
+    for i in exercises:
+        assert "```{dropdown} Hint" in cells[i].source and "```{dropdown} Worked solution" in cells[i].source
+        solution = cells[i + 1]
+        assert solution.cell_type == "code" and "hide-cell" in solution.metadata.get("tags", [])
+
+
+def test_exercise_1_asks_for_several_seeds_before_a_conclusion(tutorial):
+    first = next(cell.source for cell in tutorial.cells if cell.cell_type == "markdown" and cell.source.startswith("**1."))
+    assert "three seeds" in first
+
+
+def test_the_oracle_is_the_loops_and_the_moderate_noise_story_is_a_hypothesis(tutorial):
+    source = "\n".join(cell.source for cell in tutorial.cells)
+    assert "make_oracle(cfg" in source and "hypothesis" in source.lower()
+
+
+@pytest.mark.slow
+def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(tmp_path):
+    """Execute the tutorial, build a one-chapter book, and let Chromium run the page's scripts offline."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is not installed here (apt-get install chromium)")
+    import papermill
+
+    root = tmp_path / "book"
+    (root / "book").mkdir(parents=True)
+    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/tutorial\n")
+    papermill.execute_notebook(str(TUTORIAL), str(root / "book" / "tutorial.ipynb"), cwd=str(REPO), progress_bar=False)
+    subprocess.run([shutil.which("jupyter-book") or "jupyter-book", "build", str(root), "-W"], check=True, capture_output=True)
+    page = root / "_build" / "html" / "book" / "tutorial.html"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "<mjx-container" in dom  # MathJax ran from the book's own _static, with no network
+    assert "\\(H(x)" not in dom
