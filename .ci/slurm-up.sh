@@ -89,6 +89,9 @@ SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
+# scancel sends SIGTERM, which submitit's jobs ignore (they checkpoint on SIGUSR2), then SIGKILL
+# after KillWait (default 30 s); 2 s makes a cancelled test job die mid-run.
+KillWait=2
 MpiDefault=none
 $( (( FAKE_GPUS > 0 )) && echo GresTypes=gpu )
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM $GRES State=UNKNOWN

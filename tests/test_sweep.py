@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import REPO, TINY
 
-from alvit.config import dump_yaml, with_overrides
+from alvit.config import dump_yaml, flatten, with_overrides
 from alvit.errors import ConfigError
 from alvit.pages import notebook_parameters
 from alvit.results import ROUND_COLUMNS, RunFolder, load_runs
@@ -88,15 +88,14 @@ def test_gpu_hours_scale_with_flops():
 
 
 def write_profile(tmp_path, grid, pages="all", base=None, **extra):
-    """A profile of TINY runs (digits, vit_nano_p4, 3 rounds) over ``grid``, output in tmp_path/runs."""
+    """A profile of TINY runs (digits, vit_nano_p4, 3 rounds; ``base`` over them) over ``grid``, output in tmp_path/runs."""
+    settings = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in TINY)}
     tree: dict = {}
-    for item in TINY:
-        key, _, value = item.partition("=")
+    for key, value in {**settings, **flatten(base or {})}.items():
         node = tree
         for part in key.split(".")[:-1]:
             node = node.setdefault(part, {})
-        node[key.split(".")[-1]] = yaml.safe_load(value)
-    tree.update(base or {})
+        node[key.split(".")[-1]] = value
     path = tmp_path / "profile.yaml"
     path.write_text(yaml.safe_dump({"name": "t", "output": str(tmp_path / "runs"), "base": tree, "grid": grid,
                                     "pages": pages, **extra}))
