@@ -266,7 +266,9 @@ def _result(job: Any, task: Task) -> Outcome:
 
 def _lost(job: Any, task: Task) -> Outcome:
     state = _job_state(job.job_id)
-    return _failed(job, task, f"slurm job {job.job_id} ended without a result ({state}); its log: {job.paths.stderr}")
+    if state is None and not job.paths.stdout.exists():
+        return _failed(job, task, f"slurm job {job.job_id} ended before it started (cancelled while pending?)")
+    return _failed(job, task, f"slurm job {job.job_id} ended without a result ({state or 'state unknown'}); its log: {job.paths.stderr}")
 
 
 def _failed(job: Any, task: Task, reason: str) -> Outcome:
@@ -281,15 +283,15 @@ def _failed(job: Any, task: Task, reason: str) -> Outcome:
     return Outcome(task.run_id, FAILED, reason)
 
 
-def _job_state(job_id: str) -> str:
-    """``CANCELLED``, ``OUT_OF_MEMORY``, ... from ``scontrol show job`` (kept a few minutes after the end)."""
+def _job_state(job_id: str) -> str | None:
+    """``CANCELLED``, ``OUT_OF_MEMORY``, ... from ``scontrol show job`` (kept a few minutes after the end); None if unknown."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         text = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=60, check=False).stdout
         match = re.search(r"JobState=(\S+)", text)
         if match:
             reason = re.search(r"Reason=(\S+)", text)
             return match.group(1) + (f", {reason.group(1)}" if reason and reason.group(1) != "None" else "")
-    return "state unknown: no longer in squeue"
+    return None
 
 
 __all__ = ["SlurmSettings", "SweepTask", "check_offline", "max_array_size", "require_slurm", "run_slurm"]

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from alvit import paths
 from alvit.config import (
@@ -192,11 +193,12 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
     bar = tqdm(total=len(profile.configs), initial=len(skipped), desc=f"sweep {profile.name}", unit="run",
                disable=not options.progress, dynamic_ncols=True)
     try:
-        for result in execute(tasks) if tasks else ():
-            outcome[result.status].append(result.run_id)
-            if result.status == FAILED:
-                bar.write(f"{result.run_id} failed: {result.reason}")
-            bar.update(1)
+        with logging_redirect_tqdm():  # log lines above the bar, not through it
+            for result in execute(tasks) if tasks else ():
+                outcome[result.status].append(result.run_id)
+                if result.status == FAILED:
+                    bar.write(f"{result.run_id} failed: {result.reason}")
+                bar.update(1)
     finally:
         bar.close()
     return outcome

@@ -168,22 +168,19 @@ class _Worker:
 def _worker_main(conn: multiprocessing.connection.Connection, env: dict[str, str], threads: int) -> None:
     """A worker: set the slot's environment, import torch once, then run tasks until told to stop."""
     os.environ.update(env)
-    import torch
+    try:
+        import torch
 
-    if "OMP_NUM_THREADS" in env:
-        torch.set_num_threads(threads)
-    import alvit.loop  # noqa: F401  (the imports a run needs, paid here once)
-    from alvit.task import run_task
+        if "OMP_NUM_THREADS" in env:
+            torch.set_num_threads(threads)
+        import alvit.loop  # noqa: F401  (the imports a run needs, paid here once)
+        from alvit.task import run_task
 
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, KeyboardInterrupt):
-            return
-        if task is None:
-            return
-        outcome = run_task(task, on_claimed=lambda claim: conn.send(("claimed", claim)))
-        conn.send(("outcome", outcome))
+        while (task := conn.recv()) is not None:
+            outcome = run_task(task, on_claimed=lambda claim: conn.send(("claimed", claim)))
+            conn.send(("outcome", outcome))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return  # the parent is gone or stopping (Ctrl-C): run_task has let go of its claim
 
 
 __all__ = ["Slot", "make_slots", "run_local"]
