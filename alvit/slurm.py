@@ -246,15 +246,17 @@ def _follow(jobs: list[tuple[Any, Task]]) -> Iterator[Outcome]:
 
 def _queued(arrays: list[str]) -> set[str] | None:
     """Array task ids ``squeue`` lists (pending, running, requeued); None if squeue cannot tell now."""
-    try:
-        result = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", ",".join(arrays)], capture_output=True,
-                                text=True, timeout=60, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if result.returncode != 0:
-        # squeue refuses ids it has already forgotten: every task of those arrays has ended
-        return set() if "Invalid job id" in result.stderr else None
-    return set(result.stdout.split())
+    queued: set[str] = set()
+    for array in arrays:  # one at a time: squeue refuses a whole list for one forgotten id
+        try:
+            result = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", array], capture_output=True,
+                                    text=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if result.returncode != 0 and "Invalid job id" not in result.stderr:
+            return None
+        queued.update(result.stdout.split())  # a forgotten id: every task of that array has ended
+    return queued
 
 
 def _result(job: Any, task: Task) -> Outcome:

@@ -39,6 +39,7 @@ from alvit.config import (
 )
 from alvit.errors import ConfigError, ResultsError
 from alvit.leases import DEFAULT_STALE_AFTER_S, Claims
+from alvit.slurm import SlurmSettings  # no submitit import until a sweep submits
 from alvit.task import (
     CLAIMED,
     DONE,
@@ -103,8 +104,6 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
             configs.append(with_overrides(base, point))
     _check_unique_run_ids(configs, grid, path)
     name = data.get("name", path.stem)
-    from alvit.slurm import SlurmSettings  # imports no submitit
-
     slurm = SlurmSettings.from_dict(data.get("slurm") or {}, f"profile {path}")
     return Profile(name=name, base=data.get("base") or {}, grid=grid, description=data.get("description", ""),
                    output=Path(data.get("output", f"book/runs/{name}")), configs=configs,
@@ -253,7 +252,7 @@ def _executor(profile: Profile, options: SweepOptions) -> Executor:
         from alvit import slurm
 
         slurm.require_slurm()
-        settings = slurm.SlurmSettings.from_dict({**profile.slurm, **options.slurm}, "the profile or the command line")
+        settings = SlurmSettings.from_dict({**profile.slurm, **options.slurm}, "the profile or the command line")
         return lambda tasks: slurm.run_slurm(tasks, settings, options.timeout_s, name=f"alvit-{profile.name}")
     from alvit.workers import make_slots, run_local
 

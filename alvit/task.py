@@ -77,9 +77,9 @@ def run_task(task: Task, on_claimed: Callable[[Claim], None] | None = None, job:
     if claim is None:
         holder = claims.read(task.run_id)
         return Outcome(task.run_id, CLAIMED, holder.describe() if holder else "")
-    if on_claimed is not None:
-        on_claimed(claim)
     try:
+        if on_claimed is not None:
+            on_claimed(claim)
         with claims.heartbeat(claim):
             return _run_claimed(task)
     finally:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.process
 import os
 import time
 from collections import deque
@@ -89,23 +90,22 @@ def run_local(tasks: Sequence[Task], slots: Sequence[Slot], timeout_s: float | N
 
 
 class _Worker:
-    """One worker process, its pipe, and the task (and claim) it is on."""
+    """One slot's worker process (started when it gets a task), its pipe, and the task and claim it is on."""
 
     def __init__(self, slot: Slot):
         self.slot = slot
         self.task: Task | None = None
         self.claim: Claim | None = None
-        self._start()
-
-    def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or CUDA state
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, self.slot.environment(), self.slot.threads),
-                                       name=f"alvit-worker-{self.slot.index}", daemon=True)
-        self.process.start()
-        child.close()
+        self.process: multiprocessing.process.BaseProcess | None = None
 
     def give(self, task: Task) -> None:
+        if self.process is None:
+            context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or CUDA state
+            self.conn, child = context.Pipe()
+            self.process = context.Process(target=_worker_main, args=(child, self.slot.environment(), self.slot.threads),
+                                           name=f"alvit-worker-{self.slot.index}", daemon=True)
+            self.process.start()
+            child.close()
         self.task, self.claim = task, None
         self.conn.send(task)
 
@@ -114,7 +114,7 @@ class _Worker:
         try:
             kind, payload = self.conn.recv()
         except (EOFError, OSError):
-            return self._fail_and_restart(f"the worker process died (exit code {self._exit_code()}), e.g. out of memory")
+            return self._fail(f"the worker process died (exit code {self._exit_code()}), e.g. out of memory")
         if kind == "claimed":
             self.claim = payload
             return None
@@ -126,9 +126,10 @@ class _Worker:
                 and time.time() - self.claim.started > timeout_s)
 
     def stop_overdue(self, timeout_s: float) -> Outcome:
-        return self._fail_and_restart(f"timed out after {timeout_s:g} s")
+        return self._fail(f"timed out after {timeout_s:g} s")
 
-    def _fail_and_restart(self, reason: str) -> Outcome:
+    def _fail(self, reason: str) -> Outcome:
+        """Stop the worker, record its task as failed, free the claim; the next task starts a fresh worker."""
         task, claim = self.task, self.claim
         assert task is not None
         self._kill()
@@ -137,32 +138,36 @@ class _Worker:
         if claim is not None:
             Claims(task.output, task.stale_after_s).release(claim)
         self.task = self.claim = None
-        self._start()
         return Outcome(task.run_id, FAILED, reason)
 
     def _exit_code(self) -> Any:
+        assert self.process is not None
         self.process.join(timeout=5)
         return self.process.exitcode
 
     def _kill(self) -> None:
         # The page's kernel, if one runs, is in its own session and exits when its parent is gone.
-        self.process.kill()
-        self.process.join()
-        self.conn.close()
+        if self.process is not None:
+            self.process.kill()
+            self.process.join()
+            self.conn.close()
+            self.process = None
 
     def close(self) -> None:
         """Stop the worker: politely when idle, at once when it is still running a task."""
-        if self.task is None and self.process.is_alive():
+        if self.process is None:
+            return
+        if self.task is None:
             try:
                 self.conn.send(None)
                 self.process.join(timeout=10)
             except (BrokenPipeError, OSError):
                 pass
-        if self.process.is_alive():
+        elif self.claim is not None:
+            task, claim = self.task, self.claim
             self._kill()
-            if self.claim is not None and self.task is not None:
-                Claims(self.task.output, self.task.stale_after_s).release(self.claim)
-        self.conn.close()
+            Claims(task.output, task.stale_after_s).release(claim)
+        self._kill()
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, env: dict[str, str], threads: int) -> None:

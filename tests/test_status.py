@@ -53,3 +53,12 @@ def test_status_of_a_sweep_not_started_lists_counts_only(tmp_path):
     text = format_status(profile, sweep_status(profile))
     assert text.splitlines()[1:] == ["done 0 / running 0 / failed 0 / pending 2 / stale 0",
                                      "(2 pending runs not started are not listed; --all lists every run)"]
+
+
+def test_alvit_status_prints_the_counts_from_any_folder(tmp_path):
+    profile_path = write_profile(tmp_path, {"seed": [0, 1]})
+    fake_finished_run(tmp_path / "runs", load_profile(profile_path).configs[0])
+    result = subprocess.run([sys.executable, "-m", "alvit.cli", "status", str(profile_path), "--all"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.splitlines()[1] == "done 1 / running 0 / failed 0 / pending 1 / stale 0"
+    assert len(result.stdout.splitlines()) == 5  # header, counts, blank, one row per run

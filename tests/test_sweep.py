@@ -288,3 +288,12 @@ def test_two_sweeps_at_once_run_every_configuration_exactly_once(tmp_path):
     assert sorted(p.name for p in (tmp_path / "runs").glob("*.ipynb")) == ["digits-vit_nano_p4-flip0-random-s0.ipynb",
                                                                            "digits-vit_nano_p4-flip0.5-random-s0.ipynb"]
     assert not list((tmp_path / "runs" / "_claims").iterdir())
+
+
+def test_the_slurm_executor_without_slurm_is_one_sentence(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda tool, *args, **kwargs: None)
+    with pytest.raises(ConfigError, match="--executor slurm needs SLURM's sbatch, squeue, scontrol on the PATH"):
+        run_sweep(load_profile(write_profile(tmp_path, {"seed": [0]})), options=SweepOptions(executor="slurm", progress=False))
+    assert not (tmp_path / "runs").exists()
