@@ -26,7 +26,7 @@ from pathlib import Path
 from alvit import paths
 from alvit.config import lookup
 from alvit.errors import ConfigError
-from alvit.pages import render_page
+from alvit.pages import encrypted_kernel_manager, render_page
 from alvit.results import RunFolder
 from alvit.sweep import Profile, load_profile
 
@@ -44,7 +44,7 @@ def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path |
 
     try:
         papermill.execute_notebook(str(template), str(output), parameters=parameters, cwd=str(cwd or paths.book_root()),
-                                   progress_bar=False, kernel_name="python3")
+                                   progress_bar=False, kernel_name="python3", kernel_manager_class=encrypted_kernel_manager())
     except Exception as err:
         lines = str(err).strip().splitlines()
         raise ConfigError(f"{template.name} failed ({err.__class__.__name__}: {lines[-1] if lines else ''}); "

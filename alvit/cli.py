@@ -1,4 +1,4 @@
-"""``alvit run | sweep | book | list``: the command line.
+"""``alvit run | sweep | status | fetch | book | list``: the command line.
 
 Errors a user can cause end with one sentence on stderr and exit status 2, never a traceback.
 """
@@ -10,6 +10,7 @@ import logging
 import sys
 
 from alvit.errors import ConfigError, ResultsError
+from alvit.leases import DEFAULT_STALE_AFTER_S
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -23,7 +24,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from alvit.catalog import PAPER_MODELS
-    from alvit.sweep import estimate_gpu_hours, load_profile, run_sweep
+    from alvit.sweep import (
+        SweepOptions,
+        estimate_gpu_hours,
+        load_profile,
+        run_sweep,
+        summary_line,
+    )
 
     profile = load_profile(args.profile, args.only)
     print(f"profile {profile.name}: {len(profile.configs)} configurations -> {profile.output}")
@@ -35,11 +42,65 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {sum(r['gpu_hours'] for r in rows):8.1f} h")
     if args.estimate:
         return 0
-    outcome = run_sweep(profile, jobs=args.jobs, progress=not args.quiet)
-    print(f"done {len(outcome['done'])} / skipped {len(outcome['skipped'])} / failed {len(outcome['failed'])}")
+    options = SweepOptions(
+        executor=args.executor, jobs=args.jobs, gpus=tuple(g for g in (args.gpus or "").split(",") if g),
+        per_gpu=args.per_gpu, timeout_s=args.timeout, rerun_stale=args.rerun_stale, stale_after_s=args.stale_after,
+        slurm=_slurm_overrides(args), progress=not args.quiet,
+    )
+    outcome = run_sweep(profile, options=options, profile_path=args.profile)
+    print(summary_line(outcome))
     if outcome["failed"]:
         print(f"failed runs and their errors: {profile.output}/_failed/", file=sys.stderr)
         return 1
+    return 0
+
+
+def _slurm_overrides(args: argparse.Namespace) -> dict:
+    """``--slurm-*`` flags given on the command line, as profile ``slurm:`` keys."""
+    given = {key: getattr(args, f"slurm_{key}") for key in ("partition", "account", "gpus_per_task", "cpus_per_task",
+                                                            "mem_gb", "time_min", "array_parallelism")}
+    overrides = {key: value for key, value in given.items() if value is not None}
+    if args.slurm_extra:
+        pairs = [item.partition("=") for item in args.slurm_extra]
+        bad = [key for key, sep, _ in pairs if not sep or not key]
+        if bad:
+            raise ConfigError(f"--slurm-extra takes OPTION=VALUE (an sbatch option without its dashes), e.g. --slurm-extra qos=high, not {bad[0]!r}")
+        overrides["extra"] = {key: value for key, _, value in pairs}
+    return overrides
+
+
+def _cmd_status(args: argparse.Namespace) -> None:
+    from alvit.status import format_status, sweep_status
+    from alvit.sweep import load_profile
+
+    profile = load_profile(args.profile, args.only)
+    print(format_status(profile, sweep_status(profile, args.stale_after), every=args.all))
+
+
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    from alvit.fetch import download, env_lines, is_present, missing, needs
+    from alvit.sweep import load_profile
+
+    found = needs(load_profile(args.profile, args.only).configs)
+    if args.check:
+        absent = missing(found)
+        for line in absent:
+            print(line)
+        if absent:
+            print(f"alvit: {len(absent)} of the {len(found)} datasets and weights {args.profile} needs are missing here; "
+                  f"run alvit fetch {args.profile} on a machine with network", file=sys.stderr)
+            return 1
+        print(f"all {len(found)} datasets and weights {args.profile} needs are here")
+        return 0
+    for need in found:
+        if is_present(need):
+            print(f"have  {need.describe()}")
+        else:
+            print(f"fetch {need.describe()} ...", flush=True)
+            download(need)
+    print("# a job needs these (the slurm executor sets them):")
+    for line in env_lines():
+        print(f"export {line}")
     return 0
 
 
@@ -108,15 +169,49 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=_cmd_run)
 
-    sweep = commands.add_parser("sweep", help="run the experiment notebook for every configuration of a profile")
+    sweep = commands.add_parser("sweep", help="run every configuration of a profile (on this machine or a SLURM cluster)")
     sweep.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
-    sweep.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default 1)")
+    sweep.add_argument("--executor", choices=["local", "slurm"], default="local",
+                       help="local: worker processes here (default); slurm: one array task per configuration")
+    sweep.add_argument("--jobs", type=int, default=None, help="local: runs at once (default 1, or one per GPU slot)")
+    sweep.add_argument("--gpus", default=None, metavar="0,1,...", help="local: GPUs to spread the workers over")
+    sweep.add_argument("--per-gpu", type=int, default=1, metavar="M", help="local: runs at once on each GPU (default 1)")
+    sweep.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="per run: local kills a run past it and records it as failed; slurm: the job's time limit")
+    sweep.add_argument("--rerun-stale", action="store_true",
+                       help="rerun runs whose folder holds another configuration, moving the old folder to _stale/")
+    sweep.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
+                       help="take over a claim whose heartbeat is older than this (default %(default)g)")
     sweep.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
                        help="keep configurations with these values, e.g. --only model=vit_b16 (repeatable)")
+    slurm = sweep.add_argument_group("slurm executor (over the profile's slurm: section)")
+    slurm.add_argument("--slurm-partition", default=None)
+    slurm.add_argument("--slurm-account", default=None)
+    slurm.add_argument("--slurm-gpus-per-task", type=int, default=None, metavar="N")
+    slurm.add_argument("--slurm-cpus-per-task", type=int, default=None, metavar="N")
+    slurm.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB")
+    slurm.add_argument("--slurm-time-min", type=int, default=None, metavar="MIN", help="time limit per run (default 60)")
+    slurm.add_argument("--slurm-array-parallelism", type=int, default=None, metavar="N", help="runs at once (default 256)")
+    slurm.add_argument("--slurm-extra", action="append", default=[], metavar="OPTION=VALUE",
+                       help="any other sbatch option, e.g. --slurm-extra qos=high (repeatable)")
     sweep.add_argument("--estimate", action="store_true", help="print the GPU-hour estimate and stop")
     sweep.add_argument("--tflops", type=float, default=200.0, help="sustained TFLOP/s assumed by the estimate")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
+
+    status = commands.add_parser("status", help="what a profile's sweep has done: done / running / failed / pending / stale")
+    status.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
+    status.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="as for sweep")
+    status.add_argument("--all", action="store_true", help="list every run, not only those worth a look")
+    status.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
+                        help="a claim whose heartbeat is older counts as abandoned (default %(default)g)")
+    status.set_defaults(handler=_cmd_status)
+
+    fetch = commands.add_parser("fetch", help="download the datasets and weights a profile needs (for offline compute nodes)")
+    fetch.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
+    fetch.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="as for sweep")
+    fetch.add_argument("--check", action="store_true", help="download nothing; list what is missing here (exit 1 if any)")
+    fetch.set_defaults(handler=_cmd_fetch)
 
     book = commands.add_parser("book", help="render run pages, the summary, the run index and the tutorial, then build the book")
     book.add_argument("profile", help="the profile whose runs the summary shows")

@@ -120,6 +120,31 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# Keys that decide how a run is computed, not what it computes: a run folder holds the same
+# experiment whatever they say, so a run started on cuda:0 resumes on cuda:1, and a finished
+# run is reused. (``train.accumulate`` splits a batch and keeps the effective batch size.)
+NOT_RESULT_KEYS = ("device", "train.eval_batch_size", "train.compile", "train.accumulate")
+
+
+def identity(experiment: dict[str, Any]) -> dict[str, Any]:
+    """The result-deciding keys of a config dict (``to_dict``'s or a run's ``config.yaml``), dotted.
+
+    ``resolved`` and :data:`NOT_RESULT_KEYS` are left out. A key the dict lacks takes today's
+    default, so a folder written before a key existed matches a configuration that keeps it.
+    """
+    flat = flatten(to_dict(ExperimentConfig()))
+    flat.update(flatten({key: value for key, value in experiment.items() if key != "resolved"}))
+    for key in NOT_RESULT_KEYS:
+        flat.pop(key, None)
+    return flat
+
+
+def differing_keys(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two config dicts, by :func:`identity`."""
+    a, b = identity(stored), identity(wanted)
+    return sorted(key for key in a.keys() | b.keys() if key not in a or key not in b or a[key] != b[key])
+
+
 def dump_yaml(cfg: ExperimentConfig, extra: dict[str, Any] | None = None) -> str:
     """The configuration as YAML, with derived values under ``resolved`` when given."""
     data = to_dict(cfg)
@@ -305,7 +330,21 @@ def _check_minimum(cfg: ExperimentConfig, keys: list[str], minimum: int, require
 
 
 __all__ = [
-    "ALConfig", "AcquisitionConfig", "DataConfig", "ExperimentConfig",
-    "NoiseConfig", "TrainConfig", "check_budget", "dump_yaml", "flatten", "load_config", "lookup",
-    "to_dict", "validate", "with_overrides",
+    "NOT_RESULT_KEYS",
+    "ALConfig",
+    "AcquisitionConfig",
+    "DataConfig",
+    "ExperimentConfig",
+    "NoiseConfig",
+    "TrainConfig",
+    "check_budget",
+    "differing_keys",
+    "dump_yaml",
+    "flatten",
+    "identity",
+    "load_config",
+    "lookup",
+    "to_dict",
+    "validate",
+    "with_overrides",
 ]

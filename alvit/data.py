@@ -18,7 +18,6 @@ Known datasets:
 
 from __future__ import annotations
 
-import os
 import socket
 from collections import Counter
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 from alvit.catalog import check_dataset_name
 from alvit.errors import ConfigError
+from alvit.paths import data_home
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SUBSET_SEED = 0  # data.max_pool / max_test subsets are the same for every experiment seed
@@ -50,11 +50,6 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
-
-
-def data_home() -> Path:
-    """Where downloaded datasets live: ``$ALVIT_DATA``, else ``~/.cache/alvit``."""
-    return Path(os.environ.get("ALVIT_DATA", Path.home() / ".cache" / "alvit")).expanduser()
 
 
 def load_dataset(name: str, max_pool: int = 0, max_test: int = 0) -> Dataset:

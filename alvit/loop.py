@@ -22,7 +22,13 @@ import pandas as pd
 import torch
 
 from alvit import metrics, seeds
-from alvit.config import ExperimentConfig, check_budget, dump_yaml, to_dict
+from alvit.config import (
+    ExperimentConfig,
+    check_budget,
+    differing_keys,
+    dump_yaml,
+    to_dict,
+)
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.errors import ConfigError
 from alvit.models import ModelSpec, create_model, model_flops, resolve_model
@@ -110,10 +116,8 @@ def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
     existing = folder.read_config()
     if existing is None:
         return
-    existing.pop("resolved", None)
-    wanted = to_dict(cfg)
-    if existing != wanted:
-        changed = sorted(k for k in set(existing) | set(wanted) if existing.get(k) != wanted.get(k))
+    changed = differing_keys(existing, to_dict(cfg))  # device and the like may differ: same results
+    if changed:
         raise ConfigError(
             f"{folder.path} holds a run of another configuration (differs in: {', '.join(changed)}); "
             f"choose another --out, or move that folder away to start afresh"

@@ -7,6 +7,7 @@ titled after its configuration, which is the title the book shows.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,34 @@ def render_page(run_dir: Path, page: Path, cfg: ExperimentConfig | None = None, 
     papermill.execute_notebook(
         str(paths.notebook_template(EXPERIMENT_NOTEBOOK)), str(page), parameters=notebook_parameters(cfg, run_dir),
         progress_bar=False, log_output=False, kernel_name="python3", execution_timeout=timeout_s,
+        kernel_manager_class=encrypted_kernel_manager(),
     )
     executed = nbformat.read(str(page), as_version=4)
     first = executed.cells[0]
     first.source = first.source.replace("# One experiment", f"# {page_title(cfg)}", 1)
     nbformat.write(executed, str(page))
     return page
+
+
+@functools.cache
+def encrypted_kernel_manager() -> type:
+    """papermill's kernel manager, asking for CurveZMQ transport encryption where both sides can.
+
+    ipykernel 7 logs "Kernel is running over TCP without encryption" to stderr at every kernel
+    start: a paragraph per page, 60 in a demo sweep. The python3 kernelspec declares Curve
+    support, and jupyter_client 8.8+ provisions the keys when ``transport_encryption`` is
+    ``"auto"``; that removes the cause instead of hiding the message. Older versions get the
+    plain manager (and their kernels do not warn).
+    """
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
+        return KernelManager
+
+    class EncryptedKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.transport_encryption = "auto"
+
+    return EncryptedKernelManager

@@ -9,6 +9,7 @@ book needs a checkout, whose pages it renders.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alvit.errors import ConfigError
@@ -36,3 +37,8 @@ def book_root() -> Path:
 def resolve(path: str | Path) -> Path:
     """A path from a profile or the command line: relative ones are taken from the current folder."""
     return Path(path).expanduser().resolve()
+
+
+def data_home() -> Path:
+    """Where downloaded datasets live: ``$ALVIT_DATA``, else ``~/.cache/alvit`` (no torch import)."""
+    return Path(os.environ.get("ALVIT_DATA", Path.home() / ".cache" / "alvit")).expanduser()

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from alvit.config import differing_keys
 from alvit.errors import ResultsError
 from alvit.metrics import PerSample
 
@@ -170,12 +171,14 @@ class RunFolder:
         return arrays
 
     def is_finished(self, experiment: dict[str, Any]) -> bool:
-        """Every round of ``experiment`` (a config as a dict) is done, and the folder holds that experiment."""
+        """Every round of ``experiment`` (a config as a dict) is done, and the folder holds that experiment.
+
+        Keys that do not change results (:data:`alvit.config.NOT_RESULT_KEYS`) may differ.
+        """
         config = self.read_config()
         if config is None:
             return False
-        config.pop("resolved", None)
-        return config == experiment and len(self.read_rounds()) == experiment["al"]["rounds"] + 1
+        return not differing_keys(config, experiment) and len(self.read_rounds()) == experiment["al"]["rounds"] + 1
 
     def write_rounds(self, table: pd.DataFrame) -> None:
         atomic_write_text(self.rounds, table[ROUND_COLUMNS].to_csv(index=False))

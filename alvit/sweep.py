@@ -1,30 +1,36 @@
-"""Sweeps: a profile's grid, one papermill run of ``notebooks/experiment.ipynb`` per configuration.
+"""Sweeps: a profile's grid, each configuration run once, on this machine or on a SLURM cluster.
 
-A profile (``configs/profiles/*.yaml``) names the shared protocol (``base``: any config keys)
-and the grid (``grid``: dotted keys to lists of values; the sweep is their product). Each
-configuration writes ``<output>/<run-id>.ipynb`` (the executed notebook, a page of the book)
-and its run folder ``<output>/<run-id>/`` beside it. Finished configurations are skipped; a
-failed one leaves its error in ``<output>/_failed/<run-id>.txt`` (and the partial notebook
-there) and the sweep goes on.
+A profile (``configs/profiles/*.yaml``) names the shared protocol (``base``: any config keys),
+the grid (``grid``: dotted keys to lists of values; the sweep is their product), which runs get
+a book page (``pages``: ``all``, ``none`` or a filter like ``{seed: [0]}``) and, optionally, the
+SLURM resources of a run (``slurm``: see :class:`alvit.slurm.SlurmSettings`). Each
+configuration writes its run folder ``<output>/<run-id>/`` and, when selected,
+``<output>/<run-id>.ipynb`` (the executed experiment notebook, a page of the book).
+
+A sweep first sorts the configurations: finished ones (every round, the same configuration up
+to :data:`alvit.config.NOT_RESULT_KEYS`, and the page if wanted) are skipped; a run folder of
+another configuration is *stale*: the sweep refuses to go on, naming the differing keys, unless
+``rerun_stale`` moves it to ``_stale/`` first. The rest go to an executor, local worker
+processes (:mod:`alvit.workers`) or SLURM array tasks (:mod:`alvit.slurm`), which claim each
+configuration before running it (:mod:`alvit.leases`), so sweeps running at once on one output
+never run a configuration twice. Failures go to ``_failed/<run-id>.txt`` and the sweep goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import os
-import traceback
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from alvit import pages, paths
+from alvit import paths
+from alvit.catalog import DATASET_SIZES
 from alvit.config import (
     ExperimentConfig,
     flatten,
@@ -32,10 +38,27 @@ from alvit.config import (
     lookup,
     with_overrides,
 )
-from alvit.errors import ConfigError
-from alvit.results import RunFolder, atomic_write_text
+from alvit.errors import ConfigError, ResultsError
+from alvit.leases import DEFAULT_STALE_AFTER_S, Claims
+from alvit.slurm import SlurmSettings  # no submitit import until a sweep submits
+from alvit.task import (
+    CLAIMED,
+    DONE,
+    FAILED,
+    SKIPPED,
+    STALE_DIR,
+    Outcome,
+    Task,
+    is_complete,
+    move_stale,
+    stale_keys,
+)
 
 log = logging.getLogger(__name__)
+
+PROFILE_KEYS = ("base", "description", "grid", "name", "output", "pages", "slurm")
+EXECUTORS = ("local", "slurm")
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -47,10 +70,11 @@ class Profile:
     output: Path
     description: str = ""
     configs: list[ExperimentConfig] = field(default_factory=list)
-    pages: str | dict[str, list[Any]] = "all"  # which runs get a book page: all, none, or {dotted key: [values]}
+    pages: str | dict[str, list[Any]] = "all"  # "all", "none", or dotted keys -> the values to keep
+    slurm: dict[str, Any] = field(default_factory=dict)  # the profile's ``slurm:`` section, checked
 
     def wants_page(self, cfg: ExperimentConfig) -> bool:
-        """Does the run of ``cfg`` get a page of its own in the book?"""
+        """Whether the run of ``cfg`` gets a book page (an executed notebook)."""
         if isinstance(self.pages, dict):
             return all(lookup(cfg, key) in values for key, values in self.pages.items())
         return self.pages == "all"
@@ -65,9 +89,9 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     if not path.is_file():
         raise ConfigError(f"profile {path} does not exist; profiles live in configs/profiles/ (demo.yaml, paper.yaml)")
     data = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(data) - {"name", "description", "base", "grid", "output", "pages"})
+    unknown = sorted(set(data) - set(PROFILE_KEYS))
     if unknown:
-        raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: base, description, grid, name, output, pages")
+        raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: {', '.join(PROFILE_KEYS)}")
     grid = data.get("grid") or {}
     if not all(isinstance(values, list) and values for values in grid.values()):
         raise ConfigError(f"every grid entry of profile {path} must be a non-empty list of values")
@@ -79,14 +103,12 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
         point = dict(zip(grid, combination))
         if all(point.get(key, lookup(base, key)) in allowed for key, allowed in filters.items()):
             configs.append(with_overrides(base, point))
+    _check_unique_run_ids(configs, grid, path)
     name = data.get("name", path.stem)
-    pages = data.get("pages", "all")
-    if isinstance(pages, dict):
-        pages = {key: values if isinstance(values, list) else [values] for key, values in pages.items()}
-    elif pages not in ("all", "none"):
-        raise ConfigError(f"pages of profile {path} must be all, none, or a mapping of config keys to values, not {pages!r}")
+    slurm = SlurmSettings.from_dict(data.get("slurm") or {}, f"profile {path}")
     return Profile(name=name, base=data.get("base") or {}, grid=grid, description=data.get("description", ""),
-                   output=Path(data.get("output", f"book/runs/{name}")), configs=configs, pages=pages)
+                   output=Path(data.get("output", f"book/runs/{name}")), configs=configs,
+                   pages=_parse_pages(data.get("pages", "all"), path), slurm=slurm.to_dict())
 
 
 def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -103,73 +125,145 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
     return filters
 
 
-def is_finished(cfg: ExperimentConfig, run_dir: Path, notebook: Path) -> bool:
-    """Both the run (every round) and its executed notebook exist."""
-    if not notebook.exists():
-        return False
-    try:
-        return len(RunFolder(run_dir).read_rounds()) == cfg.al.rounds + 1
-    except Exception:  # an unreadable folder is not finished; the run will say why
-        return False
+def _parse_pages(pages: Any, path: Path) -> str | dict[str, list[Any]]:
+    """``pages:`` is all, none, or a mapping of dotted config keys to a value or a list of values."""
+    if pages in ("all", "none"):
+        return pages
+    if not isinstance(pages, dict) or not pages:
+        raise ConfigError(f"pages in profile {path} must be all, none, or a mapping such as {{seed: [0]}}, not {pages!r}")
+    selection = {}
+    for key, values in pages.items():
+        try:
+            lookup(ExperimentConfig(), str(key))
+        except AttributeError:
+            raise ConfigError(f"pages key {key!r} in profile {path} is not a config key; use dotted keys such as noise.rate") from None
+        selection[str(key)] = values if isinstance(values, list) else [values]
+    return selection
 
 
-def run_sweep(profile: Profile, jobs: int = 1, progress: bool = True) -> dict[str, list[str]]:
-    """Run every configuration of ``profile`` not yet finished; return run ids by outcome."""
+def _check_unique_run_ids(configs: list[ExperimentConfig], grid: dict[str, list[Any]], path: Path) -> None:
+    """Two configurations in one run folder would mix; the run id names only some keys."""
+    seen: dict[str, ExperimentConfig] = {}
+    for cfg in configs:
+        if cfg.run_id in seen:
+            raise ConfigError(f"profile {path} gives several configurations the run id {cfg.run_id} (its run id names dataset, "
+                              f"model, noise, strategy and seed; the grid varies {', '.join(grid)}); sweep other keys in profiles of their own")
+        seen[cfg.run_id] = cfg
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How to run a sweep: where (executor, slots), how long a run may take, what to do with stale runs."""
+
+    executor: str = "local"
+    jobs: int | None = None  # local: worker processes (None: one per GPU slot, else 1)
+    gpus: tuple[str, ...] = ()  # local: CUDA device ids to spread workers over
+    per_gpu: int = 1  # local: runs at once on each GPU
+    timeout_s: float | None = None  # per run (local: the worker is killed; slurm: the job's time limit)
+    rerun_stale: bool = False  # move runs of an older configuration to _stale/ and rerun them
+    stale_after_s: float = DEFAULT_STALE_AFTER_S  # a claim whose heartbeat is older is taken over
+    slurm: dict[str, Any] = field(default_factory=dict)  # command-line SLURM settings over the profile's
+    progress: bool = True
+
+
+def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, options: SweepOptions | None = None,
+              profile_path: str | Path | None = None) -> dict[str, list[str]]:
+    """Run every configuration of ``profile`` not yet finished; return run ids by outcome.
+
+    Outcomes: ``done`` (run here), ``skipped`` (finished before), ``failed`` (reason in
+    ``_failed/``), ``claimed`` (another sweep is running it). ``jobs`` and ``progress`` are
+    shorthands for the same fields of ``options``; ``profile_path`` names the profile in messages.
+    """
+    options = options or SweepOptions(jobs=jobs, progress=progress)
+    execute = _executor(profile, options)
     output = paths.resolve(profile.output)
+    tasks, skipped, stale = plan(profile, output, options)
+    if stale and not options.rerun_stale:
+        keys = sorted({key for changed in stale.values() for key in changed})
+        raise ConfigError(f"{len(stale)} run folder(s) in {output} hold runs of another configuration (differing in "
+                          f"{', '.join(keys)}), e.g. {next(iter(stale))}; rerun them with --rerun-stale, which moves the old "
+                          f"folders to {output / STALE_DIR}/")
+    if options.executor == "slurm" and tasks:
+        from alvit.slurm import check_offline
+
+        check_offline(tasks, str(profile_path or f"configs/profiles/{profile.name}.yaml"))
     output.mkdir(parents=True, exist_ok=True)
-    outcome: dict[str, list[str]] = {"done": [], "skipped": [], "failed": []}
-    todo = []
-    for cfg in profile.configs:
-        if is_finished(cfg, output / cfg.run_id, output / f"{cfg.run_id}.ipynb"):
-            outcome["skipped"].append(cfg.run_id)
-        else:
-            todo.append(cfg)
-    bar = tqdm(total=len(profile.configs), initial=len(outcome["skipped"]), desc=f"sweep {profile.name}",
-               unit="run", disable=not progress)
-    with _threads_per_kernel(jobs), ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_execute, cfg, output): cfg for cfg in todo}
-        for future in as_completed(futures):
-            cfg, error = futures[future], future.result()
-            outcome["failed" if error else "done"].append(cfg.run_id)
-            if error:
-                log.warning("%s failed: %s", cfg.run_id, error)
-            bar.update(1)
-    bar.close()
+    set_aside(output, stale, options.stale_after_s)
+    outcome: dict[str, list[str]] = {DONE: [], SKIPPED: list(skipped), FAILED: [], CLAIMED: []}
+    bar = tqdm(total=len(profile.configs), initial=len(skipped), desc=f"sweep {profile.name}", unit="run",
+               disable=not options.progress, dynamic_ncols=True)
+    try:
+        with logging_redirect_tqdm():  # log lines above the bar, not through it
+            for result in execute(tasks) if tasks else ():
+                outcome[result.status].append(result.run_id)
+                if result.status == FAILED:
+                    bar.write(f"{result.run_id} failed: {result.reason}")
+                bar.update(1)
+    finally:
+        bar.close()
     return outcome
 
 
-@contextlib.contextmanager
-def _threads_per_kernel(jobs: int) -> Iterator[None]:
-    """Give each kernel an equal share of the cores, so parallel jobs don't oversubscribe them.
-
-    Kernels inherit this process's environment; a value the user set is left alone.
-    """
-    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
-    added = [key for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if key not in os.environ]
-    os.environ.update({key: threads for key in added})
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
+def summary_line(outcome: dict[str, list[str]]) -> str:
+    """``done N / skipped M / failed F / claimed elsewhere C``."""
+    return (f"done {len(outcome[DONE])} / skipped {len(outcome[SKIPPED])} / failed {len(outcome[FAILED])} / "
+            f"claimed elsewhere {len(outcome[CLAIMED])}")
 
 
-def _execute(cfg: ExperimentConfig, output: Path) -> str | None:
-    """Run the experiment notebook for ``cfg``; return None, or the error in one line."""
-    notebook = output / f"{cfg.run_id}.ipynb"
-    failed = output / "_failed"
-    (failed / f"{cfg.run_id}.txt").unlink(missing_ok=True)
-    try:
-        pages.render_page(output / cfg.run_id, notebook, cfg)
-    except Exception as err:  # a failed configuration must not stop the sweep
-        failed.mkdir(exist_ok=True)
-        if notebook.exists():
-            notebook.replace(failed / notebook.name)  # out of the book, kept for reading
-        lines = str(err).strip().splitlines()
-        message = f"{err.__class__.__name__}: {lines[-1] if lines else ''}"
-        atomic_write_text(failed / f"{cfg.run_id}.txt", message + "\n\n" + traceback.format_exc())
-        return message
-    return None
+def plan(profile: Profile, output: Path, options: SweepOptions) -> tuple[list[Task], list[str], dict[str, list[str]]]:
+    """Sort the configurations: tasks to run, run ids complete, and stale run ids with their differing keys."""
+    tasks, skipped, stale = [], [], {}
+    for cfg in profile.configs:
+        task = Task(cfg=cfg, output=output, page=profile.wants_page(cfg), timeout_s=options.timeout_s,
+                    stale_after_s=options.stale_after_s)
+        try:
+            if is_complete(task):
+                skipped.append(cfg.run_id)
+                continue
+            changed = stale_keys(cfg, output)
+        except ResultsError:
+            changed = []  # a damaged folder: the task's run says what is wrong, and it is recorded as failed
+        if changed:
+            stale[cfg.run_id] = changed
+        tasks.append(task)
+    return tasks, skipped, stale
+
+
+def set_aside(output: Path, stale: dict[str, list[str]], stale_after_s: float) -> None:
+    """Move stale run folders to ``_stale/``, each under a claim: never one another sweep is writing."""
+    claims = Claims(output, stale_after_s)
+    for run_id in stale:
+        claim = claims.acquire(run_id)
+        if claim is None:
+            continue  # running elsewhere: that sweep's task will say what it finds
+        try:
+            log.info("%s: the old run moved to %s", run_id, move_stale(output, run_id))
+        finally:
+            claims.release(claim)
+
+
+Executor = Callable[[Sequence[Task]], Iterator[Outcome]]
+
+
+def _executor(profile: Profile, options: SweepOptions) -> Executor:
+    """The executor's run function, its settings checked before anything is touched."""
+    if options.executor not in EXECUTORS:
+        raise ConfigError(f"executor {options.executor!r} is not known; valid choices are: {', '.join(EXECUTORS)}")
+    if options.executor == "slurm":
+        from alvit import slurm
+
+        slurm.require_slurm()
+        settings = SlurmSettings.from_dict({**profile.slurm, **options.slurm}, "the profile or the command line")
+        return lambda tasks: slurm.run_slurm(tasks, settings, options.timeout_s, name=f"alvit-{profile.name}")
+    from alvit.workers import make_slots, run_local
+
+    slots = make_slots(options.jobs, options.gpus, options.per_gpu)
+    if options.gpus:
+        pinned = sorted({cfg.device for cfg in profile.configs if cfg.device.startswith("cuda:") and cfg.device != "cuda:0"})
+        if pinned:
+            raise ConfigError(f"with --gpus each worker sees its one GPU as cuda:0, so device {pinned[0]} does not exist there; "
+                              f"set device: auto (or cuda) in the profile")
+    return lambda tasks: run_local(tasks, slots, options.timeout_s)
 
 
 def estimate_gpu_hours(profile: Profile, sustained_tflops: float = 200.0) -> list[dict[str, Any]]:
@@ -184,7 +278,7 @@ def estimate_gpu_hours(profile: Profile, sustained_tflops: float = 200.0) -> lis
     from alvit.models import model_flops, resolve_model
 
     # (pool, test, classes) per dataset; a folder of one's own is read once, not once per config.
-    sizes = {"cifar10": (50_000, 10_000, 10), "cifar100": (50_000, 10_000, 100), "digits": (1_347, 450, 10)}
+    sizes = dict(DATASET_SIZES)
     flops_cache: dict[tuple[str, int], float] = {}
     per_model: dict[str, dict[str, Any]] = {}
     for cfg in profile.configs:

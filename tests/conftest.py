@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from alvit.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
+# Worker processes, kernels and SLURM jobs the tests start import this checkout's alvit too.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 # A run that takes a few seconds on a CPU: digits, the smallest preset, 3 rounds.

@@ -152,8 +152,16 @@ def test_warm_start_resumes_from_the_saved_weights(tiny_config, tmp_path, monkey
 
 def test_another_configuration_in_the_same_folder_is_refused(finished_run, tiny_config):
     _, path = finished_run
-    with pytest.raises(ConfigError, match=r"holds a run of another configuration \(differs in: noise\)"):
-        run_experiment(tiny_config("noise.rate=0.5"), path, progress=False)
+    with pytest.raises(ConfigError, match=r"holds a run of another configuration \(differs in: noise.rate, train.epochs\)"):
+        run_experiment(tiny_config("noise.rate=0.5", "train.epochs=4"), path, progress=False)
+
+
+def test_a_run_is_the_same_run_on_another_device_or_eval_batch(finished_run, tiny_config):
+    """device and train.eval_batch_size change how a run is computed, not its results."""
+    _, path = finished_run
+    before = RunFolder(path).rounds.stat().st_mtime_ns
+    run_experiment(tiny_config("device=cuda:1", "train.eval_batch_size=7"), path, progress=False)  # finished: no CUDA needed
+    assert RunFolder(path).rounds.stat().st_mtime_ns == before
 
 
 def test_corrupt_rounds_file_is_reported_and_left_as_it_is(finished_run, tmp_path):

@@ -1,12 +1,31 @@
-"""Sweeps: profiles expand to validated grids, slice with --only, and survive failing runs."""
+"""Sweeps: profiles expand to validated grids, slice with --only, choose their pages, refuse stale
+runs, survive failing and hung runs, and run every configuration once however many sweeps run."""
 
-import nbformat
+import os
+import re
+import subprocess
+import sys
+
+import pandas as pd
 import pytest
-from conftest import REPO
+import yaml
+from conftest import REPO, TINY
 
+from alvit.config import dump_yaml, flatten, with_overrides
 from alvit.errors import ConfigError
 from alvit.pages import notebook_parameters
-from alvit.sweep import estimate_gpu_hours, load_profile, run_sweep
+from alvit.results import ROUND_COLUMNS, RunFolder, load_runs
+from alvit.slurm import SlurmSettings
+from alvit.sweep import (
+    SweepOptions,
+    estimate_gpu_hours,
+    load_profile,
+    plan,
+    run_sweep,
+    set_aside,
+)
+from alvit.task import record_failure
+from alvit.workers import make_slots
 
 PROFILES = REPO / "configs" / "profiles"
 
@@ -68,23 +87,213 @@ def test_gpu_hours_scale_with_flops():
     assert rows["vit_l16"]["gpu_hours"] > rows["vit_b16"]["gpu_hours"] > rows["vit_b32"]["gpu_hours"] > 0
 
 
-@pytest.mark.notebooks
-def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    import alvit.sweep as sweep
+def write_profile(tmp_path, grid, pages="all", base=None, **extra):
+    """A profile of TINY runs (digits, vit_nano_p4, 3 rounds; ``base`` over them) over ``grid``, output in tmp_path/runs."""
+    settings = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in TINY)}
+    tree: dict = {}
+    for key, value in {**settings, **flatten(base or {})}.items():
+        node = tree
+        for part in key.split(".")[:-1]:
+            node = node.setdefault(part, {})
+        node[key.split(".")[-1]] = value
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "output": str(tmp_path / "runs"), "base": tree, "grid": grid,
+                                    "pages": pages, **extra}))
+    return path
 
-    failing = tmp_path / "failing.ipynb"
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("SEED = 0\nRUN_DIR = None\nSETTINGS = {}\nCONFIG = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("if SEED == 1:\n    raise RuntimeError('seed one is cursed')"),
-    ])
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, str(failing))
-    monkeypatch.setattr(sweep.pages.paths, "notebook_template", lambda name: failing)
-    profile_path = tmp_path / "p.yaml"
-    profile_path.write_text(f"name: p\noutput: {tmp_path / 'runs'}\ngrid:\n  seed: [0, 1]\n")
-    outcome = run_sweep(load_profile(profile_path), jobs=2, progress=False)
-    assert len(outcome["done"]) == 1 and len(outcome["failed"]) == 1
-    failed_id = outcome["failed"][0]
-    assert "seed one is cursed" in (tmp_path / "runs" / "_failed" / f"{failed_id}.txt").read_text()
-    assert (tmp_path / "runs" / "_failed" / f"{failed_id}.ipynb").exists()
-    assert not (tmp_path / "runs" / f"{failed_id}.ipynb").exists()  # kept out of the book
+
+def fake_finished_run(output, cfg, page=True):
+    """A run folder as the loop leaves it after its last round (config.yaml, rounds.csv), and its page."""
+    folder = RunFolder(output / cfg.run_id)
+    folder.path.mkdir(parents=True)
+    folder.config.write_text(dump_yaml(cfg, {"device": "cpu"}))
+    folder.write_rounds(pd.DataFrame(0.0, index=range(cfg.al.rounds + 1), columns=ROUND_COLUMNS).assign(round=range(cfg.al.rounds + 1)))
+    if page:
+        (output / f"{cfg.run_id}.ipynb").write_text("{}")
+
+
+def test_the_demo_profile_pages_seed_0_and_the_paper_profile_48_runs():
+    demo = load_profile(PROFILES / "demo.yaml")
+    assert sum(map(demo.wants_page, demo.configs)) == len(demo.configs) // 2
+    assert all(cfg.seed == 0 for cfg in demo.configs if demo.wants_page(cfg))
+    paper = load_profile(PROFILES / "paper.yaml")
+    assert sum(map(paper.wants_page, paper.configs)) == 2 * 2 * 4 * 3
+
+
+def test_pages_select_runs_matching_every_listed_key(tmp_path):
+    grid = {"noise.rate": [0.0, 0.5], "strategy": ["random", "entropy"]}
+    assert all(map((p := load_profile(write_profile(tmp_path, grid))).wants_page, p.configs))
+    assert not any(map((p := load_profile(write_profile(tmp_path, grid, pages="none"))).wants_page, p.configs))
+    profile = load_profile(write_profile(tmp_path, grid, pages={"noise.rate": [0.5], "strategy": "random"}))
+    assert [cfg.run_id for cfg in profile.configs if profile.wants_page(cfg)] == ["digits-vit_nano_p4-flip0.5-random-s0"]
+
+
+@pytest.mark.parametrize("pages, message", [
+    ({"colour": [1]}, "pages key 'colour' in profile .* is not a config key"),
+    ("some", "pages in profile .* must be all, none, or a mapping"),
+])
+def test_bad_pages_are_one_sentence(tmp_path, pages, message):
+    with pytest.raises(ConfigError, match=message):
+        load_profile(write_profile(tmp_path, {"seed": [0]}, pages=pages))
+
+
+def test_a_grid_whose_runs_would_share_a_folder_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="several configurations the run id digits-vit_nano_p4-flip0.3-entropy-s0"):
+        load_profile(write_profile(tmp_path, {"train.epochs": [3, 4]}))
+
+
+def test_a_finished_run_of_another_configuration_is_stale_and_refused(tmp_path):
+    """Issue 8: a finished run made with train.epochs 3 is not the profile's run with 4 epochs."""
+    profile = load_profile(write_profile(tmp_path, {"seed": [0]}, base={"train": {"epochs": 4}}))
+    output = tmp_path / "runs"
+    fake_finished_run(output, with_overrides(profile.configs[0], {"train.epochs": 3}))
+    with pytest.raises(ConfigError, match=r"1 run folder\(s\) in .* hold runs of another configuration \(differing in "
+                                          r"train.epochs\).*rerun them with --rerun-stale"):
+        run_sweep(profile, progress=False)
+    assert (output / profile.configs[0].run_id / "rounds.csv").exists()  # nothing moved or lost
+
+
+def test_rerun_stale_moves_the_old_run_and_its_page_aside(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0]}, base={"train": {"epochs": 4}}))
+    output, run_id = tmp_path / "runs", profile.configs[0].run_id
+    fake_finished_run(output, with_overrides(profile.configs[0], {"train.epochs": 3}))
+    tasks, skipped, stale = plan(profile, output, SweepOptions())
+    assert [task.run_id for task in tasks] == [run_id] and not skipped and stale == {run_id: ["train.epochs"]}
+    set_aside(output, stale, 60)
+    [moved] = (output / "_stale").glob(f"{run_id}-*[0-9]")
+    assert RunFolder(moved).read_config()["train"]["epochs"] == 3 and moved.with_name(moved.name + ".ipynb").exists()
+    assert not (output / run_id).exists() and not (output / f"{run_id}.ipynb").exists()
+    assert not list((output / "_claims").iterdir())
+
+
+def test_a_run_differing_only_in_device_or_eval_batch_is_finished(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0]}, pages="none"))
+    fake_finished_run(tmp_path / "runs", with_overrides(profile.configs[0], {"device": "cuda:1", "train.eval_batch_size": 8}), page=False)
+    tasks, skipped, stale = plan(profile, tmp_path / "runs", SweepOptions())
+    assert not tasks and skipped == [profile.configs[0].run_id] and not stale
+
+
+def test_a_wanted_page_that_is_missing_makes_the_run_a_task(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0]}))
+    fake_finished_run(tmp_path / "runs", profile.configs[0], page=False)
+    tasks, skipped, _ = plan(profile, tmp_path / "runs", SweepOptions())
+    assert [task.run_id for task in tasks] == [profile.configs[0].run_id] and not skipped
+
+
+def test_is_finished_compares_the_result_deciding_keys_only(tiny_config, tmp_path):
+    from alvit.config import to_dict
+
+    cfg = tiny_config()
+    fake_finished_run(tmp_path, cfg, page=False)
+    folder = RunFolder(tmp_path / cfg.run_id)
+    stored = yaml.safe_load(folder.config.read_text())
+    del stored["train"]["eval_batch_size"]  # a folder written before a key existed: its default applies
+    folder.config.write_text(yaml.safe_dump(stored))
+    assert folder.is_finished(to_dict(cfg))
+    assert folder.is_finished(to_dict(with_overrides(cfg, {"device": "cuda:3"})))
+    assert not folder.is_finished(to_dict(with_overrides(cfg, {"train.epochs": 9})))
+    assert not folder.is_finished(to_dict(with_overrides(cfg, {"al.query": 21})))
+
+
+def test_a_failure_record_starts_with_its_reason_and_takes_the_partial_page(tmp_path):
+    (tmp_path / "run-a.ipynb").write_text("{}")
+    record_failure(tmp_path, "run-a", "TimeoutError: cell 3 ran over", "details")
+    assert (tmp_path / "_failed" / "run-a.txt").read_text().splitlines()[0] == "TimeoutError: cell 3 ran over"
+    assert (tmp_path / "_failed" / "run-a.ipynb").exists() and not (tmp_path / "run-a.ipynb").exists()
+
+
+def test_gpu_slots_spread_workers_round_robin_at_most_per_gpu(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    slots = make_slots(None, ("0", "1"), per_gpu=2)
+    assert [slot.gpu for slot in slots] == ["0", "1", "0", "1"] and {slot.threads for slot in slots} == {4}
+    assert slots[1].environment() == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4", "CUDA_VISIBLE_DEVICES": "1"}
+    assert "CUDA_VISIBLE_DEVICES" not in make_slots(2)[0].environment()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert "OMP_NUM_THREADS" not in make_slots(2)[0].environment()  # the user's choice stands
+    with pytest.raises(ConfigError, match="--jobs 5 is more than --gpus 0,1 x --per-gpu 2 = 4"):
+        make_slots(5, ("0", "1"), per_gpu=2)
+
+
+def test_slurm_settings_come_from_the_profile_and_the_command_line(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0]}, slurm={"partition": "gpu", "gpus_per_task": 1, "mem_gb": 32,
+                                                                         "extra": {"qos": "high"}}))
+    settings = SlurmSettings.from_dict({**profile.slurm, "time_min": 90}, "x")
+    params = settings.submitit_parameters(None, 8)
+    assert params["slurm_partition"] == "gpu" and params["gpus_per_node"] == 1 and params["mem_gb"] == 32
+    assert params["timeout_min"] == 90 and params["slurm_array_parallelism"] == 8
+    assert params["slurm_additional_parameters"] == {"qos": "high"}
+    assert SlurmSettings().time_limit_min(timeout_s=150) == 3 and SlurmSettings().time_limit_min(None) == 60
+
+
+@pytest.mark.parametrize("slurm, message", [
+    ({"partitions": "gpu"}, "slurm setting 'partitions' in profile .* is not known; valid ones are: partition"),
+    ({"gpus_per_task": "two"}, "gpus_per_task in profile .* must be an integer of at least 0, not 'two'"),
+    ({"mem_gb": -1}, "mem_gb in profile .* must be a positive number"),
+])
+def test_bad_slurm_settings_are_one_sentence(tmp_path, slurm, message):
+    with pytest.raises(ConfigError, match=message):
+        load_profile(write_profile(tmp_path, {"seed": [0]}, slurm=slurm))
+
+
+@pytest.mark.notebooks
+def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path):
+    empty = tmp_path / "empty"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (empty / split / cls).mkdir(parents=True)
+    profile = load_profile(write_profile(tmp_path, {"dataset": ["digits", f"imagefolder:{empty}"]}))
+    outcome = run_sweep(profile, progress=False)
+    good, bad = (cfg.run_id for cfg in profile.configs)
+    assert outcome["done"] == [good] and outcome["failed"] == [bad]
+    output = tmp_path / "runs"
+    reason = (output / "_failed" / f"{bad}.txt").read_text().splitlines()[0]
+    assert reason == f"ConfigError: {empty / 'train'} holds no images (.bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)"
+    assert (output / f"{good}.ipynb").exists() and not (output / f"{bad}.ipynb").exists()
+    assert not list((output / "_claims").iterdir())
+
+
+def test_a_hung_run_is_stopped_at_its_timeout_and_a_fresh_worker_goes_on(tmp_path):
+    """Image files that are FIFOs nobody writes to: reading them blocks, like a dead network mount."""
+    hung = tmp_path / "hung"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (hung / split / cls).mkdir(parents=True)
+            os.mkfifo(hung / split / cls / "x.png")
+    profile = load_profile(write_profile(tmp_path, {"dataset": [f"imagefolder:{hung}"], "seed": [0, 1]}, pages="none"))
+    outcome = run_sweep(profile, options=SweepOptions(jobs=1, timeout_s=2, progress=False))
+    assert sorted(outcome["failed"]) == sorted(cfg.run_id for cfg in profile.configs)  # the second ran in a new worker
+    for cfg in profile.configs:
+        assert (tmp_path / "runs" / "_failed" / f"{cfg.run_id}.txt").read_text().startswith("timed out after 2 s\n")
+    assert not list((tmp_path / "runs" / "_claims").iterdir())
+
+
+def test_two_sweeps_at_once_run_every_configuration_exactly_once(tmp_path):
+    profile_path = write_profile(tmp_path, {"noise.rate": [0.0, 0.5], "strategy": ["random", "entropy"]},
+                                 pages={"strategy": ["random"]})
+    command = [sys.executable, "-m", "alvit.cli", "sweep", str(profile_path), "--quiet"]
+    sweeps = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [sweep.communicate(timeout=600)[0] for sweep in sweeps]
+    counts = []
+    for text in outputs:
+        match = re.search(r"^done (\d+) / skipped (\d+) / failed (\d+) / claimed elsewhere (\d+)$", text, re.MULTILINE)
+        assert match, text
+        counts.append([int(n) for n in match.groups()])
+    assert sum(done for done, *_ in counts) == 4 and all(failed == 0 for _, _, failed, _ in counts)
+    assert all(sum(row) == 4 for row in counts)
+    assert "without encryption" not in "".join(outputs)  # no kernel warnings, one summary line each
+    runs, problems = load_runs(tmp_path / "runs")
+    assert not problems and runs.groupby("run_id")["finished"].all().sum() == 4
+    assert sorted(p.name for p in (tmp_path / "runs").glob("*.ipynb")) == ["digits-vit_nano_p4-flip0-random-s0.ipynb",
+                                                                           "digits-vit_nano_p4-flip0.5-random-s0.ipynb"]
+    assert not list((tmp_path / "runs" / "_claims").iterdir())
+
+
+def test_the_slurm_executor_without_slurm_is_one_sentence(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda tool, *args, **kwargs: None)
+    with pytest.raises(ConfigError, match="--executor slurm needs SLURM's sbatch, squeue, scontrol on the PATH"):
+        run_sweep(load_profile(write_profile(tmp_path, {"seed": [0]})), options=SweepOptions(executor="slurm", progress=False))
+    assert not (tmp_path / "runs").exists()

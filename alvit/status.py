@@ -1,0 +1,99 @@
+"""Where a sweep stands, from its files alone: run folders, pages, claims and failure records.
+
+It reads nothing a sweep holds in memory, so it works while sweeps run, from any node that sees
+the output folder. Each configuration is in one state:
+
+- ``running``: a live claim (its host, pid and SLURM job, since when, rounds done so far);
+- ``done``: every round of this configuration, and its page when the profile wants one;
+- ``stale``: the run folder holds another configuration (the differing keys);
+- ``failed``: the last attempt failed (the first line of ``_failed/<run-id>.txt``);
+- ``pending``: not started, part-way (rounds done), or a claim left by a dead process.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from alvit import paths
+from alvit.errors import ResultsError
+from alvit.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
+from alvit.results import RunFolder
+from alvit.sweep import Profile
+from alvit.task import Task, failure_reason, is_complete, stale_keys
+
+STATES = ("done", "running", "failed", "pending", "stale")
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """One configuration's state, and a few words on it."""
+
+    run_id: str
+    state: str
+    detail: str = ""
+
+
+def sweep_status(profile: Profile, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> list[RunStatus]:
+    """The state of every configuration of ``profile``, in the profile's order."""
+    output = paths.resolve(profile.output)
+    claims = Claims(output, stale_after_s)
+    held = claims.all()
+    rows = []
+    for cfg in profile.configs:
+        task = Task(cfg=cfg, output=output, page=profile.wants_page(cfg), stale_after_s=stale_after_s)
+        rows.append(_status(task, held.get(cfg.run_id), claims))
+    return rows
+
+
+def _status(task: Task, claim: Claim | None, claims: Claims) -> RunStatus:
+    rounds = _rounds_done(task)
+    progress = f"{rounds}/{task.cfg.al.rounds + 1} rounds" if rounds is not None else "unreadable run folder"
+    if claim is not None and claims.is_live(claim):
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(claim.started))
+        return RunStatus(task.run_id, "running", f"{claim.describe()}, since {since}, {progress}")
+    try:
+        if is_complete(task):
+            return RunStatus(task.run_id, "done")
+        changed = stale_keys(task.cfg, task.output)
+    except ResultsError as err:
+        return RunStatus(task.run_id, "failed", str(err))
+    if changed:
+        return RunStatus(task.run_id, "stale", "differs in " + ", ".join(changed))
+    reason = failure_reason(task.output, task.run_id)
+    if reason is not None:
+        return RunStatus(task.run_id, "failed", reason)
+    notes = []
+    if rounds:
+        notes.append(progress)
+    if rounds == task.cfg.al.rounds + 1:
+        notes = ["run finished, page missing"]
+    if claim is not None:
+        notes.append(f"claim left by {claim.describe()}, taken over by the next sweep")
+    return RunStatus(task.run_id, "pending", "; ".join(notes))
+
+
+def _rounds_done(task: Task) -> int | None:
+    try:
+        return len(RunFolder(task.run_dir).read_rounds())
+    except ResultsError:
+        return None
+
+
+def format_status(profile: Profile, rows: list[RunStatus], every: bool = False) -> str:
+    """Counts by state, then a table of the runs worth a look (``every``: all of them)."""
+    counts = {state: sum(row.state == state for row in rows) for state in STATES}
+    lines = [f"profile {profile.name}: {len(rows)} configurations in {paths.resolve(profile.output)}",
+             " / ".join(f"{state} {counts[state]}" for state in STATES)]
+    shown = [row for row in rows if every or (row.state != "done" and (row.state != "pending" or row.detail))]
+    if shown:
+        width = max(len(row.run_id) for row in shown)
+        lines.append("")
+        lines += [f"{row.state:<8} {row.run_id:<{width}}  {row.detail}".rstrip() for row in shown]
+    hidden = sum(row.state == "pending" and not row.detail for row in rows) if not every else 0
+    if hidden:
+        lines.append(f"({hidden} pending runs not started are not listed; --all lists every run)")
+    return "\n".join(lines)
+
+
+__all__ = ["RunStatus", "format_status", "sweep_status"]

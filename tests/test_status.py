@@ -1,0 +1,64 @@
+"""alvit status: every configuration's state, from run folders, claims and failure records alone."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pandas as pd
+from test_sweep import fake_finished_run, write_profile
+
+from alvit.config import with_overrides
+from alvit.leases import Claims
+from alvit.results import ROUND_COLUMNS, RunFolder
+from alvit.status import format_status, sweep_status
+from alvit.sweep import load_profile
+from alvit.task import record_failure
+
+
+def test_each_configuration_is_done_running_failed_stale_or_pending(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0, 1, 2, 3, 4, 5]}, pages="none"))
+    output = tmp_path / "runs"
+    done, running, failed, stale, partial, abandoned = profile.configs
+    fake_finished_run(output, done, page=False)
+    claim = Claims(output).acquire(running.run_id)  # this process: alive
+    record_failure(output, failed.run_id, "ConfigError: the pool is too small", "details")
+    fake_finished_run(output, with_overrides(stale, {"train.lr": 0.1}), page=False)
+    fake_finished_run(output, partial, page=False)
+    RunFolder(output / partial.run_id).write_rounds(pd.DataFrame(0.0, index=[0], columns=ROUND_COLUMNS).assign(round=[0]))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    (output / "_claims" / f"{abandoned.run_id}.json").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": int(dead.stdout), "started": time.time(), "job": None, "token": "t"}))
+
+    rows = {row.run_id: row for row in sweep_status(profile)}
+    assert rows[done.run_id].state == "done"
+    assert rows[running.run_id].state == "running"
+    assert rows[running.run_id].detail.startswith(f"{socket.gethostname()} pid {os.getpid()}, since ")
+    assert rows[running.run_id].detail.endswith(", 0/3 rounds")
+    assert (rows[failed.run_id].state, rows[failed.run_id].detail) == ("failed", "ConfigError: the pool is too small")
+    assert (rows[stale.run_id].state, rows[stale.run_id].detail) == ("stale", "differs in train.lr")
+    assert (rows[partial.run_id].state, rows[partial.run_id].detail) == ("pending", "1/3 rounds")
+    assert rows[abandoned.run_id].state == "pending" and "taken over by the next sweep" in rows[abandoned.run_id].detail
+
+    text = format_status(profile, list(rows.values()))
+    assert text.splitlines()[1] == "done 1 / running 1 / failed 1 / pending 2 / stale 1"
+    assert done.run_id not in text and partial.run_id in text
+    Claims(output).release(claim)
+
+
+def test_status_of_a_sweep_not_started_lists_counts_only(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0, 1]}))
+    text = format_status(profile, sweep_status(profile))
+    assert text.splitlines()[1:] == ["done 0 / running 0 / failed 0 / pending 2 / stale 0",
+                                     "(2 pending runs not started are not listed; --all lists every run)"]
+
+
+def test_alvit_status_prints_the_counts_from_any_folder(tmp_path):
+    profile_path = write_profile(tmp_path, {"seed": [0, 1]})
+    fake_finished_run(tmp_path / "runs", load_profile(profile_path).configs[0])
+    result = subprocess.run([sys.executable, "-m", "alvit.cli", "status", str(profile_path), "--all"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert result.stdout.splitlines()[1] == "done 1 / running 0 / failed 0 / pending 1 / stale 0"
+    assert len(result.stdout.splitlines()) == 5  # header, counts, blank, one row per run
