@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from alvit.errors import ConfigError, ResultsError
+from alvit.errors import ConfigError, ResultsError, TrainingError
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per notebook cell otherwise
     try:
         status = args.handler(args)
-    except (ConfigError, ResultsError) as err:
+    except (ConfigError, ResultsError, TrainingError) as err:
         print(f"alvit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
