@@ -1,4 +1,4 @@
-"""``alvit run | sweep | book | list``: the command line.
+"""``alvit run | sweep | book | bench | list``: the command line.
 
 Errors a user can cause end with one sentence on stderr and exit status 2, never a traceback.
 """
@@ -51,6 +51,18 @@ def _cmd_book(args: argparse.Namespace) -> None:
     print(f"book: {index}")
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from alvit.bench import format_report, parse_concurrent, run_bench, write_json
+
+    concurrent = parse_concurrent(args.concurrent) if args.concurrent else ()
+    result = run_bench(args.model, args.device, args.batch, args.eval_batch, args.compile, args.seconds,
+                       naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=concurrent)
+    print(format_report(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"figures: {args.json}")
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
     for name, description in _listing(args.what).items():
         print(f"{name:<22} {description}")
@@ -100,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("profile", help="the profile whose runs the summary shows")
     book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
     book.set_defaults(handler=_cmd_book)
+
+    bench = commands.add_parser("bench", help="steady-state training and scoring throughput and MFU, next to a naive pipeline")
+    bench.add_argument("model", help="e.g. vit_b16 (random-init weights, synthetic 32 px images)")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    bench.add_argument("--batch", type=int, default=64, help="images per training step and per scoring batch (default 64)")
+    bench.add_argument("--eval-batch", type=int, default=None, help="images per scoring batch (default: --batch)")
+    bench.add_argument("--compile", choices=["auto", "true", "false"], default="auto", help="as train.compile (default auto)")
+    bench.add_argument("--seconds", type=float, default=5.0, help="length of each timed measurement (default 5)")
+    bench.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
+    bench.add_argument("--naive-workers", type=int, default=None, help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
+    bench.add_argument("--concurrent", default="", metavar="1,2,4", help="also train in that many processes at once on the device")
+    bench.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
+    bench.set_defaults(handler=_cmd_bench)
 
     listing = commands.add_parser("list", help="list the valid names of one kind")
     listing.add_argument("what", choices=["models", "datasets", "strategies", "noise"])

@@ -173,3 +173,24 @@ def test_deterministic_mode_is_on_while_training_and_restored_after(digits):
     fit(model, data.train_images[:64], data.train_labels[:64], TrainConfig(epochs=1, batch_size=32, deterministic=True),
         pre, np.random.SeedSequence(0), progress=False)
     assert seen and all(seen) and not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.slow
+def test_compiled_training_and_prediction_match_eager_and_compile_once_per_model(digits):
+    from torch._dynamo.utils import counters
+
+    data, pre = digits
+    labels = data.train_labels[:100]
+    cfg = TrainConfig(epochs=2, lr=2e-3, batch_size=32, eval_batch_size=64, compile=True)
+    compiled, _ = train_once(digits, labels, cfg)
+    eager, _ = train_once(digits, labels, dataclasses.replace(cfg, compile=False))
+    for a, b in zip(compiled.state_dict().values(), eager.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-4)
+    assert "_alvit_compiled" not in "".join(compiled.state_dict())  # weights files stay as without compile
+    graphs = counters["stats"]["unique_graphs"]
+    fit(compiled, data.train_images[:100], labels, cfg, pre, np.random.SeedSequence(1), progress=False)  # next round
+    probs = predict(compiled, data.test_images[:100], pre, 64, compiled=True).probs  # 100 = one full + one padded batch
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled again
+    assert np.allclose(probs, predict(compiled, data.test_images[:100], pre, 64).probs, atol=1e-5)
+    with_attention = predict(compiled, data.test_images[:10], pre, 64, attention=True, mc_passes=2, compiled=True)
+    assert with_attention.attention_source == "cls_attention" and with_attention.mc_probs.shape == (2, 10, 10)
