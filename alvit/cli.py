@@ -52,15 +52,26 @@ def _cmd_book(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from alvit.bench import format_report, parse_concurrent, run_bench, write_json
+    concurrent = _process_counts(args.concurrent) if args.concurrent else ()
+    from alvit.bench import format_report, run_bench, write_json
 
-    concurrent = parse_concurrent(args.concurrent) if args.concurrent else ()
     result = run_bench(args.model, args.device, args.batch, args.eval_batch, args.compile, args.seconds,
                        naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=concurrent)
     print(format_report(result))
     if args.json:
         write_json(result, args.json)
         print(f"figures: {args.json}")
+
+
+def _process_counts(text: str) -> tuple[int, ...]:
+    """``--concurrent 1,2,4`` -> ``(1, 2, 4)``, checked before torch is imported."""
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        counts = (0,)
+    if not counts or min(counts) < 1:
+        raise ConfigError(f"--concurrent {text!r} must list process counts of 1 or more, e.g. 1,2,4")
+    return counts
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
