@@ -81,6 +81,8 @@ def _cached(model: nn.Module, key: str, build: Callable[[], Callable]) -> Callab
     # stay exactly as without compilation.
     cache = model.__dict__.setdefault("_alvit_compiled", {})
     if key not in cache:
+        log.info("torch.compile: %s's %s is compiled at its first call (a minute or so); later rounds reuse it",
+                 type(model).__name__, key)
         cache[key] = build()
     return cache[key]
 

@@ -13,6 +13,7 @@ device synchronisations:
 - the **naive pipeline**: a torchvision ``DataLoader`` over PIL images with per-image
   ``Resize`` + ``ToTensor`` + ``Normalize`` on CPU worker processes, fp32, eager, plain
   ``torch.optim.AdamW``, probabilities copied to the host after every batch.
+- ``--deterministic``: training again with ``train.deterministic``, and what that costs.
 - ``--concurrent 1,2,4``: that many processes training at once on one device, started together
   behind a barrier; the aggregate is the sum of their images per second.
 
@@ -22,6 +23,7 @@ so a model can learn it) and weights are random: no network and no dataset are n
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -29,6 +31,7 @@ import os
 import resource
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +57,7 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("L40S", 362.0),
     ("L4", 121.0),
 )
+WARMUP_STEPS = 5
 REPEATS = 3  # timed runs per measurement; the fastest counts
 SCORE_POOL_BATCHES = 8  # scoring is timed on pools of this many eval batches
 CONCURRENT_TIMEOUT_S = 900
@@ -95,8 +99,11 @@ def write_synthetic_imagefolder(root: str | Path, n_train: int, n_test: int, see
 
 def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int | None = None,
               compile: str = "auto", seconds: float = 5.0, naive: bool = True, naive_workers: int | None = None,
-              concurrent: tuple[int, ...] = ()) -> dict:
-    """Every figure of ``alvit bench`` for one model, as a dict (the ``--json`` file)."""
+              concurrent: tuple[int, ...] = (), deterministic: bool = False) -> dict:
+    """Every figure of ``alvit bench`` for one model, as a dict (the ``--json`` file).
+
+    ``deterministic`` also times training with ``train.deterministic`` (``deterministic_train_img_s``
+    and ``deterministic_cost``, the fraction of throughput it costs)."""
     spec = resolve_model(model)
     dev = resolve_device(device)
     eval_batch = eval_batch or batch
@@ -113,22 +120,33 @@ def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int
     }
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    fast = _guarded(result, "fast", lambda: _measure_fast(spec, dev, batch, eval_batch, compiled, seconds))
-    result.update(fast or {"train_img_s": None, "score_img_s": None, "fused_attn": None})
-    result["peak_mem_mb"] = _peak_mem_mb(dev)
+    works: dict[str, Callable[[], int]] = {}
+    fast = _guarded(result, "fast", lambda: _fast_pipeline(spec, dev, batch, eval_batch, compiled, deterministic))
+    if fast is not None:
+        works.update(train_img_s=fast.train, score_img_s=fast.score)
+        if deterministic:
+            works["deterministic_train_img_s"] = fast.train_deterministic
+    result["fused_attn"] = None if fast is None else fused_attention(fast.model)
+    result["peak_mem_mb"] = _peak_mem_mb(dev)  # the warm-up reached the fast path's peak; measured before naive runs
+    result["naive_workers"] = naive_workers
+    baseline = _guarded(result, "naive", lambda: _naive_pipeline(spec, dev, batch, eval_batch, naive_workers)) if naive else None
+    if baseline is not None:
+        works.update(naive_train_img_s=baseline.train, naive_score_img_s=baseline.score)
+    rates = _guarded(result, "timing", lambda: steady_rates(works, dev, seconds)) or {}
+    for key in ("train_img_s", "score_img_s", "naive_train_img_s", "naive_score_img_s", "deterministic_train_img_s"):
+        result[key] = rates.get(key)
+    # The cost of train.deterministic: the fraction of training throughput it gives up.
+    result["deterministic_cost"] = None if result["deterministic_train_img_s"] is None else (
+        1 - _ratio(result["deterministic_train_img_s"], result["train_img_s"]))
     result["tflops"] = _tflops(result["train_img_s"], 3 * flops)
     result["score_tflops"] = _tflops(result["score_img_s"], flops)
     result["mfu"] = _ratio(result["tflops"], peak)
     result["score_mfu"] = _ratio(result["score_tflops"], peak)
-    result.update(naive_train_img_s=None, naive_score_img_s=None, naive_workers=naive_workers, naive_peak_mem_mb=None)
-    if naive:
-        _release(dev)
-        measured = _guarded(result, "naive", lambda: _measure_naive(spec, dev, batch, eval_batch, naive_workers, seconds))
-        result.update(measured or {})
-        result["naive_peak_mem_mb"] = _peak_mem_mb(dev)
     result["speedup_vs_naive"] = _ratio(result["train_img_s"], result["naive_train_img_s"])
     result["score_speedup_vs_naive"] = _ratio(result["score_img_s"], result["naive_score_img_s"])
     result["concurrent"] = []
+    fast = baseline = None  # free the device, and the naive pipeline's workers, for the concurrent processes
+    works.clear()
     for processes in concurrent:
         _release(dev)
         rates = _guarded(result, f"concurrent_{processes}",
@@ -163,9 +181,20 @@ def _guarded(result: dict, name: str, measure: Callable[[], object]) -> object |
         return None
 
 
-def _fast_setup(spec: ModelSpec, device: torch.device, batch: int, n_images: int, compiled: bool
-                ) -> tuple[nn.Module, Preprocessor, torch.Tensor, Callable[[], int]]:
-    """A model, its preprocessing, synthetic images on the device, and one training step as fit runs it."""
+@dataclass(frozen=True)
+class _Pipeline:
+    """A warmed-up pipeline: each call of ``train`` or ``score`` returns the images it processed."""
+
+    model: nn.Module
+    train: Callable[[], int]  # one training step
+    score: Callable[[], int]  # scores a pool of SCORE_POOL_BATCHES batches
+    train_deterministic: Callable[[], int] | None = None  # one step with train.deterministic
+
+
+def _fast_trainer(spec: ModelSpec, device: torch.device, batch: int, n_images: int, compiled: bool
+                  ) -> tuple[nn.Module, Preprocessor, torch.Tensor, Callable[..., int]]:
+    """A model, its preprocessing, synthetic images on the device, and one training step as fit
+    runs it (``train(deterministic=True)`` as with ``train.deterministic``)."""
     torch.manual_seed(0)
     model = create_model(spec, NUM_CLASSES).to(device)
     preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device)
@@ -176,53 +205,66 @@ def _fast_setup(spec: ModelSpec, device: torch.device, batch: int, n_images: int
     generator = torch.Generator(device=device)
     generator.manual_seed(0)
 
-    def train() -> int:
-        index = torch.randint(0, len(images), (batch,), generator=generator, device=device)
-        step(images[index], targets[index])
+    def train(deterministic: bool = False) -> int:
+        with device_settings(device, deterministic):
+            model.train()
+            index = torch.randint(0, len(images), (batch,), generator=generator, device=device)
+            step(images[index], targets[index])
         return batch
 
     return model, preprocess, images, train
 
 
-def _measure_fast(spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, compiled: bool,
-                  seconds: float) -> dict:
-    model, preprocess, images, train = _fast_setup(spec, device, batch, max(batch * 8, eval_batch * SCORE_POOL_BATCHES),
-                                                   compiled)
+def _fast_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, compiled: bool,
+                   deterministic: bool) -> _Pipeline:
+    model, preprocess, images, train = _fast_trainer(spec, device, batch, max(batch * 8, eval_batch * SCORE_POOL_BATCHES),
+                                                     compiled)
     pool = images[: eval_batch * SCORE_POOL_BATCHES]
 
     def score() -> int:
         return len(predict(model, pool, preprocess, eval_batch, compiled=compiled).probs)
 
-    with device_settings(device):
-        model.train()
-        train_img_s = steady_rate(train, device, seconds)
-        score_img_s = steady_rate(score, device, seconds, warmup=2)
-    return {"train_img_s": train_img_s, "score_img_s": score_img_s, "fused_attn": fused_attention(model)}
+    _warm_up(train, score)  # compilation and autotuning happen here
+    if not deterministic:
+        return _Pipeline(model, train, score)
+    train_deterministic = functools.partial(train, deterministic=True)
+    _warm_up(train_deterministic, score)  # a graph of its own: compiled code depends on the mode
+    return _Pipeline(model, train, score, train_deterministic)
 
 
-def steady_rate(work: Callable[[], int], device: torch.device, seconds: float, warmup: int = 5,
-                repeats: int = REPEATS) -> float:
-    """Items per second of ``work()`` (which returns how many it processed) in steady state.
+def _warm_up(train: Callable[[], int], score: Callable[[], int]) -> None:
+    """Calls before timing: compilation, autotuning, the allocator's growth, worker start-up."""
+    for _ in range(WARMUP_STEPS):
+        train()
+    for _ in range(2):
+        score()
 
-    ``warmup`` calls first (compilation, autotuning, the allocator's growth), then one timed call
-    to size the measurement to about ``seconds`` in all, split into ``repeats`` runs timed between
-    device synchronisations. The fastest run counts: other processes on a shared machine only
-    ever slow a run down.
+
+def steady_rates(works: dict[str, Callable[[], int]], device: torch.device, seconds: float,
+                 repeats: int = REPEATS) -> dict[str, float]:
+    """Items per second of each warmed-up ``work()`` (which returns how many items it processed).
+
+    One timed call sizes each work's runs to about ``seconds / repeats``; then the works run in
+    turn, ``repeats`` times, each run timed between device synchronisations. Taking turns lets
+    a change in the machine's load (other processes on a shared CPU) touch every work alike, and
+    the fastest run of each work counts, since other processes only ever slow a run down.
     """
-    for _ in range(warmup):
-        work()
-    _sync(device)
-    start = time.perf_counter()
-    work()
-    _sync(device)
-    calls = max(3, min(100_000, math.ceil(seconds / repeats / max(time.perf_counter() - start, 1e-9))))
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        items = sum(work() for _ in range(calls))
+    calls = {}
+    for name, work in works.items():
         _sync(device)
-        rates.append(items / (time.perf_counter() - start))
-    return max(rates)
+        start = time.perf_counter()
+        work()
+        _sync(device)
+        calls[name] = max(3, min(100_000, math.ceil(seconds / repeats / max(time.perf_counter() - start, 1e-9))))
+    rates = dict.fromkeys(works, 0.0)
+    for _ in range(repeats):
+        for name, work in works.items():
+            _sync(device)
+            start = time.perf_counter()
+            items = sum(work() for _ in range(calls[name]))
+            _sync(device)
+            rates[name] = max(rates[name], items / (time.perf_counter() - start))
+    return rates
 
 
 class PILImages(torch.utils.data.Dataset):
@@ -240,8 +282,7 @@ class PILImages(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def _measure_naive(spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, workers: int,
-                   seconds: float) -> dict:
+def _naive_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, workers: int) -> _Pipeline:
     """The same model and data through a per-image CPU pipeline, fp32, eager, plain AdamW."""
     from torchvision import transforms
 
@@ -262,6 +303,7 @@ def _measure_naive(spec: ModelSpec, device: torch.device, batch: int, eval_batch
     train_batches = loader(batch, shuffle=True)
 
     def train() -> int:
+        model.train()
         x, y = next(train_batches)
         loss = F.cross_entropy(model(x.to(device)), y.to(device))
         optimizer.zero_grad()
@@ -272,16 +314,14 @@ def _measure_naive(spec: ModelSpec, device: torch.device, batch: int, eval_batch
     score_batches = loader(eval_batch, shuffle=False)
 
     def score() -> int:
+        model.eval()
         x, _ = next(score_batches)
         with torch.no_grad():
             model(x.to(device)).softmax(dim=-1).cpu()
         return len(x)
 
-    model.train()
-    train_img_s = steady_rate(train, device, seconds)
-    model.eval()
-    score_img_s = steady_rate(score, device, seconds, warmup=2)
-    return {"naive_train_img_s": train_img_s, "naive_score_img_s": score_img_s}
+    _warm_up(train, score)
+    return _Pipeline(model, train, score)
 
 
 def _measure_concurrent(model: str, device: str, batch: int, compile: str, seconds: float, processes: int) -> list[float]:
@@ -311,21 +351,19 @@ def _concurrent_worker(model: str, device: str, batch: int, compile: str, second
     try:
         dev = torch.device(device)
         compiled = resolve_compile(_compile_setting(compile), dev)
-        net, _, _, train = _fast_setup(resolve_model(model), dev, batch, batch * 8, compiled)
-        with device_settings(dev):
-            net.train()
-            for _ in range(5):  # warm-up and compilation, before the common start
-                train()
-            _sync(dev)
-            barrier.wait(timeout=CONCURRENT_TIMEOUT_S)
-            start, steps = time.perf_counter(), 0
-            while True:
-                train()
-                steps += 1
-                if steps % 5 == 0:
-                    _sync(dev)
-                    if time.perf_counter() - start >= seconds:
-                        break
+        _, _, _, train = _fast_trainer(resolve_model(model), dev, batch, batch * 8, compiled)
+        for _ in range(WARMUP_STEPS):  # compilation and autotuning, before the common start
+            train()
+        _sync(dev)
+        barrier.wait(timeout=CONCURRENT_TIMEOUT_S)
+        start, steps = time.perf_counter(), 0
+        while True:
+            train()
+            steps += 1
+            if steps % 5 == 0:
+                _sync(dev)
+                if time.perf_counter() - start >= seconds:
+                    break
         queue.put({"img_s": steps * batch / (time.perf_counter() - start)})
     except Exception as err:  # reported by the parent; the others must not wait at the barrier
         barrier.abort()
@@ -363,18 +401,21 @@ def format_report(r: dict) -> str:
 
     mfu = "n/a (peak unknown)" if r["peak_tflops"] is None else f"{num(r['mfu'], '.1%')} of {r['peak_tflops']:g}"
     lines = [
-        f"alvit bench {r['model']} ({r['timm_name']}, {r['input_size']} px, {r['gflops_per_image']:.3g} GFLOPs/image) "
-        f"on {r['device']} ({r['device_name']}), batch {r['batch']}, compile {'on' if r['compile'] else 'off'}, "
-        f"fused attention {r['fused_attn']}",
+        (f"alvit bench {r['model']} ({r['timm_name']}, {r['input_size']} px, {r['gflops_per_image']:.3g} GFLOPs/image) "
+         f"on {r['device']} ({r['device_name']}), batch {r['batch']}, compile {'on' if r['compile'] else 'off'}, "
+         f"fused attention {r['fused_attn']}"),
         f"  fast   train {num(r['train_img_s']):>10} img/s  {num(r['tflops'], '.3g')} TFLOP/s  MFU {mfu}",
-        f"         score {num(r['score_img_s']):>10} img/s  {num(r['score_tflops'], '.3g')} TFLOP/s  "
-        f"MFU {num(r['score_mfu'], '.1%')}",
-        f"  naive  train {num(r['naive_train_img_s']):>10} img/s  (DataLoader + PIL, {r['naive_workers']} workers, "
-        f"fp32, eager, torch.optim.AdamW)",
+        (f"         score {num(r['score_img_s']):>10} img/s  {num(r['score_tflops'], '.3g')} TFLOP/s  "
+         f"MFU {num(r['score_mfu'], '.1%')}"),
+        (f"  naive  train {num(r['naive_train_img_s']):>10} img/s  (DataLoader + PIL, {r['naive_workers']} workers, "
+         f"fp32, eager, torch.optim.AdamW)"),
         f"         score {num(r['naive_score_img_s']):>10} img/s",
         f"  fast / naive: train {num(r['speedup_vs_naive'], '.2f', 'x')}, score {num(r['score_speedup_vs_naive'], '.2f', 'x')}",
-        f"  peak device memory: {num(r['peak_mem_mb'], ',.0f', ' MB')} (fast), {num(r['naive_peak_mem_mb'], ',.0f', ' MB')} (naive)",
+        f"  peak device memory of the fast path: {num(r['peak_mem_mb'], ',.0f', ' MB')}",
     ]
+    if r["deterministic_train_img_s"] is not None:
+        lines.append(f"  train.deterministic: train {num(r['deterministic_train_img_s'])} img/s "
+                     f"({num(r['deterministic_cost'], '.1%')} slower)")
     for row in r["concurrent"]:
         lines.append(f"  {row['processes']} concurrent: {num(row['aggregate_train_img_s'])} img/s in all "
                      f"({num(row['scaling_vs_one'], '.2f', 'x')} one process)")
@@ -388,4 +429,4 @@ def write_json(result: dict, path: str | Path) -> None:
 
 
 __all__ = ["PEAK_BF16_TFLOPS", "format_report", "peak_bf16_tflops", "run_bench",
-           "steady_rate", "synthetic_images", "write_synthetic_imagefolder"]
+           "steady_rates", "synthetic_images", "write_synthetic_imagefolder"]

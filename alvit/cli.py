@@ -56,7 +56,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     from alvit.bench import format_report, run_bench, write_json
 
     result = run_bench(args.model, args.device, args.batch, args.eval_batch, args.compile, args.seconds,
-                       naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=concurrent)
+                       naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=concurrent,
+                       deterministic=args.deterministic)
     print(format_report(result))
     if args.json:
         write_json(result, args.json)
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seconds", type=float, default=5.0, help="length of each timed measurement (default 5)")
     bench.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
     bench.add_argument("--naive-workers", type=int, default=None, help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
+    bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
     bench.add_argument("--concurrent", default="", metavar="1,2,4", help="also train in that many processes at once on the device")
     bench.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
     bench.set_defaults(handler=_cmd_bench)

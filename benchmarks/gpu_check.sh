@@ -7,7 +7,8 @@
 # Most important first, each step under its own time limit, and steps that no longer fit in the
 # overall budget (8 minutes) are recorded as skipped rather than run:
 #   1. pytest -m gpu
-#   2. alvit bench vit_b16 at batch 64 and 256 (MFU, speedup over the naive pipeline)
+#   2. alvit bench vit_b16 at batch 64 and 256 (MFU, speedup over the naive pipeline; at 64 also
+#      the cost of train.deterministic)
 #   3. alvit bench vit_b32 at batch 64 with 1, 2 and 4 concurrent processes
 #   4. two real rounds of the paper recipe (configs/paper-example.yaml, GCI-ViTAL) on random-init
 #      vit_b16, with synthetic CIFAR-sized images written as an image folder
@@ -77,10 +78,12 @@ step() {
 }
 
 bench() {  # bench MODEL BATCH [extra args]: one alvit bench, its figures in $WORK/bench-MODEL-BATCH.json
-  local model=$1 batch=$2
+  local model=$1 batch=$2 extra=()
   shift 2
+  # The cost of train.deterministic is measured once: first model, first batch.
+  if [[ $model/$batch == "$FIRST_MODEL/${BATCHES%% *}" ]]; then extra=(--deterministic); fi
   step "bench-$model-$batch" "$PY" -m alvit.cli bench "$model" --device "$DEVICE" --batch "$batch" \
-    --seconds "$MEASURE_S" --json "$WORK/bench-$model-$batch.json" "$@"
+    --seconds "$MEASURE_S" --json "$WORK/bench-$model-$batch.json" "${extra[@]}" "$@"
 }
 
 if [[ $DEVICE == cpu ]]; then

@@ -17,8 +17,9 @@ FIGURES = {"train_img_s", "score_img_s", "naive_train_img_s", "speedup_vs_naive"
 
 
 def test_bench_on_a_cpu_measures_both_pipelines_and_derives_flops_without_inventing_an_mfu():
-    result = bench.run_bench("vit_nano_p4", "cpu", batch=16, seconds=0.05, naive_workers=0)
+    result = bench.run_bench("vit_nano_p4", "cpu", batch=16, seconds=0.05, naive_workers=0, deterministic=True)
     assert FIGURES <= set(result) and not result["errors"]
+    assert result["deterministic_cost"] == pytest.approx(1 - result["deterministic_train_img_s"] / result["train_img_s"])
     assert result["device"] == "cpu" and result["compile"] is False and result["fused_attn"] is True
     assert result["train_img_s"] > 0 and result["score_img_s"] > 0 and result["naive_train_img_s"] > 0
     assert result["speedup_vs_naive"] == pytest.approx(result["train_img_s"] / result["naive_train_img_s"])
