@@ -58,12 +58,12 @@ def compiled_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]
     The compiled module is kept on the model, so every round of a run (which reloads weights in
     place) reuses it: one compilation per run. Shapes are static; callers keep the batch fixed.
     """
-    return _cached(model, "forward", lambda: torch.compile(model, dynamic=False))
+    return _cached(model, "training forward", lambda: torch.compile(model, dynamic=False))
 
 
 def compiled_scores(model: nn.Module) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """Compiled ``x: [B, 3, S, S]`` -> ``(pre_logits [B, D], logits [B, K])``, once per model."""
-    return _cached(model, "scores", lambda: torch.compile(eager_scores(model), dynamic=False))
+    return _cached(model, "scoring forward", lambda: torch.compile(eager_scores(model), dynamic=False))
 
 
 def eager_scores(model: nn.Module) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

@@ -22,7 +22,7 @@ def synthetic():
     from alvit.bench import synthetic_images
 
     images, labels = synthetic_images(600)
-    spec = resolve_model("vit_tiny_p4")
+    spec = resolve_model("vit_micro_p2")  # 3 blocks: quick to compile
     return images.cuda(), labels, spec, Preprocessor(spec.input_size, spec.mean, spec.std, torch.device("cuda"))
 
 
@@ -70,7 +70,7 @@ def test_deterministic_training_repeats_bit_for_bit(synthetic):
 def test_bench_reports_throughput_flops_and_memory(tmp_path):
     from alvit.bench import peak_bf16_tflops, run_bench
 
-    result = run_bench("vit_tiny_p4", "cuda", batch=64, seconds=0.5, naive_workers=2)
+    result = run_bench("vit_micro_p2", "cuda", batch=64, seconds=0.5, naive_workers=2)
     assert result["compile"] is True and result["fused_attn"] is True and not result["errors"]
     assert result["train_img_s"] > 0 and result["score_img_s"] > 0 and result["peak_mem_mb"] > 0
     assert result["speedup_vs_naive"] > 0
