@@ -257,7 +257,8 @@ def validate(cfg: ExperimentConfig) -> None:
     if cfg.train.augment not in ("none", "flip"):
         raise ConfigError(f"train.augment {cfg.train.augment!r} is not known; valid choices are none, flip")
     if cfg.train.batch_size % cfg.train.accumulate:
-        divisors = ", ".join(str(d) for d in range(1, cfg.train.batch_size + 1) if cfg.train.batch_size % d == 0)
+        size = cfg.train.batch_size  # listed up to 4096 only, so a huge batch size cannot stall validation
+        divisors = ", ".join(str(d) for d in [*range(1, min(size, 4096) + 1), *([size] if size > 4096 else [])] if size % d == 0)
         raise ConfigError(f"train.accumulate {cfg.train.accumulate} does not divide train.batch_size "
                           f"{cfg.train.batch_size} into equal micro-batches; valid choices are {divisors}")
     if cfg.train.compile not in ("auto", True, False):
