@@ -1,4 +1,4 @@
-"""``alvit run | sweep | status | fetch | book | list``: the command line.
+"""``alvit run | sweep | status | fetch | simulate | book | bench | list``: the command line.
 
 Errors a user can cause end with one sentence on stderr and exit status 2, never a traceback.
 """
@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from alvit.errors import ConfigError, ResultsError
+from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.leases import DEFAULT_STALE_AFTER_S
 
 
@@ -124,6 +124,30 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     print(f"preview its book: alvit book {args.profile} --runs {out}")
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    concurrent = _process_counts(args.concurrent) if args.concurrent else ()
+    from alvit.bench import format_report, run_bench, write_json
+
+    result = run_bench(args.model, args.device, args.batch, args.eval_batch, args.compile, args.seconds,
+                       naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=concurrent,
+                       deterministic=args.deterministic)
+    print(format_report(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"figures: {args.json}")
+
+
+def _process_counts(text: str) -> tuple[int, ...]:
+    """``--concurrent 1,2,4`` -> ``(1, 2, 4)``, checked before torch is imported."""
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        counts = (0,)
+    if not counts or min(counts) < 1:
+        raise ConfigError(f"--concurrent {text!r} must list process counts of 1 or more, e.g. 1,2,4")
+    return counts
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
     for name, description in _listing(args.what).items():
         print(f"{name:<22} {description}")
@@ -227,6 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
                           help="keep configurations with these values (repeatable)")
     simulate.set_defaults(handler=_cmd_simulate)
 
+    bench = commands.add_parser("bench", help="steady-state training and scoring throughput and MFU, next to a naive pipeline")
+    bench.add_argument("model", help="e.g. vit_b16 (random-init weights, synthetic 32 px images)")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    bench.add_argument("--batch", type=int, default=64, help="images per training step and per scoring batch (default 64)")
+    bench.add_argument("--eval-batch", type=int, default=None, help="images per scoring batch (default: --batch)")
+    bench.add_argument("--compile", choices=["auto", "true", "false"], default="auto", help="as train.compile (default auto)")
+    bench.add_argument("--seconds", type=float, default=5.0, help="length of each timed measurement (default 5)")
+    bench.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
+    bench.add_argument("--naive-workers", type=int, default=None, help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
+    bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
+    bench.add_argument("--concurrent", default="", metavar="1,2,4", help="also train in that many processes at once on the device")
+    bench.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
+    bench.set_defaults(handler=_cmd_bench)
+
     listing = commands.add_parser("list", help="list the valid names of one kind")
     listing.add_argument("what", choices=["models", "datasets", "strategies", "noise"])
     listing.set_defaults(handler=_cmd_list)
@@ -239,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per notebook cell otherwise
     try:
         status = args.handler(args)
-    except (ConfigError, ResultsError) as err:
+    except (ConfigError, ResultsError, TrainingError) as err:
         print(f"alvit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

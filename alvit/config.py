@@ -65,6 +65,9 @@ class TrainConfig:
     label_smoothing: float | None = None  # None: the strategy's default (0.1 for gci_vital, else 0)
     augment: str = "none"  # "none" or "flip" (random horizontal flip, on the device)
     eval_batch_size: int = 256
+    accumulate: int = 1  # micro-batches per step, of batch_size / accumulate each (batch_size stays the effective batch)
+    compile: bool | str = "auto"  # torch.compile: "auto" (on CUDA only), true or false
+    deterministic: bool = False  # PyTorch's deterministic algorithms (slower on CUDA)
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,8 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"device {cfg.device!r} is not known; valid choices are auto, cpu, cuda, cuda:N")
     if cfg.img_size is not None and cfg.img_size < 8:
         raise ConfigError(f"img_size must be at least 8 pixels or null, not {cfg.img_size}")
-    _check_minimum(cfg, ["al.initial", "al.query", "train.epochs", "train.batch_size", "train.eval_batch_size", "acq.mc_passes"],
+    _check_minimum(cfg, ["al.initial", "al.query", "train.epochs", "train.batch_size", "train.eval_batch_size",
+                         "train.accumulate", "acq.mc_passes"],
                    1, "a positive integer")
     _check_minimum(cfg, ["al.rounds", "train.warmup_epochs", "train.patience", "data.max_pool", "data.max_test", "seed"],
                    0, "zero or more")
@@ -287,6 +291,13 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"train.label_smoothing must lie in [0, 1) or be null, not {smoothing}")
     if cfg.train.augment not in ("none", "flip"):
         raise ConfigError(f"train.augment {cfg.train.augment!r} is not known; valid choices are none, flip")
+    if cfg.train.batch_size % cfg.train.accumulate:
+        size = cfg.train.batch_size  # listed up to 4096 only, so a huge batch size cannot stall validation
+        divisors = ", ".join(str(d) for d in [*range(1, min(size, 4096) + 1), *([size] if size > 4096 else [])] if size % d == 0)
+        raise ConfigError(f"train.accumulate {cfg.train.accumulate} does not divide train.batch_size "
+                          f"{cfg.train.batch_size} into equal micro-batches; valid choices are {divisors}")
+    if cfg.train.compile not in ("auto", True, False):
+        raise ConfigError(f"train.compile {cfg.train.compile!r} is not known; valid choices are auto, true, false")
     if cfg.data.max_pool and cfg.budget > cfg.data.max_pool:
         raise ConfigError(
             f"the labeling budget al.initial + al.query * al.rounds = {cfg.budget} is larger than "

@@ -11,3 +11,8 @@ class ConfigError(ValueError):
 
 class ResultsError(RuntimeError):
     """A results file that cannot be read; the message names the file and what to do."""
+
+
+class TrainingError(RuntimeError):
+    """Training or prediction that cannot go on without damaging results (a non-finite loss, the
+    device out of memory); the message names the round and epoch and says what to change."""

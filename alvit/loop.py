@@ -9,6 +9,7 @@ files as an uninterrupted run (time columns aside).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import platform
@@ -22,6 +23,7 @@ import pandas as pd
 import torch
 
 from alvit import metrics, seeds
+from alvit.accel import fast_path_record, resolve_compile
 from alvit.config import (
     ExperimentConfig,
     check_budget,
@@ -30,7 +32,7 @@ from alvit.config import (
     to_dict,
 )
 from alvit.data import Dataset, Preprocessor, load_dataset
-from alvit.errors import ConfigError
+from alvit.errors import ConfigError, TrainingError
 from alvit.models import ModelSpec, create_model, model_flops, resolve_model
 from alvit.noise import make_noisy_labels, realized_noise
 from alvit.results import (
@@ -90,13 +92,14 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
         atomic_write_text(folder.config, dump_yaml(cfg, resolved))
-    if not folder.env.exists():
-        folder.write_json(folder.env, environment(device))
 
     oracle = make_oracle(cfg, data.train_labels, data.num_classes)
     queries = _queries_before(folder.read_queries(), len(done))
     _check_queries(queries, oracle, data.train_labels, folder)
     runner = _RoundRunner(cfg, spec, device, data, strategy, label_smoothing, folder, progress)
+    if not folder.env.exists():
+        folder.write_json(folder.env, {**environment(device),
+                                       **fast_path_record(runner.model, device, runner.compiled, cfg.train.deterministic)})
     rows = done.to_dict("records")
     for round_ in range(len(done), cfg.al.rounds + 1):
         row, new_queries = runner.run_round(round_, oracle, queries)
@@ -142,7 +145,9 @@ class _RoundRunner:
     def __init__(self, cfg: ExperimentConfig, spec: ModelSpec, device: torch.device, data: Dataset,
                  strategy: Strategy, label_smoothing: float, folder: RunFolder, progress: bool):
         self.cfg, self.spec, self.device, self.data = cfg, spec, device, data
-        self.strategy, self.label_smoothing, self.folder, self.progress = strategy, label_smoothing, folder, progress
+        self.strategy, self.folder, self.progress = strategy, folder, progress
+        self.train_cfg = dataclasses.replace(cfg.train, label_smoothing=label_smoothing)  # fit's one source
+        self.compiled = resolve_compile(cfg.train.compile, device)
         self.preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device)
         # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
         self.pool_images = data.train_images.to(device)
@@ -156,12 +161,14 @@ class _RoundRunner:
         labeled = np.concatenate([oracle.initial, queries["index"].astype(np.int64)])
         given = np.concatenate([self.data.train_labels[oracle.initial], queries["oracle_label"]])  # initial set: clean
         self._reset_weights(round_)
-        fitted = fit(self.model, self.pool_images[torch.from_numpy(labeled).to(self.device)], given, cfg.train,
-                     self.label_smoothing, self.preprocess, seeds.stream(cfg.seed, "train", round_),
-                     desc=f"round {round_}/{cfg.al.rounds}", progress=self.progress)
+        fitted = fit(self.model, self._pool_subset(labeled), given, self.train_cfg, self.preprocess,
+                     seeds.stream(cfg.seed, "train", round_), desc=f"round {round_}/{cfg.al.rounds}", progress=self.progress)
         if cfg.al.warm_start:
             self._save_checkpoint(round_)
-        probs = predict(self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size).probs
+        probs = predict(self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size, compiled=self.compiled).probs
+        if not np.isfinite(probs).all():
+            raise TrainingError(f"round {round_}/{cfg.al.rounds}: the model's test predictions are not finite, "
+                                f"so the run stops here rather than record meaningless metrics; lower train.lr")
         per_sample = metrics.PerSample.from_probs(probs, self.data.test_labels)
         self.folder.write_predictions(round_, per_sample)
         if round_ == cfg.al.rounds:
@@ -211,10 +218,12 @@ class _RoundRunner:
         torch.manual_seed(seeds.torch_seed(cfg.seed, "predict"))  # MC-dropout masks
         pool = predict(self.model, self._pool_subset(unlabeled), self.preprocess, batch,
                        features="features" in needs, attention="attention" in needs,
-                       mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0, mc_rate=cfg.acq.mc_dropout)
+                       mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0, mc_rate=cfg.acq.mc_dropout,
+                       compiled=self.compiled)
         view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": pool.attention}
         if "labeled_features" in needs:
-            view["labeled_features"] = predict(self.model, self._pool_subset(labeled), self.preprocess, batch, features=True).features
+            view["labeled_features"] = predict(self.model, self._pool_subset(labeled), self.preprocess, batch, features=True,
+                                               compiled=self.compiled).features
         if "reference_attention" in needs:
             view["reference_attention"] = predict(self.model, self._pool_subset(oracle.initial), self.preprocess, batch, attention=True).attention
             view["reference_labels"] = self.data.train_labels[oracle.initial]

@@ -25,6 +25,11 @@ def test_defaults_are_the_study_protocol():
     assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.batch_size) == (1e-4, 0.05, 64)
     assert (cfg.train.epochs, cfg.train.patience, cfg.train.val_fraction, cfg.train.grad_clip) == (20, 3, 0.1, 1.0)
     assert cfg.noise.kind == "flip" and not cfg.al.warm_start
+    assert (cfg.train.accumulate, cfg.train.compile, cfg.train.deterministic) == (1, "auto", False)
+
+
+def test_compile_takes_auto_true_or_false():
+    assert [load_config(None, [f"train.compile={v}"]).train.compile for v in ("auto", "true", "false")] == ["auto", True, False]
 
 
 def test_yaml_and_overrides_combine_with_overrides_winning(tmp_path):
@@ -61,6 +66,10 @@ def test_label_smoothing_defaults_to_the_strategys():
     (["weights=/no/such/file.safetensors"], r"weights file /no/such/file.safetensors does not exist"),
     (["noise.rate"], r"not of the form key=value"),
     (["al.initial=900", "al.query=100", "al.rounds=5", "data.max_pool=1000"], r"budget .* = 1400 is larger than data.max_pool = 1000"),
+    (["train.accumulate=3"], r"train.accumulate 3 does not divide train.batch_size 64 .*valid choices are 1, 2, 4, 8, 16, 32, 64$"),
+    (["train.accumulate=0"], r"train.accumulate must be a positive integer"),
+    (["train.compile=fast"], r"train.compile 'fast' is not known; valid choices are auto, true, false"),
+    (["train.deterministic=maybe"], r"config key 'train.deterministic' must be bool, not 'maybe'"),
 ])
 def test_bad_values_stop_with_one_sentence(override, message):
     with pytest.raises(ConfigError, match=message) as err:

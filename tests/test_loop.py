@@ -13,7 +13,7 @@ import yaml
 from conftest import TINY
 
 from alvit import metrics
-from alvit.errors import ConfigError, ResultsError
+from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.loop import make_oracle, run_experiment
 from alvit.results import ROUND_COLUMNS, TIME_COLUMNS, RunFolder
 
@@ -51,6 +51,7 @@ def test_run_folder_holds_config_rounds_queries_env_and_predictions(finished_run
     assert saved["resolved"]["timm_name"] == "vit_tiny_patch16_224" and saved["noise"]["rate"] == 0.3
     env = yaml.safe_load(folder.env.read_text())
     assert {"torch", "timm", "device", "git_commit"} <= set(env)
+    assert env["compile"] is False and env["fused_attn"] is True  # on a CPU: eager, timm's fused attention
 
 
 def test_saved_predictions_reproduce_every_metric(finished_run):
@@ -180,3 +181,25 @@ def test_budget_larger_than_the_pool_stops_before_training(tiny_config, tmp_path
     with pytest.raises(ConfigError, match="larger than the pool of 1347"):
         run_experiment(tiny_config("al.initial=1000", "al.query=200", "al.rounds=2"), tmp_path / "x", progress=False)
     assert not (tmp_path / "x" / "rounds.csv").exists()
+
+
+@pytest.mark.parametrize("extra, smoothing", [
+    (["strategy=gci_vital"], 0.1), (["strategy=entropy"], 0.0), (["strategy=gci_vital", "train.label_smoothing=0.3"], 0.3),
+])
+def test_training_gets_the_configs_resolved_label_smoothing(tiny_config, tmp_path, monkeypatch, extra, smoothing):
+    seen = []
+
+    def spy(model, images, labels, cfg, *args, **kwargs):
+        seen.append(cfg.label_smoothing)
+        raise KeyboardInterrupt  # enough: stop before any training
+
+    monkeypatch.setattr("alvit.loop.fit", spy)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny_config(*extra), tmp_path / "run", progress=False)
+    assert seen == [smoothing]
+
+
+def test_a_diverging_run_fails_naming_the_round_and_records_no_row(tiny_config, tmp_path):
+    with pytest.raises(TrainingError, match=r"^round 0/2, epoch 1: the training loss is nan"):
+        run_experiment(tiny_config("train.lr=1e30", "train.grad_clip=0"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "rounds.csv").exists()

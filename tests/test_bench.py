@@ -1,0 +1,114 @@
+"""alvit bench and the GPU check: the figures they promise, in the shapes they promise."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO
+
+from alvit import bench, gpucheck
+from alvit.models import model_flops, resolve_model
+
+FIGURES = {"train_img_s", "score_img_s", "naive_train_img_s", "speedup_vs_naive", "tflops", "mfu", "peak_mem_mb",
+           "device", "model"}
+
+
+def test_bench_on_a_cpu_measures_both_pipelines_and_derives_flops_without_inventing_an_mfu():
+    result = bench.run_bench("vit_nano_p4", "cpu", batch=16, seconds=0.05, naive_workers=0, deterministic=True)
+    assert FIGURES <= set(result) and not result["errors"]
+    assert result["deterministic_cost"] == pytest.approx(1 - result["deterministic_train_img_s"] / result["train_img_s"])
+    assert result["device"] == "cpu" and result["compile"] is False and result["fused_attn"] is True
+    assert result["train_img_s"] > 0 and result["score_img_s"] > 0 and result["naive_train_img_s"] > 0
+    assert result["speedup_vs_naive"] == pytest.approx(result["train_img_s"] / result["naive_train_img_s"])
+    flops = model_flops(resolve_model("vit_nano_p4"), 10)
+    assert result["tflops"] == pytest.approx(result["train_img_s"] * 3 * flops / 1e12)
+    assert result["mfu"] is None and result["peak_tflops"] is None and result["peak_mem_mb"] is None
+    json.dumps(result)  # what --json writes
+
+
+@pytest.mark.parametrize("name, peak", [
+    ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.4),
+    ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA GeForce RTX 3090", None),
+])
+def test_mfu_uses_the_dense_bf16_peak_of_known_gpus_only(monkeypatch, name, peak):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert bench.peak_bf16_tflops(torch.device("cuda")) == peak
+    assert bench.peak_bf16_tflops(torch.device("cpu")) is None
+
+
+def test_a_measurement_that_runs_out_of_memory_is_recorded_not_raised():
+    result = {"errors": {}}
+
+    def oversized():
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail")
+
+    assert bench._guarded(result, "fast", oversized) is None
+    assert result["errors"] == {"fast": "OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB"}
+
+
+def test_synthetic_images_are_cifar_sized_uint8_seeded_and_show_the_same_classes_for_every_seed():
+    images, labels = bench.synthetic_images(500, seed=3)
+    again, _ = bench.synthetic_images(500, seed=3)
+    assert images.shape == (500, 3, 32, 32) and images.dtype == torch.uint8 and torch.equal(images, again)
+    assert labels.shape == (500,) and set(labels) == set(range(10))
+    other, other_labels = bench.synthetic_images(500, seed=4)  # e.g. a test split
+    for c in range(10):
+        mean, other_mean = images[labels == c].float().mean(0), other[other_labels == c].float().mean(0)
+        assert (mean - other_mean).abs().mean() < 10  # on a 0-255 scale; the classes differ by far more
+
+
+def test_bench_command_rejects_a_bad_process_list_in_one_sentence():
+    result = subprocess.run([sys.executable, "-m", "alvit.cli", "bench", "vit_nano_p4", "--concurrent", "two"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == "alvit: error: --concurrent 'two' must list process counts of 1 or more, e.g. 1,2,4\n"
+
+
+def write_check_parts(work, bench_figures):
+    (work / "logs").mkdir(parents=True)
+    (work / "steps.tsv").write_text("pytest-gpu\tok\t0\t30\nbench-vit_b16-64\tok\t0\t80\nbench-vit_l16-256\tfailed\t1\t12\n"
+                                    "bench-swinv2_t-64\tskipped\t\t0\n")
+    (work / "settings.tsv").write_text("DEVICE\tcuda\nMODELS\tvit_b16 vit_l16\n")
+    (work / "logs" / "pytest-gpu.log").write_text("....\n4 passed in 30.0s\n")
+    (work / "logs" / "bench-vit_l16-256.log").write_text("Traceback\nRuntimeError: boom\n")
+    for i, figures in enumerate(bench_figures):
+        (work / f"bench-{i}.json").write_text(json.dumps(figures))
+    (work / "run").mkdir()
+    (work / "run" / "rounds.csv").write_text("round,n_labeled,test_acc,suspect_precision\n0,1000,0.5,\n1,2000,0.75,0.4\n")
+    (work / "run" / "env.json").write_text(json.dumps({"compile": True, "fused_attn": True}))
+
+
+def test_gpu_check_report_is_one_json_with_steps_figures_rounds_and_targets(tmp_path):
+    b16 = {"model": "vit_b16", "batch": 64, "mfu": 0.45, "score_mfu": 0.3, "speedup_vs_naive": 5.0, "concurrent": []}
+    b32 = {"model": "vit_b32", "batch": 64, "mfu": 0.2, "score_mfu": 0.2, "speedup_vs_naive": 3.0,
+           "concurrent": [{"processes": 1, "scaling_vs_one": 1.0}, {"processes": 4, "scaling_vs_one": 1.5}]}
+    write_check_parts(tmp_path, [b16, b32])
+    report = gpucheck.collect(tmp_path, budget_s=480, started=0)
+    assert {"machine", "settings", "steps", "pytest_gpu", "bench", "rounds", "targets"} <= set(report)
+    assert [s["status"] for s in report["steps"]] == ["ok", "ok", "failed", "skipped"]
+    assert report["steps"][2]["log_tail"][-1] == "RuntimeError: boom" and "log_tail" not in report["steps"][0]
+    assert report["pytest_gpu"] == ["4 passed in 30.0s"] and report["settings"]["DEVICE"] == "cuda"
+    assert report["rounds"]["rows"][1] == {"round": 1, "n_labeled": 2000, "test_acc": 0.75, "suspect_precision": 0.4}
+    assert [t["met"] for t in report["targets"]] == [True, False, True, False]
+    json.dumps(report)
+
+
+def test_gpu_check_targets_not_measured_are_null_never_estimated(tmp_path):
+    write_check_parts(tmp_path, [])
+    assert all(t["value"] is None and t["met"] is None for t in gpucheck.collect(tmp_path, 480, 0)["targets"])
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_end_to_end_on_a_cpu_in_small_mode(tmp_path):
+    env = {**os.environ, "ALVIT_CHECK_SMALL": "1", "PYTHON": sys.executable}
+    subprocess.run(["bash", "benchmarks/gpu_check.sh", str(tmp_path / "out")], cwd=REPO, env=env, check=True, timeout=1200)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["gpu_check.json"]
+    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert [s["name"] for s in report["steps"]] == ["pytest-gpu", "synthetic-data", "two-rounds", "bench-vit_nano_p4-16"]
+    assert all(s["status"] == "ok" for s in report["steps"]), report["steps"]
+    (figures,) = report["bench"]
+    assert figures["model"] == "vit_nano_p4" and figures["concurrent"] and figures["deterministic_train_img_s"] > 0
+    assert [row["round"] for row in report["rounds"]["rows"]] == [0, 1] and report["rounds"]["env"]["compile"] is False
