@@ -197,7 +197,7 @@ def _fast_trainer(spec: ModelSpec, device: torch.device, batch: int, n_images: i
     runs it (``train(deterministic=True)`` as with ``train.deterministic``)."""
     torch.manual_seed(0)
     model = create_model(spec, NUM_CLASSES).to(device)
-    preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device)
+    preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device, spec.interpolation)
     images, labels = synthetic_images(n_images)
     images, targets = images.to(device), torch.as_tensor(labels, device=device)
     cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0)
@@ -290,7 +290,8 @@ def _naive_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batc
     model = create_model(spec, NUM_CLASSES).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     images, labels = synthetic_images(max(batch, eval_batch) * 16)
-    transform = transforms.Compose([transforms.Resize(spec.input_size), transforms.ToTensor(),
+    resize = transforms.Resize(spec.input_size, interpolation=transforms.InterpolationMode(spec.interpolation))
+    transform = transforms.Compose([resize, transforms.ToTensor(),
                                     transforms.Normalize(spec.mean, spec.std)])
     dataset = PILImages(images.permute(0, 2, 3, 1).numpy(), labels, transform)
 

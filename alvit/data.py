@@ -199,11 +199,20 @@ def _stack_at_size(pictures: list[np.ndarray], size: tuple[int, int]) -> torch.T
 
 
 class Preprocessor:
-    """uint8 ``[B, 3, H, W]`` on any device -> normalised float ``[B, 3, S, S]`` on the device."""
+    """uint8 ``[B, 3, H, W]`` on any device -> normalised float ``[B, 3, S, S]`` on the device.
 
-    def __init__(self, input_size: int, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device):
+    Resizing uses the interpolation of the model's pretrained configuration (timm: bicubic for
+    every paper backbone), as its pretraining pipeline did; values are clamped to [0, 1] after
+    it, as an 8-bit image resized by PIL would be.
+    """
+
+    def __init__(self, input_size: int, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
+                 interpolation: str = "bicubic"):
+        if interpolation not in ("bicubic", "bilinear", "nearest"):
+            raise ConfigError(f"interpolation {interpolation!r} is not supported; valid choices are bicubic, bilinear, nearest")
         self.input_size = input_size
         self.device = device
+        self.interpolation = interpolation
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
 
@@ -211,7 +220,9 @@ class Preprocessor:
         """Scale to [0, 1], resize, optionally mirror the samples where ``flip_mask`` [B] is True."""
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True, align_corners=False)
+            antialias = self.interpolation != "nearest"
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode=self.interpolation, antialias=antialias,
+                              align_corners=False if antialias else None).clamp_(0.0, 1.0)
         if flip_mask is not None:
             x = torch.where(flip_mask.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
         return (x - self.mean) / self.std

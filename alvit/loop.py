@@ -84,7 +84,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     label_smoothing = cfg.resolved_label_smoothing()
     resolved = {
         "timm_name": spec.timm_name, "model_kwargs": spec.kwargs, "input_size": spec.input_size,
-        "mean": list(spec.mean), "std": list(spec.std), "label_smoothing": label_smoothing,
+        "mean": list(spec.mean), "std": list(spec.std), "interpolation": spec.interpolation, "label_smoothing": label_smoothing,
         "device": str(device), "budget": cfg.budget, "pool_size": len(data.train_labels),
         "test_size": len(data.test_labels), "num_classes": data.num_classes, "classes": list(data.classes),
         "gflops_per_image": float(f"{model_flops(spec, data.num_classes) / 1e9:.6g}"),
@@ -148,7 +148,7 @@ class _RoundRunner:
         self.strategy, self.folder, self.progress = strategy, folder, progress
         self.train_cfg = dataclasses.replace(cfg.train, label_smoothing=label_smoothing)  # fit's one source
         self.compiled = resolve_compile(cfg.train.compile, device)
-        self.preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device)
+        self.preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device, spec.interpolation)
         # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
         self.pool_images = data.train_images.to(device)
         self.test_images = data.test_images.to(device)

@@ -32,10 +32,11 @@ class ModelSpec:
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    interpolation: str = "bicubic"  # how images are resized to input_size: the pretrained config's choice
 
 
 def resolve_model(name: str, img_size: int | None = None) -> ModelSpec:
-    """Map a user's name to a timm name and kwargs; read input size, mean and std from timm."""
+    """Map a user's name to a timm name and kwargs; read input size, mean, std and interpolation from timm."""
     check_model_name(name)
     timm_name, kwargs = CPU_PRESETS.get(name, (PAPER_MODELS.get(name, name), {}))
     kwargs = dict(kwargs)
@@ -51,6 +52,7 @@ def resolve_model(name: str, img_size: int | None = None) -> ModelSpec:
         input_size=int(input_size),
         mean=tuple(cfg.get("mean", (0.5, 0.5, 0.5))),
         std=tuple(cfg.get("std", (0.5, 0.5, 0.5))),
+        interpolation=cfg.get("interpolation", "bicubic"),
     )
 
 

@@ -74,6 +74,17 @@ def test_preprocessor_resizes_and_normalises_a_batch():
     assert torch.allclose(out, torch.full_like(out, 2.0))
 
 
+def test_images_are_resized_with_the_interpolation_of_the_models_pretrained_config():
+    from alvit.models import resolve_model
+
+    assert {resolve_model(name).interpolation for name in ("vit_b16", "vit_l32", "swinv2_t")} == {"bicubic"}
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, 3, 32, 32), dtype=np.uint8))
+    bicubic = Preprocessor(224, (0.5,) * 3, (0.5,) * 3, torch.device("cpu"), "bicubic")(images)
+    bilinear = Preprocessor(224, (0.5,) * 3, (0.5,) * 3, torch.device("cpu"), "bilinear")(images)
+    assert bicubic.shape == (2, 3, 224, 224) and not torch.allclose(bicubic, bilinear)
+    assert bicubic.min() >= -1.0 and bicubic.max() <= 1.0  # clamped to the image range before normalising
+
+
 def test_preprocessor_flips_only_the_masked_samples():
     images = torch.zeros((2, 3, 4, 4), dtype=torch.uint8)
     images[:, :, :, 0] = 255  # a bright left column
