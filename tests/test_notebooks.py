@@ -87,4 +87,5 @@ def test_a_small_sweep_skips_what_is_done_and_the_summary_reads_it(tmp_path):
     papermill.execute_notebook(str(REPO / "notebooks" / "summary.ipynb"), str(tmp_path / "summary.ipynb"), cwd=str(REPO),
                                parameters={"PROFILE": "tiny", "RUNS_DIR": str(tmp_path / "runs")}, progress_bar=False)
     summary = (tmp_path / "summary.ipynb").read_text()
-    assert "claim1_verdict" in summary and "cannot say" in summary
+    # One model and one seed: claim 1 (about model sizes) cannot be tested, the others lack seeds.
+    assert "Verdict of each claim" in summary and "cannot say" in summary and "inconclusive" in summary
