@@ -286,8 +286,12 @@ def check_all(final: pd.DataFrame) -> list[Verdict]:
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """One row per claim: statement, overall verdict, and the verdict in each setting."""
-    rows = [{"claim": v.claim, "statement": v.statement, "verdict": v.verdict, **v.settings} for v in verdicts]
+    """One row per claim: overall verdict, the verdict in each setting, then the statement.
+
+    The verdicts come first so that a narrow page shows them beside the claim's number; the long
+    statement wraps at the end.
+    """
+    rows = [{"claim": v.claim, "verdict": v.verdict, **v.settings, "statement": v.statement} for v in verdicts]
     return pd.DataFrame(rows).set_index("claim").fillna("")
 
 

@@ -41,3 +41,20 @@ def test_each_papermill_command_hands_the_notebook_parameters_of_the_right_types
     exec(injected.source, namespace)
     assert isinstance(namespace.get("SETTINGS", {}), dict)  # a string here was the old -p SETTINGS bug
     assert {name for name in namespace if name.isupper()} <= {*KNOBS, "CONFIG", "SETTINGS", "RUN_DIR"}
+
+
+ALVIT = [(path.name, command) for path in DOCS for command in shown_commands(path, "alvit")]
+
+
+def test_the_docs_show_alvit_commands_of_every_kind():
+    shown = {shlex.split(command)[1] for _, command in ALVIT}
+    assert {"run", "sweep", "status", "fetch", "simulate", "book", "bench"} <= shown
+
+
+@pytest.mark.parametrize("doc, command", ALVIT, ids=[f"{doc}:{i}" for i, (doc, _) in enumerate(ALVIT)])
+def test_each_alvit_command_parses_as_shown(doc, command):
+    """Options and arguments as the docs spell them (alternatives written ``a | b`` take the first)."""
+    from alvit.cli import build_parser
+
+    args = [arg for arg in shlex.split(command.split(" | ")[0].replace("[", "").replace("]", ""))][1:]
+    build_parser().parse_args(args)  # argparse exits (SystemExit) on anything it does not know
