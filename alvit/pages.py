@@ -63,16 +63,26 @@ def encrypted_kernel_manager() -> type:
     support, and jupyter_client 8.8+ provisions the keys when ``transport_encryption`` is
     ``"auto"``; that removes the cause instead of hiding the message. Older versions get the
     plain manager (and their kernels do not warn).
+
+    jupyter_client also interrupts (SIGINT) every kernel it shuts down, in case it is busy. A
+    kernel that papermill shuts down has finished the notebook, but when the signal lands while
+    it answers a late message it logs "KeyboardInterrupt caught in kernel" (about once in 50
+    pages). The manager skips that interrupt during a shutdown; a kernel that does not stop on
+    the shutdown request is still killed after ``shutdown_wait_time``.
     """
     import zmq
     from jupyter_client.manager import KernelManager
 
-    if "transport_encryption" not in KernelManager.class_trait_names() or not zmq.has("curve"):
-        return KernelManager
+    encrypt = "transport_encryption" in KernelManager.class_trait_names() and zmq.has("curve")
 
-    class EncryptedKernelManager(KernelManager):
+    class QuietKernelManager(KernelManager):
         def __init__(self, **kwargs: Any):
             super().__init__(**kwargs)
-            self.transport_encryption = "auto"
+            if encrypt:
+                self.transport_encryption = "auto"
 
-    return EncryptedKernelManager
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
+
+    return QuietKernelManager
