@@ -14,10 +14,12 @@ from alvit.leases import DEFAULT_STALE_AFTER_S
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from alvit.config import load_config
+    from alvit.config import check_budget, load_config
+
+    cfg = load_config(args.config, args.set)  # a wrong value is refused before torch is imported (5-6 s)
+    check_budget(cfg)
     from alvit.loop import run_experiment
 
-    cfg = load_config(args.config, args.set)
     path = run_experiment(cfg, args.out, progress=not args.quiet)
     print(f"run folder: {path}")
 

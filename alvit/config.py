@@ -220,7 +220,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
         raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping of keys to values")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(str(key) for key in data if key not in known)  # YAML keys may be None, numbers, dates
     if unknown:
         where = f"in section {prefix.rstrip('.')!r}" if prefix else "at the top level"
         raise ConfigError(
@@ -305,8 +305,18 @@ def validate(cfg: ExperimentConfig) -> None:
         )
 
 
-def check_budget(cfg: ExperimentConfig, pool_size: int) -> None:
-    """The budget must fit in the pool (known only once the dataset is loaded)."""
+def check_budget(cfg: ExperimentConfig, pool_size: int | None = None) -> None:
+    """The budget must fit in the pool.
+
+    ``pool_size`` None takes the pool of a built-in dataset from the catalog, so a run or a sweep
+    refuses before it imports torch or loads data; an imagefolder's pool is known only once loaded.
+    """
+    if pool_size is None:
+        from alvit.catalog import DATASET_SIZES
+
+        if cfg.dataset not in DATASET_SIZES:
+            return
+        pool_size = DATASET_SIZES[cfg.dataset][0]
     if cfg.budget > pool_size:
         raise ConfigError(
             f"the labeling budget al.initial + al.query * al.rounds = {cfg.al.initial} + "

@@ -33,6 +33,7 @@ from alvit import paths
 from alvit.catalog import DATASET_SIZES
 from alvit.config import (
     ExperimentConfig,
+    check_budget,
     flatten,
     load_config,
     lookup,
@@ -104,6 +105,8 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
         if all(point.get(key, lookup(base, key)) in allowed for key, allowed in filters.items()):
             configs.append(with_overrides(base, point))
     _check_unique_run_ids(configs, grid, path)
+    for cfg in configs:  # a budget too large for a built-in dataset fails here, not in every job
+        check_budget(cfg)
     name = data.get("name", path.stem)
     slurm = SlurmSettings.from_dict(data.get("slurm") or {}, f"profile {path}")
     return Profile(name=name, base=data.get("base") or {}, grid=grid, description=data.get("description", ""),

@@ -41,3 +41,15 @@ def test_run_prints_a_summary_line_per_round_and_the_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("round ") == 3 and "acc " in result.stderr and "ece " in result.stderr
     assert f"run folder: {tmp_path / 'r'}" in result.stdout
+
+
+def test_a_wrong_value_is_refused_before_torch_is_imported():
+    """Each of these sentences comes from the config alone: no model, no data, no torch."""
+    code = ("import sys; from alvit.cli import main\n"
+            "for setting in ['noise.rate=1.2', 'al.initial=2000', 'dataset=imagefolder:/missing']:\n"
+            "    try: main(['run', 'configs/demo.yaml', '--set', setting])\n"
+            "    except SystemExit: pass\n"
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
+    assert result.stderr.count("alvit: error:") == 3
