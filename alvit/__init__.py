@@ -7,3 +7,11 @@ model -> loop (train -> evaluate -> score pool -> select -> query oracle -> reco
 """
 
 __version__ = "0.1.0"
+
+import warnings
+
+# huggingface_hub (imported by timm) imports tqdm.auto, which in a Jupyter kernel without
+# ipywidgets warns "IProgress not found" into the first output of every notebook that loads a
+# model. alvit draws no notebook progress bars, so the advice does not apply; only that message
+# is silenced.
+warnings.filterwarnings("ignore", message="IProgress not found")

@@ -55,6 +55,9 @@ def test_experiment_notebook_runs_with_papermill_and_writes_its_run_folder(tmp_p
     executed = json.loads((tmp_path / "out.ipynb").read_text())
     images = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"] if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # the learning curve and the reliability diagrams were drawn
+    stderr = [o["text"] for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]
+              if o.get("name") == "stderr"]
+    assert not any("Warning" in text for text in stderr), stderr  # a book page shows no library warnings
 
 
 @pytest.mark.notebooks
@@ -89,3 +92,16 @@ def test_a_small_sweep_skips_what_is_done_and_the_summary_reads_it(tmp_path):
     summary = (tmp_path / "summary.ipynb").read_text()
     # One model and one seed: claim 1 (about model sizes) cannot be tested, the others lack seeds.
     assert "Verdict of each claim" in summary and "cannot say" in summary and "inconclusive" in summary
+
+
+def test_a_notebook_that_loads_models_shows_no_progress_bar_warning(tmp_path):
+    """timm imports huggingface_hub, whose tqdm.auto warned "IProgress not found" into the tutorial's first output."""
+    import nbformat
+    import papermill
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import alvit.models")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, str(tmp_path / "in.ipynb"))
+    papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(REPO), progress_bar=False)
+    outputs = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4).cells[0].outputs
+    assert not [o for o in outputs if o.get("name") == "stderr"], outputs
