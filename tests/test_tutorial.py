@@ -4,6 +4,8 @@ the same oracle as the loop, and math typeset offline in the built book."""
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -58,7 +60,8 @@ def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(tmp_p
     shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/tutorial\n")
     papermill.execute_notebook(str(TUTORIAL), str(root / "book" / "tutorial.ipynb"), cwd=str(REPO), progress_bar=False)
-    subprocess.run([shutil.which("jupyter-book") or "jupyter-book", "build", str(root), "-W"], check=True, capture_output=True)
+    jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"  # the venv's
+    subprocess.run([jupyter_book, "build", str(root), "-W"], check=True, capture_output=True)
     page = root / "_build" / "html" / "book" / "tutorial.html"
     dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
