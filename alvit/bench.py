@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alvit.accel import device_settings, fused_attention, resolve_compile
+from alvit.catalog import TRAIN_FORWARD_PASSES
 from alvit.config import TrainConfig
 from alvit.data import Preprocessor
 from alvit.errors import TrainingError
@@ -138,7 +139,7 @@ def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int
     # The cost of train.deterministic: the fraction of training throughput it gives up.
     result["deterministic_cost"] = None if result["deterministic_train_img_s"] is None else (
         1 - _ratio(result["deterministic_train_img_s"], result["train_img_s"]))
-    result["tflops"] = _tflops(result["train_img_s"], 3 * flops)
+    result["tflops"] = _tflops(result["train_img_s"], TRAIN_FORWARD_PASSES * flops)
     result["score_tflops"] = _tflops(result["score_img_s"], flops)
     result["mfu"] = _ratio(result["tflops"], peak)
     result["score_mfu"] = _ratio(result["score_tflops"], peak)
@@ -197,7 +198,7 @@ def _fast_trainer(spec: ModelSpec, device: torch.device, batch: int, n_images: i
     runs it (``train(deterministic=True)`` as with ``train.deterministic``)."""
     torch.manual_seed(0)
     model = create_model(spec, NUM_CLASSES).to(device)
-    preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device, spec.interpolation)
+    preprocess = Preprocessor.for_model(spec, device)
     images, labels = synthetic_images(n_images)
     images, targets = images.to(device), torch.as_tensor(labels, device=device)
     cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0)

@@ -29,6 +29,7 @@ from alvit.errors import ConfigError
 from alvit.pages import encrypted_kernel_manager, render_page
 from alvit.results import RunFolder
 from alvit.sweep import Profile, load_profile
+from alvit.task import one_line
 
 log = logging.getLogger(__name__)
 RENDER_WORKERS = 2
@@ -46,9 +47,7 @@ def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path |
         papermill.execute_notebook(str(template), str(output), parameters=parameters, cwd=str(cwd or paths.book_root()),
                                    progress_bar=False, kernel_name="python3", kernel_manager_class=encrypted_kernel_manager())
     except Exception as err:
-        lines = str(err).strip().splitlines()
-        raise ConfigError(f"{template.name} failed ({err.__class__.__name__}: {lines[-1] if lines else ''}); "
-                          f"the partly executed notebook is {output}") from err
+        raise ConfigError(f"{template.name} failed ({one_line(err)}); the partly executed notebook is {output}") from err
     executed = nbformat.read(str(output), as_version=4)
     for cell in executed.cells:
         tags = cell.metadata.get("tags", [])
@@ -92,9 +91,8 @@ def collect_pages(run_ids: list[str], runs_dir: Path, pages_dir: Path) -> None:
             try:
                 job.result()
             except Exception as err:
-                lines = str(err).strip().splitlines()
-                raise ConfigError(f"the page of run {run_id} could not be rendered ({err.__class__.__name__}: "
-                                  f"{lines[-1] if lines else ''}); see {pages_dir / (run_id + '.ipynb')}") from err
+                raise ConfigError(f"the page of run {run_id} could not be rendered ({one_line(err)}); "
+                                  f"see {pages_dir / (run_id + '.ipynb')}") from err
 
 
 def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial: bool = True,

@@ -21,6 +21,12 @@ DATASETS: dict[str, str] = {
 }
 
 # (pool, test, classes) of the named datasets, known without loading them (estimates, previews).
+# The cost model shared by the GPU-hour estimate, the bench's TFLOP/s and simulated timings:
+# a training image costs a forward and a backward pass, about 3 forward passes; the sustained
+# rate is an assumption (a user passes their own to `alvit sweep --estimate --tflops`).
+TRAIN_FORWARD_PASSES = 3
+ASSUMED_SUSTAINED_TFLOPS = 200.0
+
 DATASET_SIZES: dict[str, tuple[int, int, int]] = {
     "digits": (1_347, 450, 10),
     "cifar10": (50_000, 10_000, 10),

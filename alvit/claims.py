@@ -26,6 +26,7 @@ import pandas as pd
 
 from alvit import stats
 from alvit.stats import CANNOT_SAY, FAILS, HOLDS
+from alvit.summary import by_setting
 
 CLAIMS = {
     1: "Accuracy falls as noise rises, for every model.",
@@ -62,15 +63,6 @@ class Verdict:
     settings: dict[str, str] = field(default_factory=dict)  # verdict per "dataset · noise kind"
 
 
-def settings(final: pd.DataFrame) -> list[tuple[str, str]]:
-    """The (dataset, noise kind) pairs present, in order."""
-    return sorted(final[["dataset", "noise_kind"]].drop_duplicates().itertuples(index=False, name=None))
-
-
-def setting_name(dataset: str, noise_kind: str) -> str:
-    return f"{dataset} · {noise_kind}"
-
-
 def band(rates: pd.Series, name: str) -> pd.Series:
     """Which rows of ``rates`` fall in the noise band ``name`` (all, low, moderate, high)."""
     eps = 1e-9
@@ -88,16 +80,15 @@ Check = Callable[[pd.DataFrame], tuple[str, str]]  # one setting's rows -> (outc
 
 def _per_setting(claim: int, final: pd.DataFrame, check: Check) -> Verdict:
     """Run ``check`` on every setting and combine: the claim must hold in each."""
-    outcomes, parts, by_setting = [], [], {}
-    for dataset, kind in settings(final):
-        name = setting_name(dataset, kind)
-        outcome, evidence = check(final[(final["dataset"] == dataset) & (final["noise_kind"] == kind)])
+    outcomes, parts, per_setting = [], [], {}
+    for name, rows in by_setting(final):
+        outcome, evidence = check(rows)
         outcomes.append(outcome)
-        by_setting[name] = outcome
+        per_setting[name] = outcome
         parts.append(f"{name}: {outcome}; {evidence}")
     if not parts:
         return Verdict(claim, CLAIMS[claim], CANNOT_SAY, "no finished runs")
-    return Verdict(claim, CLAIMS[claim], stats.combine(outcomes), " | ".join(parts), by_setting)
+    return Verdict(claim, CLAIMS[claim], stats.combine(outcomes), " | ".join(parts), per_setting)
 
 
 def _missing(final: pd.DataFrame, column: str, needed: tuple[str, ...]) -> list[str]:

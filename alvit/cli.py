@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 
+from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS
 from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.leases import DEFAULT_STALE_AFTER_S
 
@@ -221,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     slurm.add_argument("--slurm-extra", action="append", default=[], metavar="OPTION=VALUE",
                        help="any other sbatch option, e.g. --slurm-extra qos=high (repeatable)")
     sweep.add_argument("--estimate", action="store_true", help="print the GPU-hour estimate and stop")
-    sweep.add_argument("--tflops", type=float, default=200.0, help="sustained TFLOP/s assumed by the estimate")
+    sweep.add_argument("--tflops", type=float, default=ASSUMED_SUSTAINED_TFLOPS, help="sustained TFLOP/s assumed by the estimate")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
 

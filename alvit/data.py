@@ -22,6 +22,7 @@ import socket
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ import torch.nn.functional as F
 
 from alvit.catalog import check_dataset_name
 from alvit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alvit.models import ModelSpec
 from alvit.paths import data_home
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -215,6 +219,11 @@ class Preprocessor:
         self.interpolation = interpolation
         self.mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+
+    @classmethod
+    def for_model(cls, spec: ModelSpec, device: torch.device) -> Preprocessor:
+        """The input pipeline of ``spec``'s pretrained configuration: size, mean/std, interpolation."""
+        return cls(spec.input_size, spec.mean, spec.std, device, spec.interpolation)
 
     def __call__(self, images: torch.Tensor, flip_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Scale to [0, 1], resize, optionally mirror the samples where ``flip_mask`` [B] is True."""

@@ -15,7 +15,6 @@ import logging
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,8 @@ from alvit.config import (
 )
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.errors import ConfigError, TrainingError
-from alvit.models import ModelSpec, create_model, model_flops, resolve_model
-from alvit.noise import make_noisy_labels, realized_noise
+from alvit.models import ModelSpec, create_model, gflops_per_image, resolve_model
+from alvit.noise import Oracle, make_oracle, realized_noise
 from alvit.results import (
     QUERY_FIELDS,
     RunFolder,
@@ -46,21 +45,6 @@ from alvit.strategies import PoolView, Selection, Strategy, create_strategy
 from alvit.train import fit, predict, resolve_device
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Oracle:
-    """The fixed answers of one (seed, noise kind, rate), and the clean initial set."""
-
-    noisy_labels: np.ndarray  # [N] what the oracle answers for each pool sample
-    initial: np.ndarray  # [n0] pool indices of the clean initial set, in draw order
-
-
-def make_oracle(cfg: ExperimentConfig, true_labels: np.ndarray, num_classes: int) -> Oracle:
-    """Noisy labels and the initial set, from streams no strategy touches."""
-    noisy = make_noisy_labels(true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle"))
-    initial = seeds.rng(cfg.seed, "initial").choice(len(true_labels), size=cfg.al.initial, replace=False)
-    return Oracle(noisy_labels=noisy, initial=initial)
 
 
 def default_out_dir(cfg: ExperimentConfig, results_root: str | Path = "results") -> Path:
@@ -87,7 +71,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
         "mean": list(spec.mean), "std": list(spec.std), "interpolation": spec.interpolation, "label_smoothing": label_smoothing,
         "device": str(device), "budget": cfg.budget, "pool_size": len(data.train_labels),
         "test_size": len(data.test_labels), "num_classes": data.num_classes, "classes": list(data.classes),
-        "gflops_per_image": float(f"{model_flops(spec, data.num_classes) / 1e9:.6g}"),
+        "gflops_per_image": gflops_per_image(spec, data.num_classes),
     }
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
@@ -148,7 +132,7 @@ class _RoundRunner:
         self.strategy, self.folder, self.progress = strategy, folder, progress
         self.train_cfg = dataclasses.replace(cfg.train, label_smoothing=label_smoothing)  # fit's one source
         self.compiled = resolve_compile(cfg.train.compile, device)
-        self.preprocess = Preprocessor(spec.input_size, spec.mean, spec.std, device, spec.interpolation)
+        self.preprocess = Preprocessor.for_model(spec, device)
         # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
         self.pool_images = data.train_images.to(device)
         self.test_images = data.test_images.to(device)

@@ -238,3 +238,8 @@ def model_flops(spec: ModelSpec, num_classes: int) -> float:
         with FlopCounterMode(display=False) as counter:
             model(x)
     return float(counter.get_total_flops())
+
+
+def gflops_per_image(spec: ModelSpec, num_classes: int) -> float:
+    """Forward GFLOPs per image to 6 significant digits: the ``gflops_per_image`` a run folder records."""
+    return float(f"{model_flops(spec, num_classes) / 1e9:.6g}")

@@ -15,9 +15,16 @@ random stream of its own, so every strategy that queries a sample gets the same 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from alvit import seeds
 from alvit.errors import ConfigError
+
+if TYPE_CHECKING:  # config imports this module lazily; the annotation needs no import at run time
+    from alvit.config import ExperimentConfig
 
 NOISE_KINDS: dict[str, str] = {
     "none": "the oracle answers the true label",
@@ -80,3 +87,21 @@ def realized_noise(oracle_labels: np.ndarray, true_labels: np.ndarray) -> float:
     if len(true_labels) == 0:
         return 0.0
     return float(np.mean(np.asarray(oracle_labels) != np.asarray(true_labels)))
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The fixed answers of one (seed, noise kind, rate), and the clean initial set."""
+
+    noisy_labels: np.ndarray  # [N] what the oracle answers for each pool sample
+    initial: np.ndarray  # [n0] pool indices of the clean initial set, in draw order
+
+
+def make_oracle(cfg: ExperimentConfig, true_labels: np.ndarray, num_classes: int) -> Oracle:
+    """Noisy labels and the initial set, from streams no strategy touches.
+
+    The loop and :mod:`alvit.simulate` both call it, so a simulated run's oracle is a real one's.
+    """
+    noisy = make_noisy_labels(true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle"))
+    initial = seeds.rng(cfg.seed, "initial").choice(len(true_labels), size=cfg.al.initial, replace=False)
+    return Oracle(noisy_labels=noisy, initial=initial)

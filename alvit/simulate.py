@@ -10,8 +10,8 @@ seeds), and a user uses it to see a profile's book before spending GPU hours.
 The effect model (all of it seeded, so the same profile always gives the same folders):
 
 - Labels and oracle are real alvit machinery on stand-in labels: the pool's true labels are
-  ``0..K-1`` repeated and shuffled once, the noisy oracle is :func:`alvit.noise.make_noisy_labels`
-  from the run's oracle stream, and the clean initial set comes from the run's initial stream,
+  ``0..K-1`` repeated and shuffled once, and the noisy oracle and clean initial set are
+  :func:`alvit.noise.make_oracle`'s, the loop's own, from the run's oracle and initial streams,
   so noise tables and realized noise behave as in a real run. Queries are drawn at random.
 - Accuracy after round r with n labels, for a K-class dataset d:
   ``acc = 1/K + (ceiling_d - 1/K) * sigmoid(base_d + 0.6 log2(n / n_0) + model + gain(r) + e) * signal**0.4``
@@ -43,11 +43,16 @@ import pandas as pd
 from scipy.special import expit
 
 from alvit import __version__, metrics, seeds
-from alvit.catalog import DATASET_SIZES, PAPER_MODELS
-from alvit.config import ExperimentConfig, dump_yaml
+from alvit.catalog import (
+    ASSUMED_SUSTAINED_TFLOPS,
+    DATASET_SIZES,
+    PAPER_MODELS,
+    TRAIN_FORWARD_PASSES,
+)
+from alvit.config import ExperimentConfig, check_budget, dump_yaml
 from alvit.errors import ConfigError
-from alvit.noise import make_noisy_labels, realized_noise
-from alvit.results import RunFolder, atomic_save_npy, atomic_write_text
+from alvit.noise import make_oracle, realized_noise
+from alvit.results import QUERY_FIELDS, RunFolder, atomic_save_npy, atomic_write_text
 from alvit.sweep import Profile
 
 log = logging.getLogger(__name__)
@@ -55,7 +60,6 @@ log = logging.getLogger(__name__)
 CEILING = {"digits": 0.97, "cifar10": 0.985, "cifar100": 0.90}  # clean accuracy with a large budget
 BASE_LOGIT = {"digits": 0.5, "cifar10": 1.0, "cifar100": -0.3}
 UNCERTAINTY_STRATEGIES = frozenset({"entropy", "gci_vital", "margin", "least_confidence", "bald"})
-SUSTAINED_TFLOPS = 200.0  # for plausible train_s / select_s columns only
 
 
 @dataclass(frozen=True)
@@ -154,19 +158,18 @@ def simulated_probs(labels: np.ndarray, num_classes: int, accuracy: float, mean_
     return probs.astype(np.float32)
 
 
-def simulate_run(cfg: ExperimentConfig, folder: RunFolder, test_size: int | None, gflops: float) -> None:
-    """Fill ``folder`` with a finished simulated run of ``cfg``."""
-    shape = dataset_shape(cfg.dataset)
+def simulate_run(cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, test_size: int | None,
+                 gflops: float) -> None:
+    """Fill ``folder`` with a finished simulated run of ``cfg`` on a dataset of ``shape``."""
     pool = min(shape.pool, cfg.data.max_pool or shape.pool)
     test = min(shape.test, cfg.data.max_test or shape.test, test_size or shape.test)
-    if cfg.budget > pool:
-        raise ConfigError(f"{cfg.run_id}: the labeling budget {cfg.budget} is larger than the pool of {pool} samples of {cfg.dataset}")
+    check_budget(cfg, pool)
     k = shape.classes
     fixed = np.random.default_rng(0)  # the same stand-in pool and test labels for every run
     pool_labels = fixed.permutation(np.arange(pool) % k)
     test_labels = fixed.permutation(np.arange(test) % k)
-    noisy = make_noisy_labels(pool_labels, k, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle"))
-    initial = seeds.rng(cfg.seed, "initial").choice(pool, size=cfg.al.initial, replace=False)
+    oracle = make_oracle(cfg, pool_labels, k)
+    noisy, initial = oracle.noisy_labels, oracle.initial
     effects = np.random.default_rng([zlib.crc32(cfg.run_id.encode()), cfg.seed])
     run_noise = effects.normal(0.0, 0.1)
 
@@ -180,7 +183,7 @@ def simulate_run(cfg: ExperimentConfig, folder: RunFolder, test_size: int | None
                                    "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     atomic_save_npy(folder.test_labels, test_labels)
     labeled = initial
-    queries: dict[str, list[np.ndarray]] = {name: [] for name in ("round", "index", "oracle_label", "true_label", "utility", "suspect")}
+    queries: dict[str, list[np.ndarray]] = {name: [] for name in QUERY_FIELDS}
     rows = []
     for round_ in range(cfg.al.rounds + 1):
         given = np.concatenate([pool_labels[initial], noisy[labeled[len(initial):]]])  # the initial set is clean
@@ -195,7 +198,7 @@ def simulate_run(cfg: ExperimentConfig, folder: RunFolder, test_size: int | None
         row = {"round": round_, "n_labeled": len(labeled), "noise_realized": realized_noise(given, pool_labels[labeled]),
                **metrics.evaluate_per_sample(per_sample, test_labels),
                "epochs": epochs, "best_epoch": max(1, epochs - cfg.train.patience), "val_loss": float(effects.uniform(0.3, 2.5)),
-               "train_s": round(3 * len(labeled) * epochs * gflops / (SUSTAINED_TFLOPS * 1e3), 3),
+               "train_s": round(TRAIN_FORWARD_PASSES * len(labeled) * epochs * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3),
                "select_s": 0.0, "n_queried": 0, "n_suspect": 0, "suspect_precision": np.nan}
         if round_ < cfg.al.rounds:
             unlabeled_mask = np.ones(pool, dtype=bool)
@@ -205,10 +208,11 @@ def simulate_run(cfg: ExperimentConfig, folder: RunFolder, test_size: int | None
             wrong = noisy[picked] != pool_labels[picked]
             flags = (effects.random(len(picked)) < np.where(wrong, 0.6, 0.15)).astype(np.int64) if cfg.strategy == "gci_vital" \
                 else np.full(len(picked), -1, dtype=np.int64)
-            for name, values in (("round", np.full(len(picked), round_ + 1)), ("index", picked), ("oracle_label", noisy[picked]),
-                                 ("true_label", pool_labels[picked]), ("utility", effects.random(len(picked))), ("suspect", flags)):
+            answers = (np.full(len(picked), round_ + 1), picked, noisy[picked], pool_labels[picked],
+                       effects.random(len(picked)), flags)
+            for name, values in zip(QUERY_FIELDS, answers, strict=True):
                 queries[name].append(values)
-            row.update(select_s=round(unlabeled * gflops / (SUSTAINED_TFLOPS * 1e3), 3), n_queried=len(picked),
+            row.update(select_s=round(unlabeled * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3), n_queried=len(picked),
                        n_suspect=int((flags == 1).sum()))
             if row["n_suspect"]:
                 row["suspect_precision"] = float(wrong[flags == 1].mean())
@@ -222,9 +226,9 @@ def simulate_run(cfg: ExperimentConfig, folder: RunFolder, test_size: int | None
 
 def model_gflops(cfg: ExperimentConfig, num_classes: int) -> float:
     """Forward GFLOPs per image, counted on the meta device (imports torch, once per model)."""
-    from alvit.models import model_flops, resolve_model
+    from alvit.models import gflops_per_image, resolve_model
 
-    return float(f"{model_flops(resolve_model(cfg.model, cfg.img_size), num_classes) / 1e9:.6g}")
+    return gflops_per_image(resolve_model(cfg.model, cfg.img_size), num_classes)
 
 
 def simulate_profile(profile: Profile, out: Path, test_size: int | None = None) -> dict[str, list[str]]:
@@ -235,16 +239,19 @@ def simulate_profile(profile: Profile, out: Path, test_size: int | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     outcome: dict[str, list[str]] = {"written": [], "kept": []}
     flops: dict[tuple[str, int | None, int], float] = {}
+    shapes: dict[str, DatasetShape] = {}
     for cfg in profile.configs:
         folder = RunFolder(out / cfg.run_id)
         if folder.config.exists() or folder.rounds.exists():
             outcome["kept"].append(cfg.run_id)
             continue
-        classes = dataset_shape(cfg.dataset).classes
-        key = (cfg.model, cfg.img_size, classes)
+        if cfg.dataset not in shapes:  # an imagefolder's files are counted once, not once per run
+            shapes[cfg.dataset] = dataset_shape(cfg.dataset)
+        shape = shapes[cfg.dataset]
+        key = (cfg.model, cfg.img_size, shape.classes)
         if key not in flops:
-            flops[key] = model_gflops(cfg, classes)
-        simulate_run(cfg, folder, test_size, flops[key])
+            flops[key] = model_gflops(cfg, shape.classes)
+        simulate_run(cfg, folder, shape, test_size, flops[key])
         outcome["written"].append(cfg.run_id)
     return outcome
 

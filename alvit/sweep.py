@@ -30,7 +30,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from alvit import paths
-from alvit.catalog import DATASET_SIZES
+from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS, DATASET_SIZES, TRAIN_FORWARD_PASSES
 from alvit.config import (
     ExperimentConfig,
     check_budget,
@@ -269,7 +269,7 @@ def _executor(profile: Profile, options: SweepOptions) -> Executor:
     return lambda tasks: run_local(tasks, slots, options.timeout_s)
 
 
-def estimate_gpu_hours(profile: Profile, sustained_tflops: float = 200.0) -> list[dict[str, Any]]:
+def estimate_gpu_hours(profile: Profile, sustained_tflops: float = ASSUMED_SUSTAINED_TFLOPS) -> list[dict[str, Any]]:
     """Rough GPU hours per model: forward FLOPs per image x images processed, at a sustained rate.
 
     Per run: training costs 3 forward passes per image-epoch (forward + backward), for every
@@ -298,7 +298,7 @@ def estimate_gpu_hours(profile: Profile, sustained_tflops: float = 200.0) -> lis
         passes = 1 + (cfg.acq.mc_passes if cfg.strategy == "bald" else 0)
         for round_ in range(cfg.al.rounds + 1):
             labeled = cfg.al.initial + round_ * cfg.al.query
-            images += 3 * labeled * cfg.train.epochs + test + (pool - labeled) * passes * (round_ < cfg.al.rounds)
+            images += TRAIN_FORWARD_PASSES * labeled * cfg.train.epochs + test + (pool - labeled) * passes * (round_ < cfg.al.rounds)
         row = per_model.setdefault(cfg.model, {"model": cfg.model, "runs": 0, "gflops_per_image": flops_cache[key] / 1e9, "gpu_hours": 0.0})
         row["runs"] += 1
         row["gpu_hours"] += images * flops_cache[key] / (sustained_tflops * 1e12) / 3600

@@ -251,14 +251,14 @@ def _held_out_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
                    preprocess: Preprocessor, cfg: TrainConfig, compiled: bool) -> float:
     """Mean loss over ``images[positions]``, through the same (compiled) scoring as :func:`predict`."""
     model.eval()
-    scores = compiled_scores(model) if compiled else eager_scores(model)
+    score = _scorer(model, compiled)
     losses = torch.empty(len(positions), device=preprocess.device)
 
     def run(rows: slice, batch_size: int) -> None:
         index = positions[rows]
         x = preprocess(images[index])
         with autocast(preprocess.device):
-            logits = scores(_pad(x, batch_size) if compiled else x)[1][: len(index)]
+            logits = score(x, batch_size)[1]
         losses[rows] = F.cross_entropy(logits.float(), targets[index], label_smoothing=cfg.label_smoothing or 0.0,
                                        reduction="none")
 
@@ -269,6 +269,23 @@ def _held_out_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
 def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
     """``x: [b, ...]`` -> ``[size, ...]`` with zero rows appended: one input shape for a compiled graph."""
     return x if len(x) == size else torch.cat([x, x.new_zeros((size - len(x), *x.shape[1:]))])
+
+
+def _scorer(model: nn.Module, compiled: bool) -> Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]:
+    """``score(x [b, 3, S, S], batch_size) -> (pre_logits [b, D], logits [b, K])``, eager or compiled.
+
+    A compiled graph sees every batch padded to ``batch_size`` (one shape); the padding rows are
+    cut off again, so callers never see them.
+    """
+    scores = compiled_scores(model) if compiled else eager_scores(model)
+
+    def score(x: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not compiled:
+            return scores(x)
+        pre_logits, logits = scores(_pad(x, batch_size))
+        return pre_logits[: len(x)], logits[: len(x)]
+
+    return score
 
 
 def _in_batches(n: int, batch_size: int, run: Callable[[slice, int], None], what: str) -> None:
@@ -337,23 +354,21 @@ def predict(
     model.eval()
     device = preprocess.device
     use_cls = attention and has_cls_attention(model)
-    compiled = compiled and not use_cls
-    scores = compiled_scores(model) if compiled else eager_scores(model)
+    score = _scorer(model, compiled and not use_cls)
     n = len(images)
     outputs: dict[str, torch.Tensor] = {}
 
     def run(rows: slice, batch_size: int) -> None:
         x = preprocess(images[rows])
-        real = len(x)
         with autocast(device):
             if use_cls:
                 with capture_cls_attention(model) as captured:
-                    pre_logits, logits = scores(x)
+                    pre_logits, logits = score(x, batch_size)
             else:
-                pre_logits, logits = scores(_pad(x, batch_size) if compiled else x)
-        batch_out = {"probs": logits[:real].float().softmax(dim=-1)}
+                pre_logits, logits = score(x, batch_size)
+        batch_out = {"probs": logits.float().softmax(dim=-1)}
         if features or (attention and not use_cls):
-            batch_out["features"] = pre_logits[:real].float()
+            batch_out["features"] = pre_logits.float()
         if use_cls:
             batch_out["attention"] = captured[0]
         if mc_passes > 0:
