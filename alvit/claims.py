@@ -1,19 +1,17 @@
-"""The paper's six claims (STUDY.md), each tested against the results present.
+"""The paper's six claims, each tested against the results present.
 
-A claim is tested separately in every *setting* (a dataset and a noise kind) the results hold,
-and holds only if it holds in each: a model that wins on CIFAR-10 and loses on CIFAR-100 does
-not "beat" it. Within a setting, every comparison is paired by seed and judged by a bootstrap
-interval over seeds (:mod:`alvit.stats`). A claim is a conjunction of such tests (every rate,
-every rival, every metric it names), and its verdict is one of four:
+A claim is tested separately in every *setting* (a dataset and a noise kind) the results hold:
+a model that wins on CIFAR-10 and loses on CIFAR-100 does not "beat" it. Within a setting, a
+claim is a list of statements (every rate, every rival, every metric it names), each a test of
+a paired, seed-level contrast (:mod:`alvit.stats`); the statements of all settings together are
+the claim, judged as one: it *holds* only if every statement holds, and it *does not hold* only
+if a refutation survives Holm's correction over all of them. Calibration claims (2 and 6) are
+tested on ECE and on the Brier score (the paper reported Brier), and hold only if they hold on
+both.
 
-- **holds**: every test holds in every setting;
-- **does not hold**: some test establishes the opposite (or no effect) somewhere;
-- **inconclusive**: no test fails, but some interval straddles zero or has too few seeds;
-- **cannot say**: the runs a test needs are missing (a model, a strategy, a noise band).
-
-Each verdict carries one line of evidence per setting, with intervals, so a reader sees what
-the verdict rests on. Calibration claims (2 and 6) are tested on ECE and on the Brier score
-(the paper reported Brier), and hold only if they hold on both.
+The tests work on a :class:`Cube`, one setting's final-round metrics as dense arrays with a
+leading axis of tables, so that :mod:`alvit.power` judges thousands of simulated tables with the
+very code that judges the book's one.
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from alvit import stats
-from alvit.stats import CANNOT_SAY, FAILS, HOLDS
+from alvit.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE, Test
 from alvit.summary import by_setting
 
 CLAIMS = {
@@ -37,21 +35,213 @@ CLAIMS = {
     6: "Entropy and GCI-ViTAL are worse calibrated than random, most at high noise.",
 }
 VITS, SWINS = ("vit_b16", "vit_b32", "vit_l16", "vit_l32"), ("swinv2_t", "swinv2_s", "swinv2_b")
+L32_RIVALS = ("vit_b16", "vit_b32", "vit_l16")
 UNCERTAINTY = ("entropy", "gci_vital")
 MODERATE = (0.3, 0.6)  # the paper's "moderate" noise; "low" is below it, "high" above
 FLOPS_RATIO = (3.0, 5.0)  # "about 4x"
 CALIBRATION = {"ece": "ECE", "brier": "Brier"}
+METRICS = ("test_acc", "ece", "brier")
 RULE = (
     f"Every comparison pairs runs that share dataset, noise kind, noise rate and seed (hence the same "
-    f"noisy oracle and initial set). Its 95% interval is a percentile bootstrap ({stats.RESAMPLES:,} "
-    f"resamples) of the mean paired difference, resampling seeds within each cell. An effect is "
-    f"established when the interval lies above zero and refuted when it lies at or below zero; an "
-    f"interval across zero, or fewer than {stats.MIN_SEEDS} seeds, is inconclusive. \"No gain\" "
-    f"holds when the interval's upper end is at most {stats.NO_GAIN_MARGIN:g}. Noise bands: low "
-    f"< {MODERATE[0]:g} <= moderate <= {MODERATE[1]:g} < high. A claim holds only if every test "
-    f"holds on every dataset and noise kind present; one refuted test makes it not hold; missing runs "
-    f"make it cannot say."
+    f"noisy oracle and initial set) and averages the paired differences within each cell (a model or "
+    f"strategy at a noise rate). Its uncertainty is a t interval from the seed-to-seed spread alone: the "
+    f"spread is pooled over the cells of one noise rate and the rates are combined with Welch-Satterthwaite "
+    f"degrees of freedom, which keeps its coverage at 2 to 5 seeds (a cell needs at least {stats.MIN_SEEDS}). "
+    f"Each statement is a one-sided test at level {stats.ALPHA:g}, shown as a {1 - 2 * stats.ALPHA:.0%} "
+    f"interval: an effect is established when the interval lies above zero; \"no gain\" (claim 5 outside "
+    f"moderate noise) is an equivalence test (two one-sided tests) that holds when the interval lies within "
+    f"±{stats.NO_GAIN_MARGIN:g}. A claim is all its statements on every dataset and noise kind present. "
+    f"It **holds** when every statement holds (intersection-union: if any part of the claim is false, this "
+    f"happens with probability at most {stats.ALPHA:g}); it **does not hold** when the opposite of a "
+    f"statement is established after Holm's correction over all of the claim's statements (if the claim is "
+    f"true, this happens with probability at most {stats.ALPHA:g}); it **cannot say** when runs a statement "
+    f"needs are missing, and is **inconclusive** otherwise. Noise bands: low < {MODERATE[0]:g} <= moderate "
+    f"<= {MODERATE[1]:g} < high. The promises assume seeds are independent replicates with roughly normal "
+    f"noise whose spread may change with the noise rate but not between the models or strategies of a rate."
 )
+
+
+@dataclass(frozen=True)
+class Cube:
+    """One setting's final-round metrics: ``metrics[name]`` is ``[T, models, strategies, rates, seeds]``.
+
+    T is the number of tables (1 for a book, many in a power simulation); NaN marks a missing run.
+    ``gflops`` maps each model to its forward GFLOPs per image (NaN where unknown).
+    """
+
+    models: tuple[str, ...]
+    strategies: tuple[str, ...]
+    rates: np.ndarray
+    metrics: dict[str, np.ndarray]
+    gflops: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tables(self) -> int:
+        return next(iter(self.metrics.values())).shape[0]
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame) -> Cube:
+        """The cube of one setting's final rounds (one table)."""
+        models = tuple(sorted(rows["model"].unique()))
+        strategies = tuple(sorted(rows["strategy"].unique()))
+        rates = np.array(sorted(rows["noise_rate"].unique()), dtype=float)
+        seeds = sorted(rows["seed"].unique())
+        index = pd.MultiIndex.from_product([models, strategies, rates, seeds])
+        grouped = rows.groupby(["model", "strategy", "noise_rate", "seed"])
+        shape = (1, len(models), len(strategies), len(rates), len(seeds))
+        metrics = {name: grouped[name].mean().reindex(index).to_numpy(float).reshape(shape)
+                   for name in METRICS if name in rows}
+        gflops = rows.groupby("model")["gflops_per_image"].mean().to_dict() if "gflops_per_image" in rows else {}
+        return cls(models, strategies, rates, metrics, gflops)
+
+    def of_model(self, metric: str, model: str) -> np.ndarray:
+        """``[T, strategies, rates, seeds]``."""
+        return self.metrics[metric][:, self.models.index(model)]
+
+    def of_strategy(self, metric: str, strategy: str) -> np.ndarray:
+        """``[T, models, rates, seeds]``."""
+        return self.metrics[metric][:, :, self.strategies.index(strategy)]
+
+
+def band(rates: np.ndarray, name: str) -> np.ndarray:
+    """Which of ``rates`` fall in the noise band ``name`` (all, low, moderate, high)."""
+    rates, eps = np.asarray(rates, dtype=float), 1e-9
+    if name == "low":
+        return rates < MODERATE[0] - eps
+    if name == "moderate":
+        return (rates >= MODERATE[0] - eps) & (rates <= MODERATE[1] + eps)
+    if name == "high":
+        return rates > MODERATE[1] + eps
+    return np.ones(len(rates), dtype=bool)
+
+
+def _by_rate(values: np.ndarray, rates: np.ndarray, keep: np.ndarray,
+             weigh: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> stats.Contrast:
+    """Contrast over the cells (group, rate) of ``values`` ``[T, groups, R, N]`` at the rates ``keep``.
+
+    The seed spread is pooled within each noise rate. ``weigh(rate_of_cell, present)`` gives the
+    weights (default: the mean of the cells present).
+    """
+    t, groups, _, n = values.shape
+    kept = values[:, :, keep]  # [T, G, R', N]
+    cells = kept.reshape(t, groups * kept.shape[2], n)
+    rate_of_cell = np.tile(rates[keep], groups)
+    present = np.isfinite(cells).any(axis=2)
+    weights = stats.mean_weights(present) if weigh is None else weigh(rate_of_cell, present)
+    return stats.contrast(cells, weights, strata=np.tile(np.arange(kept.shape[2]), groups))
+
+
+def _needs(cube: Cube, models: tuple[str, ...] = (), strategies: tuple[str, ...] = ()) -> str | None:
+    """Why ``cube`` cannot test a statement about ``models`` and ``strategies`` (None if it can)."""
+    absent = [m for m in models if m not in cube.models] + [s for s in strategies if s not in cube.strategies]
+    return f"no runs of {', '.join(absent)}" if absent else None
+
+
+def tests_claim_1(cube: Cube) -> list[Test]:
+    """Per model: accuracy lost per unit of noise (minus the slope of accuracy on rate) is above zero."""
+    if len(cube.rates) < 2:
+        return [stats.missing_test("slope", "needs at least two noise rates", cube.tables)]
+    keep = np.ones(len(cube.rates), dtype=bool)
+    return [stats.effect_test(f"{model} accuracy lost per unit of noise",
+                              _by_rate(-cube.of_model("test_acc", model), cube.rates, keep, stats.slope_weights))
+            for model in cube.models]
+
+
+def tests_claim_2(cube: Cube) -> list[Test]:
+    """vit_l32 ahead of each rival on accuracy, ECE and Brier: over all rates, at moderate and at high noise."""
+    why = _needs(cube, ("vit_l32", *L32_RIVALS))
+    if why:
+        return [stats.missing_test("vit_l32 against its rivals", why, cube.tables)]
+    tests = []
+    for rival in L32_RIVALS:
+        for metric, sign in (("test_acc", +1), ("ece", -1), ("brier", -1)):
+            advantage = sign * (cube.of_model(metric, "vit_l32") - cube.of_model(metric, rival))
+            label = CALIBRATION.get(metric, "accuracy")
+            for name in ("all", "moderate", "high"):
+                keep = band(cube.rates, name)
+                test_name = f"over {rival}, {label}, {name} noise"
+                tests.append(stats.effect_test(test_name, _by_rate(advantage, cube.rates, keep)) if keep.any()
+                             else stats.missing_test(test_name, f"no {name} noise rates", cube.tables))
+    return tests
+
+
+def tests_claim_3(cube: Cube) -> list[Test]:
+    """vit_l32 ahead of vit_l16 in accuracy at every rate, and vit_l16 costing 3-5x its FLOPs."""
+    why = _needs(cube, ("vit_l16", "vit_l32"))
+    if why:
+        return [stats.missing_test("vit_l32 against vit_l16", why, cube.tables)]
+    advantage = cube.of_model("test_acc", "vit_l32") - cube.of_model("test_acc", "vit_l16")
+    tests = [stats.effect_test(f"at noise {rate:g}", _by_rate(advantage, cube.rates, cube.rates == rate))
+             for rate in cube.rates]
+    ratio = cube.gflops.get("vit_l16", np.nan) / cube.gflops.get("vit_l32", np.nan)
+    known = bool(np.isfinite(ratio))
+    tests.append(stats.fact_test("FLOPs per image vit_l16 / vit_l32",
+                                 (FLOPS_RATIO[0] <= ratio <= FLOPS_RATIO[1]) if known else None,
+                                 f"= {ratio:.2f}" if known else "unknown (runs without gflops_per_image)", cube.tables))
+    return tests
+
+
+def tests_claim_4(cube: Cube) -> list[Test]:
+    """At every rate above the lowest, the SwinV2 models lose more accuracy than the ViTs.
+
+    A model's loss at rate r is its accuracy at the lowest rate minus at r, for the same
+    strategy and seed; the test is on the mean SwinV2 loss minus the mean ViT loss.
+    """
+    vits = [m for m in VITS if m in cube.models]
+    swins = [m for m in SWINS if m in cube.models]
+    if not vits or not swins or len(cube.rates) < 2:
+        return [stats.missing_test("SwinV2 against ViT", "needs a paper ViT, a SwinV2 model and two noise rates",
+                                   cube.tables)]
+    acc = cube.metrics["test_acc"]  # [T, M, S, R, N]
+    loss = acc[:, :, :, :1] - acc  # [T, M, S, R, N], accuracy lost since the lowest rate
+    with np.errstate(invalid="ignore"):
+        swin = np.nanmean(loss[:, [cube.models.index(m) for m in swins]], axis=1)  # [T, S, R, N]
+        vit = np.nanmean(loss[:, [cube.models.index(m) for m in vits]], axis=1)
+    extra = swin - vit
+    return [stats.effect_test(f"at noise {rate:g}", _by_rate(extra, cube.rates, cube.rates == rate))
+            for rate in cube.rates[1:]]
+
+
+def tests_claim_5(cube: Cube) -> list[Test]:
+    """Accuracy gain over random: established at moderate noise, absent (within the margin) at low and at high noise."""
+    why = _needs(cube, strategies=("random", *UNCERTAINTY))
+    if why:
+        return [stats.missing_test("uncertainty against random", why, cube.tables)]
+    tests = []
+    for strategy in UNCERTAINTY:
+        gain = cube.of_strategy("test_acc", strategy) - cube.of_strategy("test_acc", "random")
+        for name, make in (("low", stats.no_gain_test), ("moderate", stats.effect_test), ("high", stats.no_gain_test)):
+            keep = band(cube.rates, name)
+            test_name = f"{strategy}, {name} noise"
+            tests.append(make(test_name, _by_rate(gain, cube.rates, keep)) if keep.any()
+                         else stats.missing_test(test_name, "no runs", cube.tables))
+    return tests
+
+
+def tests_claim_6(cube: Cube) -> list[Test]:
+    """Excess ECE and Brier over random: above zero overall, and larger at high noise than elsewhere."""
+    why = _needs(cube, strategies=("random", *UNCERTAINTY))
+    if why:
+        return [stats.missing_test("uncertainty against random", why, cube.tables)]
+    high = band(cube.rates, "high")
+    everywhere = np.ones(len(cube.rates), dtype=bool)
+    tests = []
+    for strategy in UNCERTAINTY:
+        for metric, label in CALIBRATION.items():
+            excess = cube.of_strategy(metric, strategy) - cube.of_strategy(metric, "random")
+            tests.append(stats.effect_test(f"{strategy}, {label} overall", _by_rate(excess, cube.rates, everywhere)))
+            name = f"{strategy}, {label} high minus rest"
+            if high.all() or not high.any():
+                tests.append(stats.missing_test(name, f"needs rates on both sides of {MODERATE[1]:g}", cube.tables))
+                continue
+            tests.append(stats.effect_test(name, _by_rate(excess, cube.rates, everywhere,
+                                                          lambda rate, present: stats.split_weights(band(rate, "high"), present))))
+    return tests
+
+
+TESTS: dict[int, Callable[[Cube], list[Test]]] = {
+    1: tests_claim_1, 2: tests_claim_2, 3: tests_claim_3, 4: tests_claim_4, 5: tests_claim_5, 6: tests_claim_6,
+}
 
 
 @dataclass(frozen=True)
@@ -63,217 +253,53 @@ class Verdict:
     settings: dict[str, str] = field(default_factory=dict)  # verdict per "dataset · noise kind"
 
 
-def band(rates: pd.Series, name: str) -> pd.Series:
-    """Which rows of ``rates`` fall in the noise band ``name`` (all, low, moderate, high)."""
-    eps = 1e-9
-    if name == "low":
-        return rates < MODERATE[0] - eps
-    if name == "moderate":
-        return (rates >= MODERATE[0] - eps) & (rates <= MODERATE[1] + eps)
-    if name == "high":
-        return rates > MODERATE[1] + eps
-    return pd.Series(True, index=rates.index)
+def judge_settings(claim: int, cubes: dict[str, Cube]) -> tuple[stats.Judgement, dict[str, list[Test]]]:
+    """Judge ``claim`` on every setting's cube at once: one family of statements across settings."""
+    tests = {name: TESTS[claim](cube) for name, cube in cubes.items()}
+    return stats.judge([test for setting in tests.values() for test in setting]), tests
 
 
-Check = Callable[[pd.DataFrame], tuple[str, str]]  # one setting's rows -> (outcome, evidence)
+def _setting_outcome(outcomes: list[str], tests: list[Test]) -> str:
+    if FAILS in outcomes:
+        return FAILS
+    if not all(test.available for test in tests):
+        return CANNOT_SAY
+    return HOLDS if all(outcome == HOLDS for outcome in outcomes) else INCONCLUSIVE
 
 
-def _per_setting(claim: int, final: pd.DataFrame, check: Check) -> Verdict:
-    """Run ``check`` on every setting and combine: the claim must hold in each."""
-    outcomes, parts, per_setting = [], [], {}
-    for name, rows in by_setting(final):
-        outcome, evidence = check(rows)
-        outcomes.append(outcome)
-        per_setting[name] = outcome
-        parts.append(f"{name}: {outcome}; {evidence}")
-    if not parts:
+def check_claim(claim: int, final: pd.DataFrame) -> Verdict:
+    """The verdict of ``claim`` on a table of final rounds, with one line of evidence per setting."""
+    cubes = {name: Cube.from_rows(rows) for name, rows in by_setting(final)}
+    if not cubes:
         return Verdict(claim, CLAIMS[claim], CANNOT_SAY, "no finished runs")
-    return Verdict(claim, CLAIMS[claim], stats.combine(outcomes), " | ".join(parts), per_setting)
+    judgement, tests = judge_settings(claim, cubes)
+    parts, per_setting, index = [], {}, 0
+    for name, setting_tests in tests.items():
+        outcomes = [stats.outcome(judgement, index + i) for i in range(len(setting_tests))]
+        index += len(setting_tests)
+        per_setting[name] = _setting_outcome(outcomes, setting_tests)
+        listed = "; ".join(f"{test.describe()} ({_label(test, outcome)})" for test, outcome in zip(setting_tests, outcomes))
+        parts.append(f"{name}: {per_setting[name]}; {_tally(outcomes, setting_tests)}: {listed}")
+    return Verdict(claim, CLAIMS[claim], str(judgement.verdict[0]), " | ".join(parts), per_setting)
 
 
-def _missing(final: pd.DataFrame, column: str, needed: tuple[str, ...]) -> list[str]:
-    return [name for name in needed if name not in set(final[column])]
+def _label(test: Test, outcome: str) -> str:
+    if not test.available:
+        return CANNOT_SAY
+    return "refuted" if outcome == FAILS else outcome
 
 
-def _tally(outcomes: list[str]) -> str:
-    """``8 hold, 2 inconclusive`` for a list of outcomes."""
-    counts = pd.Series(outcomes).value_counts()
-    return ", ".join(f"{counts[o]} {'hold' if o == HOLDS else o}" for o in stats.OUTCOMES if o in counts)
-
-
-def _slope(cells: pd.DataFrame, means: np.ndarray) -> np.ndarray:
-    """Least-squares slope of the cell means against their noise rate, per resample."""
-    x = cells["noise_rate"].to_numpy(float)
-    x = x - x.mean()
-    return (means * x).sum(axis=1) / (x ** 2).sum()
-
-
-def check_claim_1(final: pd.DataFrame) -> Verdict:
-    """Per model: the slope of final accuracy against noise rate is below zero."""
-
-    def check(rows: pd.DataFrame) -> tuple[str, str]:
-        if rows["noise_rate"].nunique() < 2:
-            return CANNOT_SAY, "needs at least two noise rates"
-        outcomes, parts = [], []
-        for model, group in rows.groupby("model", sort=True):
-            est = stats.estimate(group, ["strategy", "noise_rate"], _slope, value="test_acc")
-            outcomes.append(stats.positive(stats.Estimate(-est.value, -est.high, -est.low, est.cells, est.min_seeds)))
-            parts.append(f"{model} slope {est.format()}")
-        return stats.combine(outcomes), "accuracy per unit of noise: " + ", ".join(parts)
-
-    return _per_setting(1, final, check)
-
-
-def _beats(rows: pd.DataFrame, better: str, other: str, metric: str, sign: int, bands: tuple[str, ...]) -> tuple[list[str], str]:
-    """Tests that ``better`` beats ``other`` on ``metric`` in each band; evidence of the overall gap."""
-    diffs = stats.paired(rows, metric, ["noise_rate", "strategy", "seed"], "model", better, other, sign)
-    outcomes = []
-    for name in bands:
-        part = diffs[band(diffs["noise_rate"], name)]
-        outcomes.append(CANNOT_SAY if part.empty else stats.positive(stats.estimate(part, ["noise_rate", "strategy"])))
-    overall = stats.estimate(diffs, ["noise_rate", "strategy"]) if not diffs.empty else None
-    label = CALIBRATION.get(metric, "accuracy")
-    return outcomes, f"{label} {overall.format() if overall else 'no pairs'}"
-
-
-def check_claim_2(final: pd.DataFrame) -> Verdict:
-    """vit_l32 beats each rival on accuracy, ECE and Brier: over all rates, at moderate and at high noise."""
-    rivals = ("vit_b16", "vit_b32", "vit_l16")
-
-    def check(rows: pd.DataFrame) -> tuple[str, str]:
-        missing = _missing(rows, "model", ("vit_l32", *rivals))
-        if missing:
-            return CANNOT_SAY, f"no runs of {', '.join(missing)}"
-        outcomes, parts = [], []
-        for rival in rivals:
-            gaps = []
-            for metric, sign in (("test_acc", +1), ("ece", -1), ("brier", -1)):
-                tests, evidence = _beats(rows, "vit_l32", rival, metric, sign, ("all", "moderate", "high"))
-                outcomes += tests
-                gaps.append(evidence)
-            parts.append(f"vit_l32's advantage over {rival}: " + ", ".join(gaps))
-        return stats.combine(outcomes), "; ".join(parts) + f" ({_tally(outcomes)} of the tests over all/moderate/high noise)"
-
-    return _per_setting(2, final, check)
-
-
-def check_claim_3(final: pd.DataFrame) -> Verdict:
-    """vit_l32 beats vit_l16 in accuracy at every rate, and vit_l16 costs 3-5x its FLOPs."""
-
-    def check(rows: pd.DataFrame) -> tuple[str, str]:
-        missing = _missing(rows, "model", ("vit_l16", "vit_l32"))
-        if missing:
-            return CANNOT_SAY, f"no runs of {', '.join(missing)}"
-        diffs = stats.paired(rows, "test_acc", ["noise_rate", "strategy", "seed"], "model", "vit_l32", "vit_l16")
-        outcomes = [stats.positive(stats.estimate(group, ["strategy"])) for _, group in diffs.groupby("noise_rate")]
-        flops = rows.groupby("model")["gflops_per_image"].mean()
-        ratio = flops["vit_l16"] / flops["vit_l32"]
-        cost = CANNOT_SAY if not np.isfinite(ratio) else HOLDS if FLOPS_RATIO[0] <= ratio <= FLOPS_RATIO[1] else FAILS
-        evidence = (f"vit_l32's accuracy advantage {stats.estimate(diffs, ['noise_rate', 'strategy']).format()} overall; "
-                    f"per rate {_tally(outcomes)}; FLOPs per image vit_l16 / vit_l32 = "
-                    + (f"{ratio:.2f}" if np.isfinite(ratio) else "unknown (runs without gflops_per_image)"))
-        return stats.combine([*outcomes, cost]), evidence
-
-    return _per_setting(3, final, check)
-
-
-def check_claim_4(final: pd.DataFrame) -> Verdict:
-    """At every rate above the lowest, the SwinV2 models lose more accuracy than the ViTs.
-
-    A model's loss at rate r is its accuracy at the lowest rate minus at r, for the same
-    strategy and seed; the test is on the mean SwinV2 loss minus the mean ViT loss.
-    """
-
-    def check(rows: pd.DataFrame) -> tuple[str, str]:
-        vits = [m for m in VITS if m in set(rows["model"])]
-        swins = [m for m in SWINS if m in set(rows["model"])]
-        if not vits or not swins or rows["noise_rate"].nunique() < 2:
-            return CANNOT_SAY, "needs a paper ViT, a SwinV2 model and at least two noise rates"
-        acc = rows.pivot_table(index=["strategy", "seed"], columns=["model", "noise_rate"], values="test_acc")
-        rates = sorted(rows["noise_rate"].unique())
-        outcomes, parts = [], []
-        for rate in rates[1:]:
-            loss = {m: acc[(m, rates[0])] - acc[(m, rate)] for m in vits + swins if (m, rate) in acc and (m, rates[0]) in acc}
-            gap = pd.concat([loss[m] for m in swins if m in loss], axis=1).mean(axis=1) \
-                - pd.concat([loss[m] for m in vits if m in loss], axis=1).mean(axis=1)
-            diffs = gap.dropna().rename("diff").reset_index()
-            if diffs.empty:
-                outcomes.append(CANNOT_SAY)
-                continue
-            est = stats.estimate(diffs, ["strategy"])
-            outcomes.append(stats.positive(est))
-            parts.append(f"{rate:g}: {est.format()}")
-        return stats.combine(outcomes), "extra accuracy lost by SwinV2 over the ViTs, by noise rate: " + ", ".join(parts)
-
-    return _per_setting(4, final, check)
-
-
-def check_claim_5(final: pd.DataFrame) -> Verdict:
-    """Gain over random: established at moderate noise, absent (below the margin) at low and at high noise."""
-
-    def check(rows: pd.DataFrame) -> tuple[str, str]:
-        missing = _missing(rows, "strategy", ("random", *UNCERTAINTY))
-        if missing:
-            return CANNOT_SAY, f"no runs of {', '.join(missing)}"
-        outcomes, parts = [], []
-        for strategy in UNCERTAINTY:
-            gains = stats.paired(rows, "test_acc", ["model", "noise_rate", "seed"], "strategy", strategy, "random")
-            pieces = []
-            for name, test in (("low", stats.no_gain), ("moderate", stats.positive), ("high", stats.no_gain)):
-                part = gains[band(gains["noise_rate"], name)]
-                if part.empty:
-                    outcomes.append(CANNOT_SAY)
-                    pieces.append(f"{name} no runs")
-                    continue
-                est = stats.estimate(part, ["model", "noise_rate"])
-                outcomes.append(test(est))
-                pieces.append(f"{name} {est.format()} ({test(est)})")
-            parts.append(f"{strategy} - random accuracy: " + ", ".join(pieces))
-        return stats.combine(outcomes), "; ".join(parts)
-
-    return _per_setting(5, final, check)
-
-
-def _high_minus_rest(cells: pd.DataFrame, means: np.ndarray) -> np.ndarray:
-    """Mean of the high-noise cells minus the mean of the others, per resample."""
-    high = band(cells["noise_rate"], "high").to_numpy()
-    return means[:, high].mean(axis=1) - means[:, ~high].mean(axis=1)
-
-
-def check_claim_6(final: pd.DataFrame) -> Verdict:
-    """Excess ECE and Brier over random: above zero overall, and larger at high noise than elsewhere."""
-
-    def check(rows: pd.DataFrame) -> tuple[str, str]:
-        missing = _missing(rows, "strategy", ("random", *UNCERTAINTY))
-        if missing:
-            return CANNOT_SAY, f"no runs of {', '.join(missing)}"
-        outcomes, parts = [], []
-        for strategy in UNCERTAINTY:
-            pieces = []
-            for metric, label in CALIBRATION.items():
-                excess = stats.paired(rows, metric, ["model", "noise_rate", "seed"], "strategy", strategy, "random")
-                overall = stats.estimate(excess, ["model", "noise_rate"])
-                outcomes.append(stats.positive(overall))
-                high = band(excess["noise_rate"], "high")
-                if high.all() or not high.any():
-                    outcomes.append(CANNOT_SAY)
-                    pieces.append(f"{label} {overall.format()} overall, high vs rest: needs rates on both sides of {MODERATE[1]:g}")
-                    continue
-                peak = stats.estimate(excess, ["model", "noise_rate"], _high_minus_rest)
-                outcomes.append(stats.positive(peak))
-                pieces.append(f"{label} {overall.format()} overall, high minus rest {peak.format()}")
-            parts.append(f"{strategy} - random: " + ", ".join(pieces))
-        return stats.combine(outcomes), "; ".join(parts)
-
-    return _per_setting(6, final, check)
-
-
-CHECKS = (check_claim_1, check_claim_2, check_claim_3, check_claim_4, check_claim_5, check_claim_6)
+def _tally(outcomes: list[str], tests: list[Test]) -> str:
+    """``8 of 10 statements hold, 1 refuted``."""
+    labels = [_label(t, o) for t, o in zip(tests, outcomes)]
+    counts = pd.Series(labels).value_counts()
+    rest = ", ".join(f"{counts[o]} {o}" for o in ("refuted", INCONCLUSIVE, CANNOT_SAY) if o in counts)
+    return f"{counts.get(HOLDS, 0)} of {len(labels)} statements hold" + (f", {rest}" if rest else "")
 
 
 def check_all(final: pd.DataFrame) -> list[Verdict]:
     """Every claim, in order."""
-    return [check(final) for check in CHECKS]
+    return [check_claim(claim, final) for claim in CLAIMS]
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
@@ -293,3 +319,4 @@ def evidence_markdown(verdicts: list[Verdict]) -> str:
         lines.append(f"{v.claim}. *{v.statement}* **{v.verdict}**.")
         lines += [f"   - {part}" for part in v.evidence.split(" | ")]
     return "\n".join(lines)
+

@@ -1,4 +1,4 @@
-"""``alvit run | sweep | status | fetch | simulate | book | bench | list``: the command line.
+"""``alvit run | sweep | status | fetch | simulate | power | book | bench | list``: the command line.
 
 Errors a user can cause end with one sentence on stderr and exit status 2, never a traceback.
 """
@@ -6,8 +6,10 @@ Errors a user can cause end with one sentence on stderr and exit status 2, never
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS
 from alvit.errors import ConfigError, ResultsError, TrainingError
@@ -125,6 +127,26 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     print(f"simulated {len(outcome['written'])} runs of profile {profile.name} into {out}"
           + (f" ({len(outcome['kept'])} folders already held a run and were kept)" if outcome["kept"] else ""))
     print(f"preview its book: alvit book {args.profile} --runs {out}")
+
+
+def _cmd_power(args: argparse.Namespace) -> None:
+    from alvit.power import profile_power
+
+    report = profile_power(args.profile, args.runs, args.seeds, args.effect, args.sd, args.tables)
+    print(report.format())
+    if args.json:
+        from alvit.results import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(report.to_json(), indent=1))
+        print(f"figures: {args.json}")
+
+
+def _seed_counts(text: str) -> tuple[int, ...]:
+    """``--seeds 3,5,10`` -> ``(3, 5, 10)``; the range is checked by :func:`alvit.power.check_arguments`."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must list numbers of seeds, e.g. 3,5,10, not {text!r}") from None
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
@@ -253,6 +275,19 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
                           help="keep configurations with these values (repeatable)")
     simulate.set_defaults(handler=_cmd_simulate)
+
+    power = commands.add_parser("power", help="how often each verdict is right for a profile's grid, by simulation")
+    power.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
+    power.add_argument("--seeds", type=_seed_counts, default=(3, 5, 10), metavar="3,5,10",
+                       help="numbers of seeds to report (default 3,5,10)")
+    power.add_argument("--effect", type=float, default=2.0, metavar="A",
+                       help="the true claims' effect in seed-to-seed standard deviations (default 2)")
+    power.add_argument("--sd", type=float, default=None, metavar="S",
+                       help="seed-to-seed standard deviation (default: the runs present, per setting, else 0.02)")
+    power.add_argument("--tables", type=_positive_int, default=200, metavar="N", help="simulated tables per estimate (default 200)")
+    power.add_argument("--runs", default=None, help="folder of run folders whose spread to use (default: the profile's output)")
+    power.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
+    power.set_defaults(handler=_cmd_power)
 
     bench = commands.add_parser("bench", help="steady-state training and scoring throughput and MFU, next to a naive pipeline")
     bench.add_argument("model", help="e.g. vit_b16 (random-init weights, synthetic 32 px images)")

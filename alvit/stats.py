@@ -1,108 +1,265 @@
-"""How sure a comparison is: paired differences, a bootstrap over seeds, and three-way outcomes.
+"""How sure a comparison is: contrasts of cell means, t intervals that hold at 2-5 seeds, TOST, Holm.
 
 Every comparison in the book is *paired by seed*: two runs that share dataset, noise kind,
 noise rate and seed share the noisy oracle and the clean initial set, so their difference is
-the effect being compared and little else. A comparison is a table of such differences, one per
-(cell, seed), where a cell is what the comparison averages over (models, rates, strategies).
+the effect being compared and little else. A comparison is an array of such differences (or of
+plain metrics), one per *cell* and seed, where a cell is what the comparison weighs (a model at
+a noise rate, a strategy, ...).
 
-The statistic is the mean over cells of each cell's mean over seeds. Its 95% interval is a
-percentile bootstrap that resamples the seeds *within each cell* (2,000 resamples, fixed seed):
-the spread comes only from run-to-run variation, never from mixing cells. A test then reads:
+**The estimate** is a contrast of the cell means, ``sum_c w_c * mean_c`` (a mean of cells, a
+slope against noise rate, the high-noise cells minus the others).
 
-- ``holds`` when the whole interval lies above zero (or above the margin, see below);
-- ``does not hold`` when it lies at or below zero (the opposite is established, or no effect);
-- ``inconclusive`` when it straddles zero, or a cell has fewer than two seeds (no spread to judge).
+**Its uncertainty** comes from seed-to-seed variation only, never from differences between
+cells: the cell structure is kept. The variance of a cell's seeds is assumed to depend on the
+noise rate (spread grows or shrinks with noise) but not on the other cell keys, so it is pooled
+over the cells of one *stratum* (one noise rate) and the strata are combined with
+Welch-Satterthwaite degrees of freedom. With 3 seeds in each of 3 cells of a stratum that is a t
+interval on 6 degrees of freedom, whose coverage is exact for normal seed noise. (A percentile
+bootstrap over 3 seeds has 10 distinct resamples and shrinks the variance by (n - 1) / n: its
+"95%" interval covers far less.) A cell with fewer than ``MIN_SEEDS`` seeds leaves the test
+unjudged.
 
-"No gain" statements (claim 5 outside the moderate band) are tested as equivalence: they hold
-when the upper end of the interval is at most ``NO_GAIN_MARGIN``, fail when a gain is
-established (lower end above zero), and are inconclusive otherwise.
+**Tests**, each at level ``ALPHA`` (one-sided):
+
+- an *effect* test (the claim says ``theta > 0``) *holds* when ``H0: theta <= 0`` is rejected
+  and is *refuted* when ``H0: theta >= 0`` is rejected;
+- a *no-gain* test (the claim says ``|theta| <= margin``) is two one-sided tests (TOST): it
+  *holds* when both ``theta <= -margin`` and ``theta >= margin`` are rejected, and is *refuted*
+  when ``|theta| > margin`` is established (either side, Bonferroni over the two);
+- the ``1 - 2 ALPHA`` (90%) interval printed beside a test is the same decision: an effect holds
+  when the interval lies above zero; a no-gain test holds when it lies inside the margins.
+
+**A claim** is a conjunction of such tests (:func:`verdicts`):
+
+- *holds* needs every test to hold (an intersection-union test: if any part of the claim is
+  false, P(holds) <= ALPHA);
+- *does not hold* needs a refutation that survives Holm's step-down over all the claim's tests
+  (if the claim is true, P(does not hold) <= ALPHA);
+- *cannot say* when runs a test needs are missing; otherwise *inconclusive*.
+
+Every function takes a leading axis of T independent tables, so the verdict of one book and
+the operating characteristics of thousands of simulated ones (:mod:`alvit.power`) come from the
+same code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from scipy import stats as scipy_stats
 
 HOLDS, FAILS, INCONCLUSIVE, CANNOT_SAY = "holds", "does not hold", "inconclusive", "cannot say"
 OUTCOMES = (HOLDS, FAILS, INCONCLUSIVE, CANNOT_SAY)
-RESAMPLES = 2_000
-LEVEL = 0.95
+ALPHA = 0.05
 MIN_SEEDS = 2
-NO_GAIN_MARGIN = 0.01  # one point of accuracy: a "gain" smaller than this counts as none
-
-# A statistic maps the cell means [B, C] (B resamples of C cells) to [B] values; the cells'
-# keys come along as a table, so a statistic can weigh or split cells (e.g. by noise rate).
-Statistic = Callable[[pd.DataFrame, np.ndarray], np.ndarray]
-
-
-def mean_of_cells(cells: pd.DataFrame, means: np.ndarray) -> np.ndarray:
-    """The default statistic: every cell weighs the same."""
-    return means.mean(axis=1)
+NO_GAIN_MARGIN = 0.01  # one point of accuracy: a gain smaller than this counts as none
+EFFECT, NO_GAIN, FACT = "effect", "no gain", "fact"
 
 
 @dataclass(frozen=True)
-class Estimate:
-    """A statistic of paired differences with its bootstrap interval."""
+class Contrast:
+    """``sum_c w_c * mean_c`` of T tables, with its standard error and degrees of freedom.
 
-    value: float
-    low: float
-    high: float
-    cells: int
-    min_seeds: int
+    Every field is ``[T]``; ``min_seeds`` is the fewest seeds of any weighted cell.
+    """
 
-    def format(self, digits: int = 3) -> str:
-        """``+0.031 [+0.012, +0.050]``."""
-        return f"{self.value:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+    value: np.ndarray
+    se: np.ndarray
+    df: np.ndarray
+    min_seeds: np.ndarray
+
+    @property
+    def judgeable(self) -> np.ndarray:
+        """``[T]`` bool: every cell has enough seeds to estimate a spread."""
+        return self.min_seeds >= MIN_SEEDS
+
+    def p_above(self, bound: float = 0.0) -> np.ndarray:
+        """One-sided p-value of ``H0: theta <= bound`` (small when theta is established above)."""
+        return _p_value(self.value - bound, self.se, self.df)
+
+    def p_below(self, bound: float = 0.0) -> np.ndarray:
+        """One-sided p-value of ``H0: theta >= bound`` (small when theta is established below)."""
+        return _p_value(bound - self.value, self.se, self.df)
+
+    def interval(self, level: float = 1 - 2 * ALPHA) -> tuple[np.ndarray, np.ndarray]:
+        """Two-sided t interval ``(low, high)``, each ``[T]``; the default 90% matches the tests."""
+        with np.errstate(invalid="ignore"):
+            half = scipy_stats.t.ppf(0.5 + level / 2, np.where(self.df > 0, self.df, np.nan)) * self.se
+        half = np.where(self.se == 0, 0.0, half)
+        return self.value - half, self.value + half
+
+    def format(self, table: int = 0, digits: int = 3) -> str:
+        """``+0.031 [+0.012, +0.050]`` for one table; ``+0.031 (1 seed)`` where there is no spread."""
+        value = self.value[table]
+        if not self.judgeable[table]:
+            return f"{value:+.{digits}f} (fewer than {MIN_SEEDS} seeds)"
+        low, high = (bound[table] for bound in self.interval())
+        return f"{value:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
-def estimate(diffs: pd.DataFrame, cell_keys: list[str], statistic: Statistic = mean_of_cells,
-             value: str = "diff", seed: int = 0) -> Estimate:
-    """Point value and ``LEVEL`` interval of ``statistic`` over ``diffs`` (one row per cell and seed)."""
-    groups = [group[value].to_numpy(float) for _, group in diffs.groupby(cell_keys, sort=True)] if cell_keys \
-        else [diffs[value].to_numpy(float)]
-    cells = diffs[cell_keys].drop_duplicates().sort_values(cell_keys).reset_index(drop=True) if cell_keys \
-        else pd.DataFrame(index=[0])
-    point = np.array([[g.mean() for g in groups]])
-    rng = np.random.default_rng(seed)
-    resampled = np.column_stack([g[rng.integers(0, len(g), size=(RESAMPLES, len(g)))].mean(axis=1) for g in groups])
-    draws = statistic(cells, resampled)
-    tail = (1 - LEVEL) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return Estimate(float(statistic(cells, point)[0]), float(low), float(high), len(groups), min(len(g) for g in groups))
+def _p_value(distance: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """P(T_df >= distance / se); with no spread (se = 0) it is 0 past the bound and 1 otherwise."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = distance / se
+        p = scipy_stats.t.sf(t, np.where(df > 0, df, np.nan))
+    p = np.where(se == 0, np.where(distance > 0, 0.0, 1.0), p)
+    return np.where(np.isfinite(p), p, 1.0)
 
 
-def positive(est: Estimate) -> str:
-    """Is the effect above zero? (see the module docstring)"""
-    if est.min_seeds < MIN_SEEDS:
-        return INCONCLUSIVE
-    if est.low > 0:
-        return HOLDS
-    return FAILS if est.high <= 0 else INCONCLUSIVE
+def contrast(values: np.ndarray, weights: np.ndarray, strata: np.ndarray | None = None) -> Contrast:
+    """The contrast ``sum_c weights[c] * mean over seeds of values[:, c]``, T tables at once.
+
+    ``values``: ``[T, C, N]`` (C cells, N seeds; NaN where a run is missing);
+    ``weights``: ``[C]`` or ``[T, C]`` (0 leaves a cell out); ``strata``: ``[C]`` integer labels of
+    the cells whose seed variance is pooled (default: one stratum).
+    """
+    values = np.asarray(values, dtype=float)
+    t, c, _ = values.shape
+    weights = np.broadcast_to(np.asarray(weights, dtype=float), (t, c))
+    strata = np.zeros(c, dtype=int) if strata is None else np.asarray(strata)
+    present = np.isfinite(values)
+    n = present.sum(axis=2)  # [T, C]
+    used = (weights != 0) & (n > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(n > 0, np.nansum(values, axis=2) / np.maximum(n, 1), 0.0)
+        squares = np.nansum((values - means[..., None]) ** 2, axis=2)  # [T, C]
+    value = (np.where(used, weights, 0.0) * means).sum(axis=1)
+    variance = np.zeros(t)
+    welch_denominator = np.zeros(t)
+    for label in np.unique(strata):
+        cells = (strata == label)[None, :] & used  # [T, C]
+        df_stratum = np.where(cells, n - 1, 0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pooled = np.where(df_stratum > 0, np.where(cells, squares, 0.0).sum(axis=1) / df_stratum, 0.0)
+        part = pooled * np.where(cells, weights ** 2 / np.maximum(n, 1), 0.0).sum(axis=1)
+        variance += part
+        welch_denominator += np.where(df_stratum > 0, part ** 2 / np.maximum(df_stratum, 1), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = np.where(welch_denominator > 0, variance ** 2 / welch_denominator, np.inf)
+    min_seeds = np.where(used, n, np.iinfo(np.int64).max).min(axis=1)
+    min_seeds = np.where(used.any(axis=1), min_seeds, 0)
+    return Contrast(value, np.sqrt(variance), df, min_seeds)
 
 
-def no_gain(est: Estimate, margin: float = NO_GAIN_MARGIN) -> str:
-    """Is there no gain larger than ``margin``? (an equivalence test, see the module docstring)"""
-    if est.low > 0 and est.min_seeds >= MIN_SEEDS:
+def mean_weights(present: np.ndarray) -> np.ndarray:
+    """``[T, C]`` weights of the plain mean of the cells present (``present``: ``[T, C]`` bool)."""
+    count = present.sum(axis=1, keepdims=True)
+    return np.where(present, 1.0 / np.maximum(count, 1), 0.0)
+
+
+def slope_weights(x: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``[T, C]`` weights of the least-squares slope of the cell means against ``x`` (``[C]``)."""
+    x = np.broadcast_to(np.asarray(x, dtype=float), present.shape)
+    count = np.maximum(present.sum(axis=1, keepdims=True), 1)
+    centred = np.where(present, x - np.where(present, x, 0.0).sum(axis=1, keepdims=True) / count, 0.0)
+    spread = (centred ** 2).sum(axis=1, keepdims=True)
+    return np.where(spread > 0, centred / np.where(spread > 0, spread, 1.0), 0.0)
+
+
+def split_weights(upper: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``[T, C]`` weights of (mean of the ``upper`` cells) minus (mean of the other cells present)."""
+    upper = np.broadcast_to(np.asarray(upper, dtype=bool), present.shape)
+    return mean_weights(present & upper) - mean_weights(present & ~upper)
+
+
+@dataclass(frozen=True)
+class Test:
+    """One statement of a claim, judged on T tables.
+
+    ``p_hold`` is the p-value whose rejection establishes the statement, ``p_refute`` the one
+    whose rejection establishes its negation (before Holm); both ``[T]``. ``available`` is False
+    where the runs it needs are missing (it then says "cannot say"). ``contrast`` is what it
+    rests on (None for a fact, such as a FLOPs ratio).
+    """
+
+    name: str
+    kind: str
+    p_hold: np.ndarray
+    p_refute: np.ndarray
+    judgeable: np.ndarray
+    available: bool = True
+    contrast: Contrast | None = None
+    detail: str = ""
+
+    def describe(self, table: int = 0) -> str:
+        """``moderate +0.050 [+0.041, +0.059]`` (the contrast, or the fact's detail)."""
+        shown = self.contrast.format(table) if self.contrast is not None else self.detail
+        return f"{self.name} {shown}".strip()
+
+
+def effect_test(name: str, est: Contrast) -> Test:
+    """The statement ``theta > 0``."""
+    return Test(name, EFFECT, est.p_above(0.0), est.p_below(0.0), est.judgeable, contrast=est)
+
+
+def no_gain_test(name: str, est: Contrast, margin: float = NO_GAIN_MARGIN) -> Test:
+    """The statement ``|theta| <= margin`` (TOST), refuted when a gap beyond the margin is established."""
+    p_hold = np.maximum(est.p_above(-margin), est.p_below(margin))
+    p_refute = np.minimum(1.0, 2 * np.minimum(est.p_above(margin), est.p_below(-margin)))
+    return Test(name, NO_GAIN, p_hold, p_refute, est.judgeable, contrast=est)
+
+
+def fact_test(name: str, true: bool | None, detail: str, tables: int = 1) -> Test:
+    """A statement known without sampling error (``None``: unknown, so cannot say)."""
+    p = np.full(tables, 0.0 if true else 1.0)
+    return Test(name, FACT, p, 1.0 - p, np.ones(tables, bool), available=true is not None, detail=detail)
+
+
+def missing_test(name: str, why: str, tables: int = 1) -> Test:
+    """A statement whose runs are missing."""
+    ones = np.ones(tables)
+    return Test(name, EFFECT, ones, ones, np.zeros(tables, bool), available=False, detail=why)
+
+
+def holm(p_values: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
+    """Holm's step-down over the last axis: ``[T, m]`` p-values -> ``[T, m]`` rejections (FWER <= alpha)."""
+    p_values = np.asarray(p_values, dtype=float)
+    m = p_values.shape[-1]
+    if m == 0:
+        return np.zeros_like(p_values, dtype=bool)
+    order = np.argsort(p_values, axis=-1)
+    ranked = np.take_along_axis(p_values, order, axis=-1)
+    passes = ranked <= alpha / (m - np.arange(m))
+    passes = np.cumprod(passes, axis=-1).astype(bool)  # stop at the first failure
+    rejected = np.zeros_like(passes)
+    np.put_along_axis(rejected, order, passes, axis=-1)
+    return rejected
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A claim's verdict on T tables: ``verdict`` ``[T]`` of OUTCOMES, and per test ``[T, m]`` flags."""
+
+    verdict: np.ndarray
+    holds: np.ndarray
+    refuted: np.ndarray
+
+
+def judge(tests: list[Test], alpha: float = ALPHA) -> Judgement:
+    """Combine a claim's tests (see the module docstring): IUT for holds, Holm for does not hold."""
+    if not tests:
+        return Judgement(np.array([CANNOT_SAY]), np.zeros((1, 0), bool), np.zeros((1, 0), bool))
+    usable = np.stack([t.judgeable & t.available for t in tests], axis=1)  # [T, m]
+    p_hold = np.stack([np.broadcast_to(t.p_hold, usable.shape[:1]) for t in tests], axis=1)
+    p_refute = np.stack([np.broadcast_to(t.p_refute, usable.shape[:1]) for t in tests], axis=1)
+    holds = usable & (p_hold <= alpha)
+    refuted = usable & holm(np.where(usable, p_refute, 1.0), alpha)
+    missing = not all(t.available for t in tests)
+    verdict = np.where(refuted.any(axis=1), FAILS,
+                       CANNOT_SAY if missing else np.where(holds.all(axis=1), HOLDS, INCONCLUSIVE))
+    return Judgement(np.asarray(verdict, dtype=object), holds, refuted)
+
+
+def outcome(judgement: Judgement, index: int, table: int = 0) -> str:
+    """What one test says in the light of the whole claim: refuted (after Holm), holds, or neither."""
+    if judgement.refuted[table, index]:
         return FAILS
-    if est.min_seeds < MIN_SEEDS:
-        return INCONCLUSIVE
-    return HOLDS if est.high <= margin else INCONCLUSIVE
+    return HOLDS if judgement.holds[table, index] else INCONCLUSIVE
 
 
-def combine(outcomes: list[str]) -> str:
-    """A conjunction of tests: any failure fails it, then missing runs, then doubt; else it holds."""
-    for outcome in (FAILS, CANNOT_SAY, INCONCLUSIVE):
-        if outcome in outcomes:
-            return outcome
-    return HOLDS if outcomes else CANNOT_SAY
-
-
-def paired(final: pd.DataFrame, metric: str, keys: list[str], column: str, better: object, worse: object,
-           sign: int = +1) -> pd.DataFrame:
-    """Differences ``sign * (metric[better] - metric[worse])`` of runs matched on ``keys``.
+def paired(final, metric: str, keys: list[str], column: str, better: object, worse: object, sign: int = +1):
+    """Differences ``sign * (metric[better] - metric[worse])`` of runs matched on ``keys`` (a table).
 
     ``column`` is what differs between the two sides (``model`` or ``strategy``); ``keys``
     must include ``seed`` and everything else the pair shares. Rows: ``keys + ["diff"]``.

@@ -4,7 +4,7 @@ Every table is built by :func:`results`: a grid of final rounds whose metrics ar
 formula of (dataset, noise kind, model, strategy, rate, seed). Each run adds seed noise of
 ``-jitter``, 0 or ``+jitter``, rotated over the three seeds by a hash of the run's cell: it
 averages to zero over the seeds of a cell, so the effect put in is the effect measured, and it
-does not cancel between the two sides of a pair, so the jitter sets how sure the bootstrap can be.
+does not cancel between the two sides of a pair, so the jitter sets how sure a verdict can be.
 """
 
 from __future__ import annotations
@@ -48,45 +48,13 @@ def falling(rate, **_):
     return 0.9 - 0.5 * rate
 
 
-# --- the bootstrap's three-way reading -------------------------------------------------------
-
-def test_an_interval_above_zero_holds_below_fails_across_is_inconclusive():
-    cells = pd.DataFrame({"cell": [0, 0, 0, 1, 1, 1], "seed": [0, 1, 2] * 2})
-    assert stats.positive(stats.estimate(cells.assign(diff=[0.05, 0.06, 0.04, 0.05, 0.05, 0.06]), ["cell"])) == HOLDS
-    assert stats.positive(stats.estimate(cells.assign(diff=[-0.05, -0.06, -0.04, -0.05, -0.05, -0.06]), ["cell"])) == FAILS
-    assert stats.positive(stats.estimate(cells.assign(diff=[0.05, -0.06, 0.04, -0.05, 0.05, -0.06]), ["cell"])) == INCONCLUSIVE
-
-
-def test_one_seed_is_too_few_to_judge():
-    one_seed = pd.DataFrame({"cell": [0, 1], "seed": [0, 0], "diff": [0.3, 0.3]})
-    assert stats.positive(stats.estimate(one_seed, ["cell"])) == INCONCLUSIVE
-
-
-def test_no_gain_is_an_equivalence_test_with_a_margin():
-    cells = pd.DataFrame({"cell": [0, 0, 0], "seed": [0, 1, 2]})
-    assert stats.no_gain(stats.estimate(cells.assign(diff=[0.0, 0.001, -0.001]), ["cell"])) == HOLDS
-    assert stats.no_gain(stats.estimate(cells.assign(diff=[0.05, 0.051, 0.049]), ["cell"])) == FAILS
-    assert stats.no_gain(stats.estimate(cells.assign(diff=[0.0, 0.05, -0.04]), ["cell"])) == INCONCLUSIVE
-
-
-def test_a_conjunction_fails_on_one_failure_and_cannot_say_on_missing_runs():
-    assert stats.combine([HOLDS, HOLDS]) == HOLDS
-    assert stats.combine([HOLDS, INCONCLUSIVE]) == INCONCLUSIVE
-    assert stats.combine([INCONCLUSIVE, CANNOT_SAY]) == CANNOT_SAY
-    assert stats.combine([CANNOT_SAY, FAILS, HOLDS]) == FAILS
-
-
-def test_paired_differences_match_only_runs_with_the_same_seed_and_rate():
-    final = results(lambda model, rate, **_: 0.8 if model == "vit_l32" else 0.7, datasets=("cifar10",), strategies=("random",),
-                    rates=(0.0, 0.5), jitter=0.0)
-    diffs = stats.paired(final, "test_acc", ["noise_rate", "strategy", "seed"], "model", "vit_l32", "vit_b16")
-    assert len(diffs) == 2 * 3 and np.allclose(diffs["diff"], 0.1)
+# --- statements and their combination are in tests/test_stats.py ---------------------------
 
 
 # --- claim 1 ---------------------------------------------------------------------------------
 
 def test_claim_1_holds_when_accuracy_falls_for_every_model_on_every_dataset():
-    verdict = claims.check_claim_1(results(falling))
+    verdict = claims.check_claim(1, results(falling))
     assert verdict.verdict == HOLDS
     assert verdict.settings == {"cifar10 · flip": HOLDS, "cifar100 · flip": HOLDS}
     assert "cifar10 · flip" in verdict.evidence and "cifar100 · flip" in verdict.evidence
@@ -96,14 +64,14 @@ def test_claim_1_fails_when_one_model_rises_on_one_dataset_only():
     def effect(dataset, model, rate, **_):
         return 0.5 + 0.3 * rate if (dataset == "cifar100" and model == "vit_b32") else 0.9 - 0.5 * rate
 
-    verdict = claims.check_claim_1(results(effect))
+    verdict = claims.check_claim(1, results(effect))
     assert verdict.verdict == FAILS
     assert verdict.settings == {"cifar10 · flip": HOLDS, "cifar100 · flip": FAILS}
 
 
 def test_claim_1_is_inconclusive_with_a_single_seed_and_cannot_say_with_one_rate():
-    assert claims.check_claim_1(results(falling, seeds=(0,))).verdict == INCONCLUSIVE
-    assert claims.check_claim_1(results(falling, rates=(0.3,))).verdict == CANNOT_SAY
+    assert claims.check_claim(1, results(falling, seeds=(0,))).verdict == INCONCLUSIVE
+    assert claims.check_claim(1, results(falling, rates=(0.3,))).verdict == CANNOT_SAY
 
 
 # --- claim 2 ---------------------------------------------------------------------------------
@@ -120,14 +88,14 @@ def l32_better(by: float, calibration_by: float = 0.02, on=("cifar10", "cifar100
 
 def test_claim_2_holds_when_vit_l32_wins_accuracy_ece_and_brier_everywhere():
     acc, cal = l32_better(0.05)
-    verdict = claims.check_claim_2(results(acc, metric_effects=cal))
+    verdict = claims.check_claim(2, results(acc, metric_effects=cal))
     assert verdict.verdict == HOLDS
     assert "ECE" in verdict.evidence and "Brier" in verdict.evidence
 
 
 def test_claim_2_does_not_hold_when_vit_l32_wins_on_one_dataset_and_loses_on_the_other():
     acc, cal = l32_better(0.05, on=("cifar10",))
-    verdict = claims.check_claim_2(results(acc, metric_effects=cal))
+    verdict = claims.check_claim(2, results(acc, metric_effects=cal))
     assert verdict.verdict == FAILS  # pooled over both datasets the advantage would be zero, not a loss
     assert verdict.settings["cifar10 · flip"] == HOLDS and verdict.settings["cifar100 · flip"] == FAILS
 
@@ -135,15 +103,15 @@ def test_claim_2_does_not_hold_when_vit_l32_wins_on_one_dataset_and_loses_on_the
 def test_claim_2_does_not_hold_when_better_accuracy_comes_with_worse_calibration():
     acc, _ = l32_better(0.05)
     worse = lambda model, **_: 0.15 if model == "vit_l32" else 0.1  # noqa: E731
-    assert claims.check_claim_2(results(acc, metric_effects={"ece": worse, "brier": worse})).verdict == FAILS
+    assert claims.check_claim(2, results(acc, metric_effects={"ece": worse, "brier": worse})).verdict == FAILS
 
 
 def test_claim_2_is_inconclusive_when_seeds_disagree_and_cannot_say_without_a_rival():
     acc, cal = l32_better(0.005, calibration_by=0.005)
-    assert claims.check_claim_2(results(acc, metric_effects=cal, jitter=0.05)).verdict == INCONCLUSIVE
+    assert claims.check_claim(2, results(acc, metric_effects=cal, jitter=0.05)).verdict == INCONCLUSIVE
     acc, cal = l32_better(0.05)
     absent = results(acc, metric_effects=cal, models=("vit_b16", "vit_l16", "vit_l32"))
-    verdict = claims.check_claim_2(absent)
+    verdict = claims.check_claim(2, absent)
     assert verdict.verdict == CANNOT_SAY and "vit_b32" in verdict.evidence
 
 
@@ -151,7 +119,7 @@ def test_claim_2_is_inconclusive_when_seeds_disagree_and_cannot_say_without_a_ri
 
 def test_claim_3_holds_when_vit_l32_wins_at_every_rate_at_a_quarter_of_the_flops():
     acc, _ = l32_better(0.03)
-    verdict = claims.check_claim_3(results(acc))
+    verdict = claims.check_claim(3, results(acc))
     assert verdict.verdict == HOLDS and "4.00" in verdict.evidence
 
 
@@ -161,26 +129,26 @@ def test_claim_3_does_not_hold_when_vit_l16_wins_at_one_rate():
             return falling(rate) + (-0.03 if rate == 0.2 else 0.03)
         return falling(rate)
 
-    assert claims.check_claim_3(results(effect)).verdict == FAILS
+    assert claims.check_claim(3, results(effect)).verdict == FAILS
 
 
 def test_claim_3_does_not_hold_when_the_flops_are_not_about_4x():
     acc, _ = l32_better(0.03)
     final = results(acc)
     final.loc[final["model"] == "vit_l16", "gflops_per_image"] = 30.8
-    assert claims.check_claim_3(final).verdict == FAILS
+    assert claims.check_claim(3, final).verdict == FAILS
 
 
 def test_claim_3_cannot_say_without_flops_or_without_vit_l16():
     acc, _ = l32_better(0.03)
     final = results(acc).assign(gflops_per_image=np.nan)
-    assert claims.check_claim_3(final).verdict == CANNOT_SAY
-    assert claims.check_claim_3(results(acc, models=("vit_b16", "vit_l32"))).verdict == CANNOT_SAY
+    assert claims.check_claim(3, final).verdict == CANNOT_SAY
+    assert claims.check_claim(3, results(acc, models=("vit_b16", "vit_l32"))).verdict == CANNOT_SAY
 
 
 def test_claim_3_is_inconclusive_when_the_advantage_is_within_seed_noise():
     acc, _ = l32_better(0.002)
-    assert claims.check_claim_3(results(acc, jitter=0.05)).verdict == INCONCLUSIVE
+    assert claims.check_claim(3, results(acc, jitter=0.05)).verdict == INCONCLUSIVE
 
 
 # --- claim 4 ---------------------------------------------------------------------------------
@@ -193,16 +161,16 @@ def robustness(swin_slope: float, vit_slope: float = 0.4):
 
 
 def test_claim_4_holds_when_swin_loses_more_accuracy_at_every_rate():
-    assert claims.check_claim_4(results(robustness(0.8), models=SWIN_AND_VIT)).verdict == HOLDS
+    assert claims.check_claim(4, results(robustness(0.8), models=SWIN_AND_VIT)).verdict == HOLDS
 
 
 def test_claim_4_does_not_hold_when_swin_is_the_more_robust():
-    assert claims.check_claim_4(results(robustness(0.2), models=SWIN_AND_VIT)).verdict == FAILS
+    assert claims.check_claim(4, results(robustness(0.2), models=SWIN_AND_VIT)).verdict == FAILS
 
 
 def test_claim_4_cannot_say_without_swin_and_is_inconclusive_with_one_seed():
-    assert claims.check_claim_4(results(robustness(0.8))).verdict == CANNOT_SAY
-    assert claims.check_claim_4(results(robustness(0.8), models=SWIN_AND_VIT, seeds=(0,))).verdict == INCONCLUSIVE
+    assert claims.check_claim(4, results(robustness(0.8))).verdict == CANNOT_SAY
+    assert claims.check_claim(4, results(robustness(0.8), models=SWIN_AND_VIT, seeds=(0,))).verdict == INCONCLUSIVE
 
 
 # --- claim 5 ---------------------------------------------------------------------------------
@@ -217,35 +185,35 @@ def gain(moderate: float, low: float = 0.0, high: float = 0.0):
 
 
 def test_claim_5_holds_with_a_gain_at_moderate_noise_only():
-    verdict = claims.check_claim_5(results(gain(0.05)))
+    verdict = claims.check_claim(5, results(gain(0.05)))
     assert verdict.verdict == HOLDS
-    assert "moderate +0.050" in verdict.evidence
+    assert "entropy, moderate noise +0.050" in verdict.evidence
 
 
 def test_claim_5_does_not_hold_when_the_gain_extends_to_low_noise():
-    verdict = claims.check_claim_5(results(gain(0.05, low=0.05)))
+    verdict = claims.check_claim(5, results(gain(0.05, low=0.05)))
     assert verdict.verdict == FAILS
-    assert "low +0.050" in verdict.evidence and "(does not hold)" in verdict.evidence
+    assert "entropy, low noise +0.050" in verdict.evidence and "(refuted)" in verdict.evidence
 
 
 def test_claim_5_does_not_hold_without_a_gain_at_moderate_noise():
-    assert claims.check_claim_5(results(gain(-0.02))).verdict == FAILS
+    assert claims.check_claim(5, results(gain(-0.02))).verdict == FAILS
 
 
 def test_claim_5_is_inconclusive_when_the_moderate_gain_is_within_seed_noise():
-    assert claims.check_claim_5(results(gain(0.01), jitter=0.05)).verdict == INCONCLUSIVE
+    assert claims.check_claim(5, results(gain(0.01), jitter=0.05)).verdict == INCONCLUSIVE
 
 
 def test_claim_5_cannot_say_without_gci_vital_or_without_high_noise():
-    assert claims.check_claim_5(results(gain(0.05), strategies=("random", "entropy"))).verdict == CANNOT_SAY
-    assert claims.check_claim_5(results(gain(0.05), rates=(0.0, 0.1, 0.3, 0.5))).verdict == CANNOT_SAY
+    assert claims.check_claim(5, results(gain(0.05), strategies=("random", "entropy"))).verdict == CANNOT_SAY
+    assert claims.check_claim(5, results(gain(0.05), rates=(0.0, 0.1, 0.3, 0.5))).verdict == CANNOT_SAY
 
 
 def test_claim_5_keeps_noise_kinds_apart():
     def effect(kind, strategy, rate, **_):
         return gain(0.05)(strategy=strategy, rate=rate) if kind == "flip" else gain(0.05, low=0.05, high=0.05)(strategy=strategy, rate=rate)
 
-    verdict = claims.check_claim_5(results(effect, kinds=("flip", "pairflip")))
+    verdict = claims.check_claim(5, results(effect, kinds=("flip", "pairflip")))
     assert verdict.verdict == FAILS
     assert verdict.settings == {"cifar10 · flip": HOLDS, "cifar10 · pairflip": FAILS, "cifar100 · flip": HOLDS,
                                 "cifar100 · pairflip": FAILS}
@@ -259,25 +227,25 @@ def excess(low: float, high: float):
 
 def test_claim_6_holds_when_uncertainty_sampling_is_worse_calibrated_most_at_high_noise():
     calibration = {"ece": excess(0.02, 0.06), "brier": excess(0.02, 0.06)}
-    verdict = claims.check_claim_6(results(falling, metric_effects=calibration))
+    verdict = claims.check_claim(6, results(falling, metric_effects=calibration))
     assert verdict.verdict == HOLDS and "ECE" in verdict.evidence and "Brier" in verdict.evidence
 
 
 def test_claim_6_does_not_hold_when_the_excess_is_largest_at_low_noise():
     calibration = {"ece": excess(0.06, 0.02), "brier": excess(0.06, 0.02)}
-    assert claims.check_claim_6(results(falling, metric_effects=calibration)).verdict == FAILS
+    assert claims.check_claim(6, results(falling, metric_effects=calibration)).verdict == FAILS
 
 
 def test_claim_6_needs_both_ece_and_brier():
     calibration = {"ece": excess(0.02, 0.06), "brier": excess(-0.02, -0.02)}
-    assert claims.check_claim_6(results(falling, metric_effects=calibration)).verdict == FAILS
+    assert claims.check_claim(6, results(falling, metric_effects=calibration)).verdict == FAILS
 
 
 def test_claim_6_cannot_say_without_random_and_is_inconclusive_in_noise():
     calibration = {"ece": excess(0.02, 0.06), "brier": excess(0.02, 0.06)}
-    assert claims.check_claim_6(results(falling, metric_effects=calibration, strategies=("entropy", "gci_vital"))).verdict == CANNOT_SAY
+    assert claims.check_claim(6, results(falling, metric_effects=calibration, strategies=("entropy", "gci_vital"))).verdict == CANNOT_SAY
     small = {"ece": excess(0.002, 0.004), "brier": excess(0.002, 0.004)}
-    assert claims.check_claim_6(results(falling, metric_effects=small, jitter=0.05)).verdict == INCONCLUSIVE
+    assert claims.check_claim(6, results(falling, metric_effects=small, jitter=0.05)).verdict == INCONCLUSIVE
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -292,4 +260,4 @@ def test_the_verdict_table_shows_every_claim_with_its_verdict_per_setting():
 @pytest.mark.parametrize("claim", [1, 2, 3, 4, 5, 6])
 def test_every_claim_says_cannot_say_on_an_empty_table(claim):
     empty = results(falling).iloc[:0]
-    assert claims.CHECKS[claim - 1](empty).verdict == CANNOT_SAY
+    assert claims.check_claim(claim, empty).verdict == CANNOT_SAY
