@@ -6,8 +6,9 @@ output) and never trains anything (``execute_notebooks: off``):
 1. the runs the profile's ``pages`` key selects get a page in ``book/pages/``: the notebook the
    sweep executed beside the run folder when it is up to date, else one rendered now from the
    run folder (a few seconds each, no torch; two at a time);
-2. ``notebooks/summary.ipynb`` (tables, figures, the claims) and ``notebooks/runs.ipynb`` (one row
-   per run, linking its page) are executed into ``book/``;
+2. ``notebooks/summary.ipynb`` (tables, figures, the claims), ``notebooks/power.ipynb`` (how sure
+   the verdicts are, by :mod:`alvit.power`) and ``notebooks/runs.ipynb`` (one row per run, linking
+   its page) are executed into ``book/``;
 3. ``notebooks/tutorial.ipynb`` is executed when missing or older than its template;
 4. ``jupyter-book build`` with warnings as errors.
 """
@@ -118,6 +119,9 @@ def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial:
     execute_notebook(paths.notebook_template("summary.ipynb"), book / "summary.ipynb",
                      {"PROFILE": profile.name, "RUNS_DIR": str(runs_dir)}, root)
     phase.done("results summary")
+    execute_notebook(paths.notebook_template("power.ipynb"), book / "power.ipynb",
+                     {"PROFILE": str(paths.resolve(profile_path)), "RUNS_DIR": str(runs_dir)}, root)
+    phase.done("power of the verdicts")
     execute_notebook(paths.notebook_template("runs.ipynb"), book / "runs.ipynb", {"RUNS_DIR": str(runs_dir), "PAGES": run_ids}, root)
     phase.done("run index")
     tutorial_out = book / "tutorial.ipynb"

@@ -226,3 +226,18 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: s
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def power_vs_seeds(curve: pd.DataFrame, title: str, target: float = 0.8) -> plt.Figure:
+    """P(holds | true) against the number of seeds, a line per claim, with the 80% target dashed.
+
+    ``curve``: columns claim, seeds, power (from :func:`alvit.power.power_curve`).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    for claim, rows in curve.groupby("claim", sort=True):
+        ax.plot(rows["seeds"], rows["power"], marker="o", label=f"claim {claim}")
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+    ax.set(xlabel="seeds per configuration", ylabel="P(holds | claim true)", ylim=(-0.02, 1.02), title=title)
+    ax.set_xticks(sorted(curve["seeds"].unique()))
+    ax.legend(title="claim", frameon=False, loc="lower right")
+    return fig

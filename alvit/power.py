@@ -192,7 +192,7 @@ class PowerReport:
             for row in power.rows:
                 rows.append({"claim": power.claim, "seeds": row.seeds, "P(holds | true)": row.holds_if_true,
                              "P(does not hold | true)": row.fails_if_true, "P(holds | false)": row.holds_if_false,
-                             "seeds for 80% power": power.seeds_for_80})
+                             "seeds for 80% power": str(power.seeds_for_80 or f"more than {MAX_SEEDS}")})
         return pd.DataFrame(rows)
 
     def to_json(self) -> dict:
@@ -204,7 +204,7 @@ class PowerReport:
 
     def format(self) -> str:
         """The report as text: the spreads assumed, then a line per claim and number of seeds."""
-        lines = [f"profile {self.profile}: effect {self.effect:g} seed-sds, {self.tables} simulated tables per cell"]
+        lines = [f"profile {self.profile}: effect {self.effect:g} seed-sds, {self.tables} simulated tables per estimate"]
         for s in self.settings:
             lines.append(f"  {s.name}: sd accuracy {s.sd['test_acc']:.4f}, ECE {s.sd['ece']:.4f}, "
                          f"Brier {s.sd['brier']:.4f} ({s.sd_source})")
@@ -262,3 +262,33 @@ def profile_power(profile_path: str | Path, runs_dir: str | Path | None = None, 
         runs, _ = load_runs(folder)
         final = final_rounds(runs) if not runs.empty else None
     return power_report(profile.name, setting_grids(profile.configs, final, sd), sorted(set(seeds)), effect, tables)
+
+
+def power_curve(grids: list[SettingGrid], effect: float = DEFAULT_EFFECT, tables: int = DEFAULT_TABLES,
+                seeds: Sequence[int] = CURVE_SEEDS, seed: int = 0) -> pd.DataFrame:
+    """P(holds | true) of every claim the grid can test, at each of ``seeds``: columns claim, seeds, power."""
+    rows = [{"claim": claim, "seeds": n, "power": characteristics(claim, grids, n, effect, tables, seed).holds_if_true}
+            for claim in claims.CLAIMS if testable(claim, grids) is None for n in seeds]
+    return pd.DataFrame(rows, columns=["claim", "seeds", "power"])
+
+
+def settling_sentences(verdicts: Sequence[claims.Verdict], report: PowerReport, seeds_now: int) -> list[str]:
+    """One sentence per inconclusive verdict: how many seeds at this spread would settle it."""
+    sentences = []
+    by_claim = {power.claim: power for power in report.claims}
+    for verdict in verdicts:
+        if verdict.verdict != stats.INCONCLUSIVE:
+            continue
+        needed, effect = by_claim[verdict.claim].seeds_for_80, f"{report.effect:g} seed-sds"
+        if needed is None:
+            sentences.append(f"Claim {verdict.claim} is inconclusive, and even {MAX_SEEDS} seeds at this spread would "
+                             f"confirm a true effect of {effect} less than 80% of the time: it needs a larger effect "
+                             f"or less seed-to-seed noise.")
+        elif needed > seeds_now:
+            sentences.append(f"Claim {verdict.claim} is inconclusive with {seeds_now} seeds; about {needed} seeds at "
+                             f"this spread would settle it (they confirm a true effect of {effect} 80% of the time).")
+        else:
+            sentences.append(f"Claim {verdict.claim} is inconclusive although {seeds_now} seeds confirm a true effect "
+                             f"of {effect} at least 80% of the time: any effect in these runs is smaller than that, "
+                             f"and more seeds would only settle a smaller one.")
+    return sentences

@@ -76,3 +76,17 @@ def test_the_run_index_has_a_row_per_run_and_links_the_pages(mixed_book):
     assert html.count('<a href="pages/') == built["run_pages"]
     assert "Simulated results" in html
     assert built["html_pages"] > len(SETTINGS)
+
+
+@pytest.mark.notebooks
+def test_the_power_page_shows_the_operating_characteristics_a_figure_and_what_would_settle_each_doubt(mixed_book):
+    _, base, _ = mixed_book
+    page = nbformat.read(str(base / "root" / "book" / "power.ipynb"), as_version=4)
+    table = " ".join(o["data"].get("text/html", "") for o in outputs_of(page, "report.table()") if "data" in o)
+    assert "P(holds | true)" in table and "P(does not hold | true)" in table and "P(holds | false)" in table
+    assert all(name in " ".join(str(o.get("data", "")) for o in outputs_of(page, "report.table()")) for name in SETTINGS)
+    assert any("image/png" in o.get("data", {}) for o in outputs_of(page, "plots.power_vs_seeds"))
+    settle = " ".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs_of(page, "settling_sentences"))
+    assert "inconclusive" in settle or "No verdict of these runs is inconclusive" in settle
+    html = (base / "root" / "_build" / "html" / "book" / "power.html").read_text()
+    assert "How sure are these verdicts?" in html and "Holm" in html and "Simulated results" in html
