@@ -32,7 +32,7 @@ def paper_grids(datasets=("cifar10",), kinds=("flip",)) -> list[power.SettingGri
 
 
 ONE_DATASET = paper_grids()
-EFFECT_ONLY = (2, 3, 4, 6)  # claims whose statements are all effect tests (claim 3's FLOPs ratio is a fact)
+EFFECT_ONLY = (1, 2, 3, 4, 6)  # claims whose statements are all effect tests (claim 3's FLOPs ratio is a fact)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def paper_3_seeds() -> dict[int, power.Characteristics]:
     return {claim: power.characteristics(claim, ONE_DATASET, 3, EFFECT, TABLES) for claim in range(1, 7)}
 
 
-@pytest.mark.parametrize("claim", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("claim", [1, 2, 3, 4, 5, 6])
 def test_a_true_claim_is_rarely_called_false_and_a_null_one_rarely_true(claim, paper_3_seeds):
     oc = paper_3_seeds[claim]
     assert oc.fails_if_true <= ERROR_BOUND, f"claim {claim}: P(does not hold | true) = {oc.fails_if_true:.3f}"
