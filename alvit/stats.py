@@ -184,8 +184,9 @@ class Test:
 
     def describe(self, table: int = 0) -> str:
         """``moderate +0.050 [+0.041, +0.059]`` (the contrast, or the fact's detail)."""
-        shown = self.contrast.format(table) if self.contrast is not None else self.detail
-        return f"{self.name} {shown}".strip()
+        if self.contrast is not None:
+            return f"{self.name} {self.contrast.format(table)}"
+        return f"{self.name} {self.detail}" if self.available else f"{self.name}: {self.detail}"
 
 
 def effect_test(name: str, est: Contrast) -> Test:
