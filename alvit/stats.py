@@ -258,15 +258,3 @@ def outcome(judgement: Judgement, index: int, table: int = 0) -> str:
         return FAILS
     return HOLDS if judgement.holds[table, index] else INCONCLUSIVE
 
-
-def paired(final, metric: str, keys: list[str], column: str, better: object, worse: object, sign: int = +1):
-    """Differences ``sign * (metric[better] - metric[worse])`` of runs matched on ``keys`` (a table).
-
-    ``column`` is what differs between the two sides (``model`` or ``strategy``); ``keys``
-    must include ``seed`` and everything else the pair shares. Rows: ``keys + ["diff"]``.
-    """
-    a = final[final[column] == better].set_index(keys)[metric]
-    b = final[final[column] == worse].set_index(keys)[metric]
-    both = a.index.intersection(b.index)
-    diff = sign * (a.loc[both] - b.loc[both])
-    return diff.rename("diff").reset_index()
