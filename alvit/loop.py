@@ -42,7 +42,7 @@ from alvit.results import (
     atomic_write_text,
 )
 from alvit.strategies import PoolView, Selection, Strategy, create_strategy
-from alvit.train import fit, predict, resolve_device
+from alvit.train import FitResult, fit, predict, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
     check_budget(cfg, len(data.train_labels))
     strategy = create_strategy(cfg.strategy, cfg.acq.mc_passes, cfg.acq.mc_dropout)
-    label_smoothing = cfg.resolved_label_smoothing()
     resolved = {
         "timm_name": spec.timm_name, "model_kwargs": spec.kwargs, "input_size": spec.input_size,
-        "mean": list(spec.mean), "std": list(spec.std), "interpolation": spec.interpolation, "label_smoothing": label_smoothing,
+        "mean": list(spec.mean), "std": list(spec.std), "interpolation": spec.interpolation,
+        "label_smoothing": cfg.resolved_label_smoothing(),
         "device": str(device), "budget": cfg.budget, "pool_size": len(data.train_labels),
         "test_size": len(data.test_labels), "num_classes": data.num_classes, "classes": list(data.classes),
         "gflops_per_image": gflops_per_image(spec, data.num_classes),
@@ -80,7 +80,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     oracle = make_oracle(cfg, data.train_labels, data.num_classes)
     queries = _queries_before(folder.read_queries(), len(done))
     _check_queries(queries, oracle, data.train_labels, folder)
-    runner = _RoundRunner(cfg, spec, device, data, strategy, label_smoothing, folder, progress)
+    runner = _RoundRunner(cfg, spec, device, data, strategy, folder, progress)
     if not folder.env.exists():
         folder.write_json(folder.env, {**environment(device),
                                        **fast_path_record(runner.model, device, runner.compiled, cfg.train.deterministic)})
@@ -94,6 +94,20 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
         folder.write_rounds(pd.DataFrame(rows))  # written last: a round counts as done only now
         log.info(_summary_line(row, cfg.al.rounds))
     return folder.path
+
+
+def train_initial_model(cfg: ExperimentConfig, data: Dataset, oracle: Oracle,
+                        progress: bool = False) -> tuple[torch.nn.Module, Preprocessor]:
+    """Round 0 of :func:`run_experiment`, exactly: the model trained on the clean initial set.
+
+    The same starting weights, training stream, recipe and device as the loop, so its
+    predictions equal the loop's round-0 predictions bit for bit (tested). Returns the model
+    and the preprocessing its predictions need.
+    """
+    runner = _RoundRunner(cfg, resolve_model(cfg.model, cfg.img_size), resolve_device(cfg.device), data,
+                          strategy=None, folder=None, progress=progress)
+    runner.train(0, oracle.initial, data.train_labels[oracle.initial])
+    return runner.model, runner.preprocess
 
 
 def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
@@ -127,10 +141,10 @@ class _RoundRunner:
     """What stays the same across rounds: data on the device, the starting weights, the strategy."""
 
     def __init__(self, cfg: ExperimentConfig, spec: ModelSpec, device: torch.device, data: Dataset,
-                 strategy: Strategy, label_smoothing: float, folder: RunFolder, progress: bool):
+                 strategy: Strategy | None, folder: RunFolder | None, progress: bool):
         self.cfg, self.spec, self.device, self.data = cfg, spec, device, data
         self.strategy, self.folder, self.progress = strategy, folder, progress
-        self.train_cfg = dataclasses.replace(cfg.train, label_smoothing=label_smoothing)  # fit's one source
+        self.train_cfg = dataclasses.replace(cfg.train, label_smoothing=cfg.resolved_label_smoothing())  # fit's one source
         self.compiled = resolve_compile(cfg.train.compile, device)
         self.preprocess = Preprocessor.for_model(spec, device)
         # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
@@ -144,9 +158,7 @@ class _RoundRunner:
         cfg = self.cfg
         labeled = np.concatenate([oracle.initial, queries["index"].astype(np.int64)])
         given = np.concatenate([self.data.train_labels[oracle.initial], queries["oracle_label"]])  # initial set: clean
-        self._reset_weights(round_)
-        fitted = fit(self.model, self._pool_subset(labeled), given, self.train_cfg, self.preprocess,
-                     seeds.stream(cfg.seed, "train", round_), desc=f"round {round_}/{cfg.al.rounds}", progress=self.progress)
+        fitted = self.train(round_, labeled, given)
         if cfg.al.warm_start:
             self._save_checkpoint(round_)
         probs = predict(self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size, compiled=self.compiled).probs
@@ -179,6 +191,13 @@ class _RoundRunner:
         if flagged.any():
             row["suspect_precision"] = float(np.mean(new["oracle_label"][flagged] != new["true_label"][flagged]))
         return row, new
+
+    def train(self, round_: int, labeled: np.ndarray, given: np.ndarray) -> FitResult:
+        """Round ``round_``'s model: the pool samples ``labeled`` with the labels ``given``, the loop's seeds and recipe."""
+        self._reset_weights(round_)
+        return fit(self.model, self._pool_subset(labeled), given, self.train_cfg, self.preprocess,
+                   seeds.stream(self.cfg.seed, "train", round_), desc=f"round {round_}/{self.cfg.al.rounds}",
+                   progress=self.progress)
 
     def _reset_weights(self, round_: int) -> None:
         """Round 0, and every round unless warm-starting, begins from the starting weights."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 from conftest import REPO
 
@@ -68,3 +69,23 @@ def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(tmp_p
                          capture_output=True, text=True, timeout=120).stdout
     assert "<mjx-container" in dom  # MathJax ran from the book's own _static, with no network
     assert "\\(H(x)" not in dom
+
+
+def test_the_tutorials_model_is_the_loops_round_0_model(tmp_path):
+    """Section 2 trains with the loop's own function, so its model predicts exactly as round 0 of a run."""
+    from alvit.config import load_config
+    from alvit.data import load_dataset
+    from alvit.loop import make_oracle, run_experiment, train_initial_model
+    from alvit.metrics import PerSample
+    from alvit.results import RunFolder
+    from alvit.train import predict
+
+    source = "\n".join(cell.source for cell in nbformat.read(str(TUTORIAL), as_version=4).cells)
+    assert "train_initial_model(cfg, data, oracle)" in source and "create_model" not in source
+    cfg = load_config("configs/demo.yaml", ["al.rounds=1", "train.epochs=3", "noise.rate=0.4"])
+    data = load_dataset(cfg.dataset)
+    model, pre = train_initial_model(cfg, data, make_oracle(cfg, data.train_labels, data.num_classes))
+    mine = PerSample.from_probs(predict(model, data.test_images, pre, 256).probs, data.test_labels)
+    loops = RunFolder(run_experiment(cfg, tmp_path / "run", progress=False)).read_predictions(0)
+    np.testing.assert_array_equal(mine.confidence, loops.confidence)
+    np.testing.assert_array_equal(mine.prediction, loops.prediction)
