@@ -27,7 +27,7 @@ from pathlib import Path
 from alvit import paths
 from alvit.config import lookup
 from alvit.errors import ConfigError
-from alvit.pages import encrypted_kernel_manager, render_page
+from alvit.pages import encrypted_kernel_manager, publish, render_page
 from alvit.results import RunFolder
 from alvit.sweep import Profile, load_profile
 from alvit.task import one_line
@@ -50,10 +50,7 @@ def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path |
     except Exception as err:
         raise ConfigError(f"{template.name} failed ({one_line(err)}); the partly executed notebook is {output}") from err
     executed = nbformat.read(str(output), as_version=4)
-    for cell in executed.cells:
-        tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            cell.metadata["tags"] = [*tags, "remove-cell"]
+    publish(executed, cwd or paths.book_root())
     nbformat.write(executed, str(output))
 
 

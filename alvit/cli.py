@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run (or resume) one active-learning experiment")
-    run.add_argument("config", help="YAML file, e.g. configs/demo.yaml")
+    run.add_argument("config", nargs="?", default=None,
+                     help="YAML file, e.g. configs/demo.yaml (default: alvit's defaults, then --set)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key, e.g. --set noise.rate=0.5 (repeatable)")
     run.add_argument("--out", default=None, help="run folder (default: results/<run-id>)")

@@ -81,9 +81,15 @@ def banner(folder: RunFolder) -> str | None:
     return SIMULATED_BANNER.format(what="The numbers on this page") if folder.read_env().get("simulated") else None
 
 
+def for_reading(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """``table`` rounded, with "—" where a value does not exist (round 0 bought no labels)."""
+    rounded = table.round(digits)
+    return rounded.astype(object).where(rounded.notna(), "—")
+
+
 def rounds_table(folder: RunFolder) -> pd.DataFrame:
     """The rounds of a run, rounded for reading."""
-    return folder.read_rounds()[ROUND_TABLE_COLUMNS].round(4).set_index("round")
+    return for_reading(folder.read_rounds()[ROUND_TABLE_COLUMNS].set_index("round"))
 
 
 def learning_curve_figure(folder: RunFolder) -> plt.Figure:

@@ -2,14 +2,19 @@
 
 A page is rendered for a run that is finished (only its run folder is read, no torch is
 imported: a couple of seconds) or, when its folder is unfinished, runs it first. The page is
-titled after its configuration, which is the title the book shows.
+titled after its configuration, which is the title the book shows, and opens with the exact
+``alvit run`` and ``papermill`` commands that rerun it. An executed notebook is published
+(:func:`publish`) without the builder's paths: a reader downloads it and reruns it as it is.
 """
 
 from __future__ import annotations
 
 import functools
+import shlex
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from alvit import paths
 from alvit.config import ExperimentConfig, flatten, load_config, lookup, to_dict
@@ -23,6 +28,79 @@ def notebook_parameters(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     knobs = {param: lookup(cfg, key) for param, key in KNOBS.items()}
     settings = {key: value for key, value in flatten(to_dict(cfg)).items() if key not in KNOBS.values()}
     return {"CONFIG": None, **knobs, "SETTINGS": settings, "RUN_DIR": str(run_dir)}
+
+
+def _yaml_value(value: Any) -> str:
+    """A value as one YAML scalar or flow collection (what ``--set`` and papermill's ``-p`` read)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=float("inf")).strip().removesuffix("\n...").strip()
+
+
+def _papermill_value(value: Any) -> str:
+    """A value as papermill's ``-p`` reads it back (``True``, ``None``, numbers, else the string)."""
+    return repr(value) if isinstance(value, bool) or value is None else str(value)
+
+
+def _changed_from_defaults(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The dotted keys of ``cfg`` that differ from alvit's defaults, in field order."""
+    defaults = flatten(to_dict(load_config(None)))
+    return {key: value for key, value in flatten(to_dict(cfg)).items() if defaults.get(key) != value}
+
+
+def rerun_commands(cfg: ExperimentConfig) -> tuple[str, str]:
+    """The ``alvit run`` and ``papermill`` commands (shell, one option a line) that reproduce ``cfg``.
+
+    Both give every notebook knob (dataset, model, noise, strategy, budget, seed) and every
+    other key that differs from alvit's defaults: ``alvit run`` through ``--set``, papermill in
+    ``SETTINGS`` through ``-y``.
+    """
+    knobs = {key: lookup(cfg, key) for key in KNOBS.values()}  # always shown: they name the run
+    settings = {key: value for key, value in _changed_from_defaults(cfg).items() if key not in knobs}
+    run = ["alvit run"] + [f"--set {shlex.quote(f'{key}={_yaml_value(value)}')}" for key, value in {**knobs, **settings}.items()]
+    papermill = ["papermill notebooks/experiment.ipynb out.ipynb", "-p CONFIG None"]
+    papermill += [f"-p {param} {shlex.quote(_papermill_value(knobs[key]))}" for param, key in KNOBS.items()]
+    if settings:
+        block = yaml.safe_dump({"SETTINGS": settings}, default_flow_style=False, sort_keys=False, width=float("inf"))
+        papermill.append(f"-y {shlex.quote(block.rstrip())}")
+    return " \\\n  ".join(run), " \\\n  ".join(papermill)
+
+
+def page_introduction(cfg: ExperimentConfig) -> str:
+    """The first cell of a run's page: its title, what it shows, and the commands that rerun it."""
+    run, papermill = rerun_commands(cfg)
+    return (f"# {page_title(cfg)}\n\n"
+            "One active-learning run under label noise, trained and evaluated round by round with `alvit`. "
+            "Rerun it from a checkout of the repository (after `make install`, with `.venv/bin/` in front "
+            "of the commands, or inside the virtual environment):\n\n"
+            f"```bash\n{run}\n```\n\n"
+            "or rerun this page itself, with any parameter changed:\n\n"
+            f"```bash\n{papermill}\n```\n\n"
+            "Either writes its run folder to `results/<run-id>/`; rerunning resumes an interrupted run "
+            "and never redoes finished rounds.")
+
+
+def publish(notebook: Any, root: Path, parameters: dict[str, Any] | None = None) -> None:
+    """Make an executed notebook fit to publish: no builder paths, the injected parameters off the page.
+
+    The injected-parameters cell is hidden (the page states its commands in prose) and, when
+    ``parameters`` are given, rewritten with them, as is papermill's record of them; paths under
+    ``root`` become relative, and papermill's record of the input and output paths is dropped.
+    """
+    prefix = str(root.resolve()) + "/"
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" not in tags:
+            continue
+        if parameters is not None:
+            cell.source = "# Parameters\n" + "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+        cell.source = cell.source.replace(prefix, "")
+        if "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    record = notebook.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        record.pop(key, None)
+    recorded = parameters if parameters is not None else record.get("parameters", {})
+    record["parameters"] = {name: value.replace(prefix, "") if isinstance(value, str) else value
+                            for name, value in recorded.items()}
 
 
 def page_title(cfg: ExperimentConfig) -> str:
@@ -48,8 +126,8 @@ def render_page(run_dir: Path, page: Path, cfg: ExperimentConfig | None = None, 
         kernel_manager_class=encrypted_kernel_manager(),
     )
     executed = nbformat.read(str(page), as_version=4)
-    first = executed.cells[0]
-    first.source = first.source.replace("# One experiment", f"# {page_title(cfg)}", 1)
+    executed.cells[0].source = page_introduction(cfg)
+    publish(executed, paths.book_root(), {**notebook_parameters(cfg, run_dir), "RUN_DIR": None})
     nbformat.write(executed, str(page))
     return page
 

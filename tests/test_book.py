@@ -90,3 +90,13 @@ def test_the_power_page_shows_the_operating_characteristics_a_figure_and_what_wo
     assert "inconclusive" in settle or "No verdict of these runs is inconclusive" in settle
     html = (base / "root" / "_build" / "html" / "book" / "power.html").read_text()
     assert "How sure are these verdicts?" in html and "Holm" in html and "Simulated results" in html
+
+
+@pytest.mark.notebooks
+def test_no_page_of_the_built_book_holds_the_build_machines_paths(mixed_book):
+    _, base, _ = mixed_book
+    root = str((base / "root").resolve())
+    html = base / "root" / "_build" / "html"
+    holding = [str(p.relative_to(html)) for p in html.rglob("*") if p.is_file() and p.suffix in (".html", ".ipynb", ".txt")
+               and root in p.read_text(errors="replace")]
+    assert not holding, holding
