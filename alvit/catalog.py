@@ -33,7 +33,7 @@ DATASET_SIZES: dict[str, tuple[int, int, int]] = {
     "cifar100": (50_000, 10_000, 100),
 }
 
-# STUDY.md's mapping of the paper's backbones to timm's pretrained weights (our choice: no
+# Our mapping of the paper's backbones to timm's pretrained weights (our choice: no
 # source we can read names the paper's checkpoints).
 PAPER_MODELS: dict[str, str] = {
     "vit_b16": "vit_base_patch16_224.orig_in21k",

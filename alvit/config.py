@@ -52,7 +52,7 @@ class ALConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The fine-tuning recipe (STUDY.md's default protocol)."""
+    """The fine-tuning recipe (the study's default protocol: book/protocol, "What the paper did")."""
 
     epochs: int = 20
     lr: float = 1e-4

@@ -1,4 +1,4 @@
-"""Accuracy and calibration of predictions, exactly as STUDY.md defines them.
+"""Accuracy and calibration of predictions, exactly as the book defines them (book/definitions.md).
 
 Every metric needs only four numbers per test sample (:class:`PerSample`): the top-class
 confidence, the predicted class, the probability of the true class and the sum of squared

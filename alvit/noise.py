@@ -1,6 +1,6 @@
 """The noisy oracle: symmetric and pair label noise, fixed once per (seed, kind, rate).
 
-Definitions (STUDY.md), for a pool of N samples, K classes and rate r:
+Definitions (book/definitions.md), for a pool of N samples, K classes and rate r:
 
 - ``flip`` (default, "symmetric"): exactly round(r * N) samples, drawn uniformly without
   replacement, get a label drawn uniformly from the K - 1 *other* classes.

@@ -1,9 +1,10 @@
 """Fine-tuning and prediction: one code path for CPU (fp32) and CUDA (bf16 autocast, TF32,
 ``torch.compile``).
 
-:func:`fit` follows STUDY.md's default recipe: AdamW, linear warm-up then cosine decay (per
-step, over the full epoch budget), gradient clipping, and early stopping on a held-out split of
-the labeled set whose labels are as noisy as the rest (a practitioner has no clean labels).
+:func:`fit` follows the study's default recipe (the book's protocol page): AdamW, linear warm-up
+then cosine decay (per step, over the full epoch budget), gradient clipping, and early stopping
+on a held-out split of the labeled set whose labels are as noisy as the rest (a practitioner has
+no clean labels).
 The weights of the epoch with the lowest held-out loss are kept.
 
 The fast path, on by default on CUDA: the model is compiled once per run (``train.compile``);

@@ -1,4 +1,4 @@
-"""Calibration metrics match STUDY.md's definitions and netcal."""
+"""Calibration metrics match the book's definitions (book/definitions.md) and netcal."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The noisy oracle follows STUDY.md's definitions exactly."""
+"""The noisy oracle follows the book's definitions (book/definitions.md) exactly."""
 
 import numpy as np
 import pytest
