@@ -58,3 +58,19 @@ def test_each_alvit_command_parses_as_shown(doc, command):
 
     args = [arg for arg in shlex.split(command.split(" | ")[0].replace("[", "").replace("]", ""))][1:]
     build_parser().parse_args(args)  # argparse exits (SystemExit) on anything it does not know
+
+
+def test_the_conda_environment_installs_what_make_install_does():
+    """environment.yml takes Python from conda and the rest through pip, with the same pins as make install."""
+    import tomllib
+
+    import yaml
+
+    environment = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
+    assert pip == ["-c constraints.txt", "-e .[test]"]
+    python = next(item for item in environment["dependencies"] if isinstance(item, str) and item.startswith("python="))
+    required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert required == ">=3.10" and tuple(map(int, python.split("=")[1].split("."))) >= (3, 10)
+    makefile = (REPO / "Makefile").read_text()
+    assert "-c constraints.txt -e '.[test]'" in makefile
