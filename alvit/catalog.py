@@ -1,4 +1,4 @@
-"""The names a configuration may use for datasets and models, checked without importing torch.
+"""The names a configuration may use for datasets, models and noise, checked without importing torch.
 
 Loading and validating a configuration must stay cheap (a summary of 1,260 runs renders on a
 laptop without torch), so the lists of valid names live here, not in :mod:`alvit.data` or
@@ -63,6 +63,22 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
                     "learns poorly from scratch on 250 digits (about 0.4 accuracy), so not in the demo",
     "vit_tiny_p4": "CPU preset: ViT-Ti (192-wide, 12-deep), 32 px input, patch 4 (64 tokens + CLS), 5.4 M params",
 }
+
+
+NOISE_KINDS: dict[str, str] = {
+    "none": "the oracle answers the true label",
+    "flip": "round(r*N) labels replaced by one of the K-1 other classes, uniformly (symmetric)",
+    "uniform": "round(r*N) labels redrawn uniformly from all K classes (effective rate r(K-1)/K)",
+    "pairflip": "round(r*N) labels moved to the next class, k -> (k+1) mod K",
+}
+
+
+def check_noise(kind: str, rate: float) -> None:
+    """Raise :class:`ConfigError` unless ``kind`` is known and ``0 <= rate < 1``."""
+    if kind not in NOISE_KINDS:
+        raise ConfigError(f"noise kind {kind!r} is not known; valid choices are: {', '.join(NOISE_KINDS)}")
+    if not 0.0 <= rate < 1.0:
+        raise ConfigError(f"noise rate {rate} lies outside [0, 1); give a fraction such as 0.3")
 
 
 def check_dataset_name(name: str) -> None:

@@ -191,7 +191,7 @@ def _listing(what: str) -> dict[str, str]:
         from alvit.strategies import STRATEGIES
 
         return {name: cls.description for name, cls in STRATEGIES.items()}
-    from alvit.noise import NOISE_KINDS
+    from alvit.catalog import NOISE_KINDS
 
     return NOISE_KINDS
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from alvit import catalog
 from alvit.errors import ConfigError
 
 
@@ -262,16 +263,15 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 def validate(cfg: ExperimentConfig) -> None:
     """Check every value that can be checked without loading data or models."""
-    # Imported here, not at the top: catalog, noise and strategies import config's neighbours.
-    # None of them imports torch, so loading a config stays cheap.
-    from alvit import catalog, noise, strategies
+    # Imported here: strategies brings scipy, which loading a config does not otherwise need.
+    from alvit import strategies
 
     catalog.check_dataset_name(cfg.dataset)
     catalog.check_model_name(cfg.model)
     if cfg.weights is not None and not Path(cfg.weights).is_file():
         raise ConfigError(f"weights file {cfg.weights} does not exist; give the path of a .safetensors or .pth file, or weights: null")
     strategies.check_strategy_name(cfg.strategy)
-    noise.check_noise(cfg.noise.kind, cfg.noise.rate)
+    catalog.check_noise(cfg.noise.kind, cfg.noise.rate)
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"device {cfg.device!r} is not known; valid choices are auto, cpu, cuda, cuda:N")
     if cfg.img_size is not None and cfg.img_size < 8:
@@ -312,11 +312,9 @@ def check_budget(cfg: ExperimentConfig, pool_size: int | None = None) -> None:
     refuses before it imports torch or loads data; an imagefolder's pool is known only once loaded.
     """
     if pool_size is None:
-        from alvit.catalog import DATASET_SIZES
-
-        if cfg.dataset not in DATASET_SIZES:
+        if cfg.dataset not in catalog.DATASET_SIZES:
             return
-        pool_size = DATASET_SIZES[cfg.dataset][0]
+        pool_size = catalog.DATASET_SIZES[cfg.dataset][0]
     if cfg.budget > pool_size:
         raise ConfigError(
             f"the labeling budget al.initial + al.query * al.rounds = {cfg.al.initial} + "

@@ -21,26 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from alvit import seeds
+from alvit.catalog import check_noise
 from alvit.errors import ConfigError
 
-if TYPE_CHECKING:  # config imports this module lazily; the annotation needs no import at run time
+if TYPE_CHECKING:  # only an annotation: at run time the caller hands a config over
     from alvit.config import ExperimentConfig
-
-NOISE_KINDS: dict[str, str] = {
-    "none": "the oracle answers the true label",
-    "flip": "round(r*N) labels replaced by one of the K-1 other classes, uniformly (symmetric)",
-    "uniform": "round(r*N) labels redrawn uniformly from all K classes (effective rate r(K-1)/K)",
-    "pairflip": "round(r*N) labels moved to the next class, k -> (k+1) mod K",
-}
-
-
-def check_noise(kind: str, rate: float) -> None:
-    """Raise :class:`ConfigError` unless ``kind`` is known and ``0 <= rate < 1``."""
-    if kind not in NOISE_KINDS:
-        raise ConfigError(f"noise kind {kind!r} is not known; valid choices are: {', '.join(NOISE_KINDS)}")
-    if not 0.0 <= rate < 1.0:
-        raise ConfigError(f"noise rate {rate} lies outside [0, 1); give a fraction such as 0.3")
-
 
 def make_noisy_labels(
     labels: np.ndarray,
@@ -54,7 +39,7 @@ def make_noisy_labels(
     Args:
         labels: true labels, int ``[N]`` in ``[0, K)``.
         num_classes: K.
-        kind: one of :data:`NOISE_KINDS`.
+        kind: one of :data:`alvit.catalog.NOISE_KINDS`.
         rate: fraction r in ``[0, 1)`` of samples to corrupt.
         seed: an int or a ``SeedSequence`` (the loop passes the oracle's own stream).
 
