@@ -17,6 +17,7 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 # cuBLAS picks its reduction order from the workspace; a fixed configuration makes it repeatable.
+CUBLAS_WORKSPACE = "CUBLAS_WORKSPACE_CONFIG"  # the environment variable cuBLAS reads
 CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
 
 
@@ -36,10 +37,11 @@ def device_settings(device: torch.device, deterministic: bool = False) -> Iterat
     """
     saved = (torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark,
              torch.are_deterministic_algorithms_enabled())
+    saved_workspace = os.environ.get(CUBLAS_WORKSPACE)
     if deterministic:
         # Read by cuBLAS when it first runs on a device; the loop trains before any other CUDA
-        # matmul, so setting it here, at the first fit, is early enough.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+        # matmul, so setting it here, at the first fit, is early enough. A value the user set wins.
+        os.environ.setdefault(CUBLAS_WORKSPACE, CUBLAS_DETERMINISTIC_WORKSPACE)
         torch.use_deterministic_algorithms(True)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
@@ -50,6 +52,10 @@ def device_settings(device: torch.device, deterministic: bool = False) -> Iterat
         torch.set_float32_matmul_precision(saved[0])
         torch.backends.cudnn.benchmark = saved[1]
         torch.use_deterministic_algorithms(saved[2])
+        if saved_workspace is None:
+            os.environ.pop(CUBLAS_WORKSPACE, None)
+        else:
+            os.environ[CUBLAS_WORKSPACE] = saved_workspace
 
 
 def compiled_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -121,9 +121,7 @@ def download(need: Need) -> None:
             torch.hub.download_url_to_file(need.source, str(target), progress=False)
         else:
             _download_from_hub(need.source)
-    except ConfigError:
-        raise
-    except Exception as err:
+    except OSError as err:  # a network or hub failure (requests' and huggingface_hub's errors are OSErrors)
         offline = " (HF_HUB_OFFLINE is set: unset it to download)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise ConfigError(f"could not download the {need.describe()}: {err.__class__.__name__}{offline}; "
                           f"run alvit fetch on a machine with network") from err

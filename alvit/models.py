@@ -70,7 +70,9 @@ def create_model(spec: ModelSpec, num_classes: int, pretrained: bool = False, we
         with _offline_unless_hub_reachable():
             try:
                 return _timm_create(spec, num_classes, pretrained=True)
-            except Exception as err:
+            # A cache miss offline (LocalEntryNotFoundError), a refused or failed download (requests'
+            # errors, HfHubHTTPError) are all OSErrors; anything else is a real error and propagates.
+            except OSError as err:
                 raise ConfigError(
                     f"pretrained weights for {spec.timm_name} are not in the local Hugging Face cache and "
                     f"could not be downloaded ({err.__class__.__name__}); copy the weights file here and "

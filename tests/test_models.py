@@ -91,6 +91,25 @@ def test_pretrained_weights_without_network_fail_fast_with_advice(monkeypatch, t
     assert time.monotonic() - start < 30
 
 
+def test_only_a_missing_download_reads_as_missing_weights(monkeypatch):
+    """A cache miss or a network failure (OSErrors) is the weights sentence; any other timm error stays itself."""
+    from alvit import models
+
+    def fails(error):
+        def create(spec, num_classes, pretrained):
+            if pretrained:
+                raise error
+            return timm.create_model("vit_tiny_patch16_224", num_classes=num_classes, img_size=8, patch_size=4)
+        return create
+
+    monkeypatch.setattr(models, "_timm_create", fails(FileNotFoundError("not in the cache")))
+    with pytest.raises(ConfigError, match="local Hugging Face cache"):
+        create_model(resolve_model("vit_tiny_p4"), num_classes=10, pretrained=True)
+    monkeypatch.setattr(models, "_timm_create", fails(RuntimeError("size mismatch for head.weight")))
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        create_model(resolve_model("vit_tiny_p4"), num_classes=10, pretrained=True)
+
+
 def test_cls_attention_equals_the_explicit_attention_matrix():
     torch.manual_seed(0)
     model = create_model(resolve_model("vit_micro_p2"), num_classes=10).eval()

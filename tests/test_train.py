@@ -3,6 +3,7 @@ weight decay where timm puts it), is deterministic, and fails loudly rather than
 
 import dataclasses
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -194,3 +195,17 @@ def test_compiled_training_and_prediction_match_eager_and_compile_once_per_model
     assert np.allclose(probs, predict(compiled, data.test_images[:100], pre, 64).probs, atol=1e-5)
     with_attention = predict(compiled, data.test_images[:10], pre, 64, attention=True, mc_passes=2, compiled=True)
     assert with_attention.attention_source == "cls_attention" and with_attention.mc_probs.shape == (2, 10, 10)
+
+
+@pytest.mark.parametrize("before", [None, ":16:8"])
+def test_deterministic_training_leaves_the_environment_as_it_found_it(monkeypatch, before):
+    from alvit.accel import CUBLAS_WORKSPACE, device_settings
+
+    if before is None:
+        monkeypatch.delenv(CUBLAS_WORKSPACE, raising=False)
+    else:
+        monkeypatch.setenv(CUBLAS_WORKSPACE, before)
+    with device_settings(torch.device("cpu"), deterministic=True):
+        assert os.environ[CUBLAS_WORKSPACE] == (before or ":4096:8")  # a value the user set wins
+        assert torch.are_deterministic_algorithms_enabled()
+    assert os.environ.get(CUBLAS_WORKSPACE) == before and not torch.are_deterministic_algorithms_enabled()
