@@ -119,6 +119,8 @@ def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial:
     execute_notebook(paths.notebook_template("power.ipynb"), book / "power.ipynb",
                      {"PROFILE": str(paths.resolve(profile_path)), "RUNS_DIR": str(runs_dir)}, root)
     phase.done("power of the verdicts")
+    execute_notebook(paths.notebook_template("performance.ipynb"), book / "performance.ipynb", {}, root)
+    phase.done("performance and cost")
     execute_notebook(paths.notebook_template("runs.ipynb"), book / "runs.ipynb", {"RUNS_DIR": str(runs_dir), "PAGES": run_ids}, root)
     phase.done("run index")
     tutorial_out = book / "tutorial.ipynb"
