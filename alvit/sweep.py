@@ -89,7 +89,14 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"profile {path} does not exist; profiles live in configs/profiles/ (demo.yaml, paper.yaml)")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"profile {path} is not valid YAML{where}; see configs/profiles/demo.yaml for the form") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {path} must be a mapping of the keys {', '.join(PROFILE_KEYS)}, not a {type(data).__name__}")
     unknown = sorted(set(data) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: {', '.join(PROFILE_KEYS)}")
@@ -99,6 +106,7 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     base = load_config(None, [])
     base = with_overrides(base, flatten(data.get("base") or {}))
     filters = _parse_only(only, grid)
+    _check_filters_match(filters, grid, base, path)
     configs = []
     for combination in itertools.product(*grid.values()):
         point = dict(zip(grid, combination))
@@ -115,6 +123,7 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
 
 
 def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``--only`` items as dotted key -> allowed values; a key given twice allows the values of both."""
     filters: dict[str, list[Any]] = {}
     for item in only:
         key, sep, raw = item.partition("=")
@@ -124,8 +133,21 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
             lookup(ExperimentConfig(), key)
         except AttributeError:
             raise ConfigError(f"--only key {key!r} is not a config key; the grid's keys are: {', '.join(grid)}") from None
-        filters[key] = [yaml.safe_load(value) for value in raw.split(",")]
+        filters.setdefault(key, []).extend(yaml.safe_load(value) for value in raw.split(","))
     return filters
+
+
+def _check_filters_match(filters: dict[str, list[Any]], grid: dict[str, list[Any]], base: ExperimentConfig, path: Path) -> None:
+    """Each ``--only`` key must keep some value of the profile: a filter matching nothing is a typo, not an empty sweep.
+
+    The grid is a product, so filters that each keep a value keep a configuration together.
+    """
+    for key, allowed in filters.items():
+        present = grid.get(key, [lookup(base, key)])
+        if not any(value in allowed for value in present):
+            given = ",".join(str(value) for value in allowed)
+            raise ConfigError(f"--only {key}={given} matches no configuration of profile {path}; "
+                              f"its {key} values are: {', '.join(str(value) for value in present)}")
 
 
 def _parse_pages(pages: Any, path: Path) -> str | dict[str, list[Any]]:

@@ -52,9 +52,17 @@ def test_only_slices_the_grid_for_one_machine():
     assert {cfg.model for cfg in profile.configs} == {"vit_b16", "vit_l32"}
 
 
+def test_only_given_twice_for_one_key_keeps_either_value():
+    profile = load_profile(PROFILES / "demo.yaml", ["seed=0", "seed=1", "model=vit_nano_p4"])
+    assert {cfg.seed for cfg in profile.configs} == {0, 1} and len(profile.configs) == 4 * 3 * 2
+
+
 @pytest.mark.parametrize("only, message", [
     (["model"], "not of the form key=value"),
     (["colour=red"], "--only key 'colour' is not a config key"),
+    (["seed=99"], r"--only seed=99 matches no configuration of profile .*demo.yaml; its seed values are: 0, 1, 2$"),
+    (["model=nosuch"], "--only model=nosuch matches no configuration .*; its model values are: vit_nano_p4, vit_mini_p8$"),
+    (["dataset=cifar10"], "--only dataset=cifar10 matches no configuration .*; its dataset values are: digits$"),
 ])
 def test_bad_only_filters_are_one_sentence(only, message):
     with pytest.raises(ConfigError, match=message):
@@ -70,6 +78,12 @@ def test_bad_profiles_are_refused(tmp_path):
         load_profile(bad)
     bad.write_text("grid:\n  model: [vit_nope]\n")
     with pytest.raises(ConfigError, match="model 'vit_nope' is not known"):
+        load_profile(bad)
+    bad.write_text("grid:\n  model: [vit_b16\n  seed: {\n")
+    with pytest.raises(ConfigError, match=r"profile .*bad.yaml is not valid YAML \(line \d+, column \d+\)"):
+        load_profile(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="must be a mapping of the keys base, "):
         load_profile(bad)
 
 
