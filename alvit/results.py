@@ -135,6 +135,10 @@ class RunFolder:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ResultsError(f"{self.env} is not valid JSON ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
 
+    def is_simulated(self) -> bool:
+        """Whether :mod:`alvit.simulate` wrote this folder (``env.json`` says so): a preview, never a result."""
+        return bool(self.read_env().get("simulated", False))
+
     def read_config(self) -> dict[str, Any] | None:
         if not self.config.exists():
             return None
