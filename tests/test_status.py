@@ -69,3 +69,30 @@ def test_alvit_status_prints_the_counts_from_any_folder(tmp_path):
     assert result.stdout.splitlines()[1] == "done 1 / running 0 / failed 0 / pending 1 / stale 0 / simulated 0"
     assert len(result.stdout.splitlines()) == 5  # header, counts, blank, one row per run
 
+
+def status(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "alvit.cli", "status", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_status_json_lists_counts_and_runs_and_exits_1_when_a_run_failed(tmp_path):
+    profile_path = write_profile(tmp_path, {"seed": [0, 1]}, pages="none")
+    first, second = load_profile(profile_path).configs
+    fake_finished_run(tmp_path / "runs", first, page=False)
+    result = status(str(profile_path), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["counts"] == {"done": 1, "running": 0, "failed": 0, "pending": 1, "stale": 0, "simulated": 0}
+    assert [(run["run_id"], run["state"]) for run in report["runs"]] == [(first.run_id, "done"), (second.run_id, "pending")]
+    record_failure(tmp_path / "runs", second.run_id, "TimeoutError: ran over")
+    failed = status(str(profile_path), "--json", cwd=tmp_path)
+    assert failed.returncode == 1 and json.loads(failed.stdout)["counts"]["failed"] == 1
+    assert status(str(profile_path), cwd=tmp_path).returncode == 1  # the table too
+
+
+def test_status_runs_reads_another_folder_than_the_profiles_output(tmp_path):
+    profile_path = write_profile(tmp_path, {"seed": [0]}, pages="none")
+    simulate_profile(load_profile(profile_path), tmp_path / "preview")
+    result = status(str(profile_path), "--runs", str(tmp_path / "preview"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert str(tmp_path / "preview") in result.stdout.splitlines()[0]
+    assert result.stdout.splitlines()[1].endswith("/ simulated 1")

@@ -1,0 +1,94 @@
+"""Types for the command line's numeric and list flags: each value is checked where it is parsed.
+
+Each function takes the flag's text and returns its value, or raises
+:class:`argparse.ArgumentTypeError` with what the flag takes, so ``alvit sweep --timeout -5``
+stops with one sentence and exit status 2 before anything runs. Upper bounds are there because
+a huge value breaks something later (a timer's wait overflows past about 300 years; a billion
+worker processes or images per batch exhaust the machine), not to second-guess a choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+from collections.abc import Callable
+
+YEAR_S = 365 * 24 * 3600.0  # longest timeout or heartbeat age accepted
+MAX_PROCESSES = 1024  # workers, runs per GPU, processes at once
+MAX_BATCH = 65536  # images per batch
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """A type for a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text!r}")
+        return value
+
+    return parse
+
+
+def positive_number(high: float, limit: str) -> Callable[[str], float]:
+    """A type for a number above 0 and at most ``high``, which ``limit`` names (NaN and infinity are refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 < value <= high:  # False for NaN too
+            raise argparse.ArgumentTypeError(f"must be a number above 0 and at most {limit}, not {text!r}")
+        return value
+
+    return parse
+
+
+seconds = positive_number(YEAR_S, "31536000 (a year)")
+processes = whole_number(1, MAX_PROCESSES)
+batch_size = whole_number(1, MAX_BATCH)
+
+
+def gpu_ids(text: str) -> tuple[str, ...]:
+    """``--gpus 0,1``: distinct device ids, each one of the CUDA devices of this machine."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts) or len(set(parts)) != len(parts):
+        raise argparse.ArgumentTypeError(f"must list distinct GPU ids such as 0,1, not {text!r}")
+    present = gpu_count()
+    missing = [part for part in parts if int(part) >= present]
+    if missing:
+        have = f"GPUs 0 to {present - 1}" if present else "no CUDA GPU (nvidia-smi finds none); leave --gpus out to run on the CPU"
+        raise argparse.ArgumentTypeError(f"GPU {missing[0]} is not on this machine, which has {have}")
+    return tuple(parts)
+
+
+def gpu_count() -> int:
+    """CUDA devices on this machine, as ``nvidia-smi -L`` lists them (0 without the driver); no torch import."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return 0
+    try:
+        listing = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines()) if listing.returncode == 0 else 0
+
+
+def process_counts(text: str) -> tuple[int, ...]:
+    """``--concurrent 1,2,4`` -> ``(1, 2, 4)``: process counts of 1 to :data:`MAX_PROCESSES`."""
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        counts = ()
+    if not counts or not all(1 <= count <= MAX_PROCESSES for count in counts):
+        raise argparse.ArgumentTypeError(f"must list process counts from 1 to {MAX_PROCESSES}, e.g. 1,2,4, not {text!r}")
+    return counts
+
+
+__all__ = ["batch_size", "gpu_count", "gpu_ids", "positive_number", "process_counts", "processes", "seconds", "whole_number"]
