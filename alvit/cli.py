@@ -125,7 +125,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> None:
     from alvit.book import build_book
 
-    built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial)
+    built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial, html=args.html)
     print(f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)")
 
 
@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     book = commands.add_parser("book", help="render run pages, the summary, the run index and the tutorial, then build the book")
     book.add_argument("profile", help="the profile whose runs the summary shows")
     book.add_argument("--runs", default=None, help="folder of run folders (default: the profile's output), e.g. from alvit simulate")
+    book.add_argument("--html", default=None, metavar="DIR",
+                      help="put the HTML here and leave the checkout's build as it is (default: _build/html, replaced on success)")
     book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
     book.set_defaults(handler=_cmd_book)
 
