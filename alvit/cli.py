@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="steady-state training and scoring throughput and MFU, next to a naive pipeline")
     bench.add_argument("model", help="e.g. vit_b16 (random-init weights, synthetic 32 px images)")
-    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    bench.add_argument("--device", type=flags.device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     bench.add_argument("--batch", type=flags.batch_size, default=64, help="images per training step and per scoring batch (default 64)")
     bench.add_argument("--eval-batch", type=flags.batch_size, default=None, help="images per scoring batch (default: --batch)")
     bench.add_argument("--compile", choices=["auto", "true", "false"], default="auto", help="as train.compile (default auto)")

@@ -14,6 +14,7 @@ import math
 import shutil
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 YEAR_S = 365 * 24 * 3600.0  # longest timeout or heartbeat age accepted
 MAX_PROCESSES = 1024  # workers, runs per GPU, processes at once
@@ -68,16 +69,34 @@ def gpu_ids(text: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def device(text: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N, a CUDA device being one of this machine's."""
+    kind, _, index = text.partition(":")
+    if text not in ("auto", "cpu", "cuda") and not (kind == "cuda" and index.isdigit()):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, not {text!r}")
+    if kind == "cuda":
+        present = gpu_count()
+        if not present:
+            raise argparse.ArgumentTypeError(f"{text} asks for a CUDA GPU, and this machine has none (nvidia-smi finds none); "
+                                             "use auto or cpu")
+        if index and int(index) >= present:
+            raise argparse.ArgumentTypeError(f"{text} is not on this machine, which has cuda:0 to cuda:{present - 1}")
+    return text
+
+
 def gpu_count() -> int:
-    """CUDA devices on this machine, as ``nvidia-smi -L`` lists them (0 without the driver); no torch import."""
+    """CUDA devices on this machine, without importing torch: ``nvidia-smi -L``, else the driver's
+    ``/proc/driver/nvidia/gpus/`` (containers without the tool), else 0."""
     tool = shutil.which("nvidia-smi")
-    if tool is None:
-        return 0
-    try:
-        listing = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines()) if listing.returncode == 0 else 0
+    if tool is not None:
+        try:
+            listing = subprocess.run([tool, "-L"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            listing = None
+        if listing is not None and listing.returncode == 0:
+            return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+    driver = Path("/proc/driver/nvidia/gpus")
+    return len(list(driver.iterdir())) if driver.is_dir() else 0
 
 
 def process_counts(text: str) -> tuple[int, ...]:
@@ -91,4 +110,4 @@ def process_counts(text: str) -> tuple[int, ...]:
     return counts
 
 
-__all__ = ["batch_size", "gpu_count", "gpu_ids", "positive_number", "process_counts", "processes", "seconds", "whole_number"]
+__all__ = ["batch_size", "device", "gpu_count", "gpu_ids", "positive_number", "process_counts", "processes", "seconds", "whole_number"]

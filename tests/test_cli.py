@@ -70,7 +70,7 @@ def in_process(capsys, *argv: str) -> tuple[int, str, str]:
 
 DEMO = "configs/profiles/demo.yaml"
 WHOLE_BAD = ["0", "-1", "1.5", "nan", "inf", "abc", "", "99999999999999999999"]
-NUMBER_BAD = ["0", "-5", "-inf", "nan", "inf", "1e400", "1e30", "abc", ""]
+NUMBER_BAD = ["0", "-1", "-5", "-inf", "nan", "inf", "1e400", "1e30", "abc", ""]
 BAD_VALUES = [  # (command, flag, values it must refuse): every numeric and list flag of every command
     (["sweep", DEMO], "--jobs", WHOLE_BAD),
     (["sweep", DEMO], "--per-gpu", WHOLE_BAD),
@@ -90,6 +90,7 @@ BAD_VALUES = [  # (command, flag, values it must refuse): every numeric and list
     (["bench", "vit_nano_p4"], "--seconds", NUMBER_BAD),
     (["bench", "vit_nano_p4"], "--naive-workers", ["-1", "1.5", "nan", "inf", "abc", "", "99999999999999999999"]),
     (["bench", "vit_nano_p4"], "--concurrent", ["0", "-1", "two", "", "1,0", "nan", "inf", "99999"]),
+    (["bench", "vit_nano_p4"], "--device", ["tpu", "cuda:x", "cuda:-1", "", "gpu0", "cuda:99"]),
     (["sweep", DEMO], "--executor", ["cloud", ""]),
     (["bench", "vit_nano_p4"], "--compile", ["maybe"]),
 ]
@@ -135,6 +136,18 @@ def test_gpu_ids_are_checked_against_the_devices_present(monkeypatch):
     monkeypatch.setattr(flags, "gpu_count", lambda: 0)
     with pytest.raises(argparse.ArgumentTypeError, match="which has no CUDA GPU .*leave --gpus out to run on the CPU"):
         flags.gpu_ids("0")
+
+
+def test_a_cuda_device_is_checked_against_the_devices_present(monkeypatch):
+    from alvit import flags
+
+    monkeypatch.setattr(flags, "gpu_count", lambda: 1)
+    assert [flags.device(name) for name in ("auto", "cpu", "cuda", "cuda:0")] == ["auto", "cpu", "cuda", "cuda:0"]
+    with pytest.raises(argparse.ArgumentTypeError, match="cuda:1 is not on this machine, which has cuda:0 to cuda:0"):
+        flags.device("cuda:1")
+    monkeypatch.setattr(flags, "gpu_count", lambda: 0)
+    with pytest.raises(argparse.ArgumentTypeError, match="cuda asks for a CUDA GPU, and this machine has none"):
+        flags.device("cuda")
 
 
 def test_version_prints_the_package_version(capsys):
