@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 
 from alvit import book as book_module
-from alvit.book import build_book, check_destination, publish, simulated_banner
+from alvit.book import build_book, check_destination, collect_pages, publish, simulated_banner
 from alvit.errors import ConfigError, ResultsError
 from alvit.simulate import simulate_profile
 from alvit.results import RunFolder
@@ -172,3 +172,14 @@ def test_the_banner_counts_simulated_runs_in_a_mixed_book():
     assert simulated_banner(0, 51) == ""
     assert "3 of the 51 runs in this book come from <code>alvit simulate</code>" in simulated_banner(3, 51)
     assert "All 51 runs" in simulated_banner(51, 51)
+
+
+@pytest.mark.notebooks
+def test_rendering_run_pages_shows_a_progress_bar(good_build, tmp_path, capsys):
+    """Issue 14: the book rendered run pages for 94 s before printing anything."""
+    _, runs = good_build
+    run_ids = sorted(path.name for path in runs.iterdir())
+    collect_pages(run_ids, runs, tmp_path / "pages")
+    shown = capsys.readouterr().err
+    assert "book: run pages: 100%" in shown and "2/2" in shown
+    assert sorted(page.stem for page in (tmp_path / "pages").glob("*.ipynb")) == run_ids
