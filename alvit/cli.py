@@ -139,7 +139,8 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     outcome = simulate_profile(profile, out, args.test_size, progress=not args.quiet)
     print(f"simulated {plural(len(outcome['written']), 'run')} of profile {profile.name} into {out}"
           + (f" ({plural(len(outcome['kept']), 'folder')} already held a run and were kept)" if outcome["kept"] else ""))
-    print(f"preview its book: alvit book {args.profile} --runs {out}")
+    print(f"preview its book (the checkout's own book stays as it is): "
+          f"alvit book {args.profile} --runs {out} --html {out.with_name(out.name + '-html')}")
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
@@ -274,9 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", choices=["auto", "true", "false"], default="auto", help="as train.compile (default auto)")
     bench.add_argument("--seconds", type=flags.seconds, default=5.0, help="length of each timed measurement (default 5)")
     bench.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
-    bench.add_argument("--naive-workers", type=flags.whole_number(0, flags.MAX_PROCESSES), default=None, help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
+    bench.add_argument("--naive-workers", type=flags.whole_number(0, flags.MAX_PROCESSES), default=None,
+                       help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
     bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
-    bench.add_argument("--concurrent", type=flags.process_counts, default=(), metavar="1,2,4", help="also train in that many processes at once on the device")
+    bench.add_argument("--concurrent", type=flags.process_counts, default=(), metavar="1,2,4",
+                       help="also train in that many processes at once on the device")
     bench.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
     bench.set_defaults(handler=_cmd_bench)
 

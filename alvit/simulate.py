@@ -43,7 +43,7 @@ import pandas as pd
 from scipy.special import expit
 from tqdm import tqdm
 
-from alvit import __version__, metrics, seeds
+from alvit import __version__, metrics, paths, seeds
 from alvit.catalog import (
     ASSUMED_SUSTAINED_TFLOPS,
     DATASET_SIZES,
@@ -241,7 +241,7 @@ def simulate_profile(profile: Profile, out: Path, test_size: int | None = None, 
     """
     shapes = {dataset: dataset_shape(dataset) for dataset in dict.fromkeys(cfg.dataset for cfg in profile.configs)}
     check_test_size(profile, shapes, test_size)
-    make_folder(out)
+    paths.make_folder(out, "--out")
     outcome: dict[str, list[str]] = {"written": [], "kept": []}
     flops: dict[tuple[str, int | None, int], float] = {}
     for cfg in tqdm(profile.configs, desc=f"simulate {profile.name}", unit="run", disable=not progress, dynamic_ncols=True):
@@ -267,16 +267,4 @@ def check_test_size(profile: Profile, shapes: dict[str, DatasetShape], test_size
         if test_size > available:
             raise ConfigError(f"--test-size {test_size} is more than the {available} test samples of {cfg.dataset} "
                               f"in profile {profile.name}; choose 1 to {available}")
-
-
-def make_folder(out: Path) -> None:
-    """Create ``out`` (and its parents), or say in one sentence why it cannot be a folder."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder; choose a folder for the run folders")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigError(f"--out {out} cannot be a folder: a file stands in its path; choose another folder") from None
-    except PermissionError:
-        raise ConfigError(f"--out {out} cannot be created here (permission denied); choose a folder you can write") from None
 

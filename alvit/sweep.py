@@ -215,7 +215,7 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
         from alvit.slurm import check_offline
 
         check_offline(tasks, str(profile_path or f"configs/profiles/{profile.name}.yaml"))
-    output.mkdir(parents=True, exist_ok=True)
+    paths.make_folder(output, "the sweep's output")
     set_aside(output, stale, options.stale_after_s)
     if simulated:
         set_aside(output, simulated, options.stale_after_s, into=SIMULATED_DIR)

@@ -182,6 +182,14 @@ def test_a_profile_that_is_not_yaml_is_one_sentence_naming_the_line(capsys, tmp_
     assert err.count("\n") == 1
 
 
+def test_a_sweep_output_that_is_a_file_is_one_sentence_and_the_file_is_kept(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    code, _, err = in_process(capsys, "sweep", DEMO, "--output", str(tmp_path / "notes.txt"), "--only", "seed=0", "--quiet")
+    assert code == 2 and err == f"alvit: error: the sweep's output {tmp_path / 'notes.txt'} is a file, not a folder; " \
+                                "choose a folder for the run folders\n"
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
 def test_sweep_output_runs_the_profile_into_another_folder(capsys, tmp_path):
     from test_sweep import write_profile
 
