@@ -34,6 +34,13 @@ def test_user_errors_are_one_sentence_without_a_traceback(args, message, tmp_pat
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("alvit: error: ")
 
 
+def test_a_run_folder_under_a_file_is_one_sentence(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine\n")
+    result = alvit("run", "configs/demo.yaml", "--out", str(tmp_path / "notes.txt" / "run"))
+    assert result.returncode == 2 and result.stderr == (f"alvit: error: output path {tmp_path / 'notes.txt' / 'run'} cannot be a folder: "
+                                                        f"{tmp_path / 'notes.txt'} is a file; choose another --out\n")
+
+
 def test_run_prints_a_summary_line_per_round_and_the_folder(tmp_path):
     from conftest import TINY
 
