@@ -151,6 +151,9 @@ def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial:
     destination = paths.resolve(html) if html is not None else root / "_build" / "html"
     if html is not None:
         check_destination(destination)
+    jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
+    if jupyter_book is None:  # known before minutes of rendering, not after
+        raise ConfigError("jupyter-book is not installed here; run make install (it pins jupyter-book<2)")
     n_runs, n_simulated = check_runs(runs_dir)
     staging = stage_sources(root, simulated_banner(n_simulated, n_runs))
     book = staging / "book"
@@ -167,9 +170,6 @@ def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial:
     fresh_tutorial = stage_tutorial(root, book, tutorial)
     if fresh_tutorial:
         phase.done("tutorial")
-    jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
-    if jupyter_book is None:
-        raise ConfigError("jupyter-book is not installed here; run make install (it pins jupyter-book<2)")
     result = subprocess.run([jupyter_book, "build", str(staging), "--warningiserror", "--keep-going"], capture_output=True, text=True)
     phase.done("HTML (jupyter-book build)")
     if result.returncode != 0:
