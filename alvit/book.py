@@ -49,7 +49,7 @@ from alvit.wording import plural
 log = logging.getLogger(__name__)
 RENDER_WORKERS = 2
 STAGING = Path("_build") / ".staging"  # under the book's root
-EXECUTED = ("protocol.ipynb", "summary.ipynb", "runs.ipynb")  # executed into book/ by every build
+TUTORIAL = "tutorial.ipynb"
 
 
 def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path | None = None) -> None:
@@ -222,13 +222,13 @@ def stage_sources(root: Path, announcement: str) -> Path:
 def stage_tutorial(root: Path, book: Path, execute: bool) -> bool:
     """Put the tutorial in the staging ``book``: executed now when missing or older than its template
     (and ``execute``), else the one executed before. Return whether it was executed now."""
-    kept = root / "book" / "tutorial.ipynb"
-    template = paths.notebook_template("tutorial.ipynb")
+    kept = root / "book" / TUTORIAL
+    template = paths.notebook_template(TUTORIAL)
     if execute and (not kept.exists() or kept.stat().st_mtime < template.stat().st_mtime):
-        execute_notebook(template, book / "tutorial.ipynb", {}, root)
+        execute_notebook(template, book / TUTORIAL, {}, root)
         return True
     if kept.exists():
-        shutil.copy2(kept, book / "tutorial.ipynb")
+        shutil.copy2(kept, book / TUTORIAL)
     return False
 
 
@@ -238,12 +238,14 @@ def publish(staging: Path, root: Path, destination: Path, every_notebook: bool, 
     Each replaced folder is renamed aside first and removed only once its successor is in place.
     """
     replace_folder(staging / "_build" / "html", destination)
+    staged = staging / "book"
+    executed = [notebook for notebook in staged.glob("*.ipynb") if notebook.name != TUTORIAL] if every_notebook else []
     if every_notebook:
-        replace_folder(staging / "book" / "pages", root / "book" / "pages")
-        for name in EXECUTED:
-            os.replace(staging / "book" / name, root / "book" / name)
+        replace_folder(staged / "pages", root / "book" / "pages")
     if tutorial:
-        os.replace(staging / "book" / "tutorial.ipynb", root / "book" / "tutorial.ipynb")
+        executed.append(staged / TUTORIAL)
+    for notebook in executed:
+        os.replace(notebook, root / "book" / notebook.name)
     shutil.rmtree(staging)
 
 

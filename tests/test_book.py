@@ -142,19 +142,38 @@ def test_a_notebook_failing_midway_leaves_the_good_build_and_its_partial_noteboo
     assert_untouched(root)
 
 
-def test_html_elsewhere_is_a_preview_that_leaves_the_checkouts_book_as_it_was(good_build, tmp_path):
-    root, _ = good_build
+def staged_build(root):
+    """A staging folder as a successful build leaves it: HTML, executed notebooks, pages, the tutorial copied in."""
     staging = root / "_build" / ".staging"
     (staging / "_build" / "html").mkdir(parents=True)
-    (staging / "_build" / "html" / "index.html").write_text("the preview")
+    (staging / "_build" / "html" / "index.html").write_text("the new book")
     (staging / "book" / "pages").mkdir(parents=True)
-    for name in ("summary.ipynb", "runs.ipynb", "protocol.ipynb"):
-        (staging / "book" / name).write_text("preview notebook")
+    (staging / "book" / "pages" / "new.ipynb").write_text("a new page")
+    for name in ("summary.ipynb", "runs.ipynb", "protocol.ipynb", "another.ipynb", "tutorial.ipynb"):
+        (staging / "book" / name).write_text("new notebook")
+    return staging
+
+
+def test_a_successful_build_replaces_the_html_pages_and_every_executed_notebook(good_build):
+    root, _ = good_build
+    (root / "book" / "tutorial.ipynb").write_text("the kept tutorial")
+    publish(staged_build(root), root, root / "_build" / "html", every_notebook=True, tutorial=False)
+    assert (root / "_build" / "html" / "index.html").read_text() == "the new book"
+    assert [page.name for page in (root / "book" / "pages").iterdir()] == ["new.ipynb"]
+    assert all((root / "book" / name).read_text() == "new notebook" for name in ("summary.ipynb", "runs.ipynb", "another.ipynb"))
+    assert (root / "book" / "tutorial.ipynb").read_text() == "the kept tutorial"  # copied in, not executed: left alone
+    assert not (root / "_build" / ".staging").exists() and not (root / "_build" / ".html.replaced").exists()
+
+
+def test_html_elsewhere_is_a_preview_that_leaves_the_checkouts_book_as_it_was(good_build, tmp_path):
+    root, _ = good_build
+    staging = staged_build(root)
     (tmp_path / "preview").mkdir()
     (tmp_path / "preview" / "index.html").write_text("an older preview")  # an earlier build there is replaced
-    publish(staging, root, tmp_path / "preview", every_notebook=False, tutorial=False)
-    assert (tmp_path / "preview" / "index.html").read_text() == "the preview"
+    publish(staging, root, tmp_path / "preview", every_notebook=False, tutorial=True)
+    assert (tmp_path / "preview" / "index.html").read_text() == "the new book"
     assert_untouched(root)
+    assert (root / "book" / "tutorial.ipynb").read_text() == "new notebook"  # executed now: kept, it does not depend on the runs
     assert not staging.exists()
 
 
