@@ -113,14 +113,22 @@ def test_every_flag_refuses_a_value_outside_its_range_in_one_sentence(capsys, co
     assert err.startswith(f"alvit: error: argument {flag}: ") and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_no_flag_takes_a_bare_int_or_float():
-    """A flag typed int or float accepts 0, -5, nan and inf; every numeric flag has a checked type instead."""
+def typed_flags() -> dict[tuple[str, str], object]:
+    """(command, flag) -> its argparse type, for every flag of every command that takes a typed value or a choice."""
     from alvit.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    unchecked = [f"{name} {action.option_strings[0]}" for name, sub in commands.choices.items()
-                 for action in sub._actions if action.type in (int, float)]
-    assert not unchecked
+    return {(name, action.option_strings[0]): action.type for name, sub in commands.choices.items()
+            for action in sub._actions if action.option_strings and (action.type is not None or action.choices)}
+
+
+def test_no_flag_takes_a_bare_int_or_float():
+    """A flag typed int or float accepts 0, -5, nan and inf; every numeric flag has a checked type instead."""
+    assert not [flag for flag, kind in typed_flags().items() if kind in (int, float)]
+
+
+def test_the_table_covers_every_typed_flag_of_every_command():
+    assert set(typed_flags()) == {(command[0], flag) for command, flag, _ in BAD_VALUES}
 
 
 def test_values_inside_their_range_are_parsed():
