@@ -113,7 +113,7 @@ def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int
     peak = peak_bf16_tflops(dev)
     naive_workers = default_naive_workers() if naive_workers is None else naive_workers
     result: dict = {
-        "model": model, "timm_name": spec.timm_name, "input_size": spec.input_size, "device": str(dev),
+        "model": model, "timm_name": spec.timm_name, "timm_kwargs": spec.kwargs, "input_size": spec.input_size, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "batch": batch, "eval_batch": eval_batch, "compile": compiled, "gflops_per_image": flops / 1e9,
         "peak_tflops": peak, "seconds_per_measurement": seconds, "torch": torch.__version__,
@@ -403,7 +403,7 @@ def format_report(r: dict) -> str:
 
     mfu = "n/a (peak unknown)" if r["peak_tflops"] is None else f"{num(r['mfu'], '.1%')} of {r['peak_tflops']:g}"
     lines = [
-        (f"alvit bench {r['model']} ({r['timm_name']}, {r['input_size']} px, {r['gflops_per_image']:.3g} GFLOPs/image) "
+        (f"alvit bench {r['model']} ({architecture(r)}, {r['input_size']} px input, {r['gflops_per_image']:.3g} GFLOPs/image) "
          f"on {r['device']} ({r['device_name']}), batch {r['batch']}, compile {'on' if r['compile'] else 'off'}, "
          f"fused attention {r['fused_attn']}"),
         f"  fast   train {num(r['train_img_s']):>10} img/s  {num(r['tflops'], '.3g')} TFLOP/s  MFU {mfu}",
@@ -423,6 +423,12 @@ def format_report(r: dict) -> str:
                      f"({num(row['scaling_vs_one'], '.2f', 'x')} one process)")
     lines += [f"  error in {name}: {message}" for name, message in r["errors"].items()]
     return "\n".join(lines)
+
+
+def architecture(r: dict) -> str:
+    """``timm vit_tiny_patch16_224 with patch_size=4, ...``: a preset's timm name alone would claim patch 16 at 224 px."""
+    changed = {key: value for key, value in r.get("timm_kwargs", {}).items() if key != "img_size"}
+    return f"timm {r['timm_name']}" + (" with " + ", ".join(f"{key}={value}" for key, value in changed.items()) if changed else "")
 
 
 def write_json(result: dict, path: str | Path) -> None:

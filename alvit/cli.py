@@ -6,14 +6,21 @@ Errors a user can cause end with one sentence on stderr and exit status 2, never
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
+from alvit import __version__, flags
 from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS
 from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.leases import DEFAULT_STALE_AFTER_S
+from alvit.wording import plural
+
+if TYPE_CHECKING:
+    from alvit.sweep import Profile  # imported by the commands that need it: `alvit --version` stays quick
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -37,8 +44,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         summary_line,
     )
 
-    profile = load_profile(args.profile, args.only)
-    print(f"profile {profile.name}: {len(profile.configs)} configurations -> {profile.output}")
+    profile = _with_output(load_profile(args.profile, args.only), args.output)
+    print(f"profile {profile.name}: {plural(len(profile.configs), 'configuration')} -> {profile.output}")
     if args.estimate or any(cfg.model in PAPER_MODELS for cfg in profile.configs):
         rows = estimate_gpu_hours(profile, args.tflops)
         print(f"estimated GPU hours at {args.tflops:g} sustained TFLOP/s (an assumption; see alvit.sweep.estimate_gpu_hours):")
@@ -48,7 +55,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.estimate:
         return 0
     options = SweepOptions(
-        executor=args.executor, jobs=args.jobs, gpus=tuple(g for g in (args.gpus or "").split(",") if g),
+        executor=args.executor, jobs=args.jobs, gpus=args.gpus,
         per_gpu=args.per_gpu, timeout_s=args.timeout, rerun_stale=args.rerun_stale, stale_after_s=args.stale_after,
         slurm=_slurm_overrides(args), progress=not args.quiet,
     )
@@ -58,6 +65,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"failed runs and their errors: {profile.output}/_failed/", file=sys.stderr)
         return 1
     return 0
+
+
+def _with_output(profile: Profile, folder: str | None) -> Profile:
+    """The profile with its ``output:`` replaced by ``--output`` / ``--runs`` when given."""
+    return profile if folder is None else dataclasses.replace(profile, output=Path(folder))
 
 
 def _slurm_overrides(args: argparse.Namespace) -> dict:
@@ -74,12 +86,14 @@ def _slurm_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def _cmd_status(args: argparse.Namespace) -> None:
-    from alvit.status import format_status, sweep_status
+def _cmd_status(args: argparse.Namespace) -> int:
+    from alvit.status import format_status, status_json, sweep_status
     from alvit.sweep import load_profile
 
-    profile = load_profile(args.profile, args.only)
-    print(format_status(profile, sweep_status(profile, args.stale_after), every=args.all))
+    profile = _with_output(load_profile(args.profile, args.only), args.runs)
+    rows = sweep_status(profile, args.stale_after)
+    print(status_json(profile, rows) if args.json else format_status(profile, rows, every=args.all))
+    return 1 if any(row.state == "failed" for row in rows) else 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -112,7 +126,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 def _cmd_book(args: argparse.Namespace) -> None:
     from alvit.book import build_book
 
-    built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial)
+    built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial, html=args.html)
     print(f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)")
 
 
@@ -123,10 +137,11 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
     profile = load_profile(args.profile, args.only)
     out = resolve(args.out)
-    outcome = simulate_profile(profile, out, args.test_size)
-    print(f"simulated {len(outcome['written'])} runs of profile {profile.name} into {out}"
-          + (f" ({len(outcome['kept'])} folders already held a run and were kept)" if outcome["kept"] else ""))
-    print(f"preview its book: alvit book {args.profile} --runs {out}")
+    outcome = simulate_profile(profile, out, args.test_size, progress=not args.quiet)
+    print(f"simulated {plural(len(outcome['written']), 'run')} of profile {profile.name} into {out}"
+          + (f" ({plural(len(outcome['kept']), 'folder')} already held a run and were kept)" if outcome["kept"] else ""))
+    print(f"preview its book (the checkout's own book stays as it is): "
+          f"alvit book {args.profile} --runs {out} --html {out.with_name(out.name + '-html')}")
 
 
 def _cmd_power(args: argparse.Namespace) -> None:
@@ -141,36 +156,16 @@ def _cmd_power(args: argparse.Namespace) -> None:
         print(f"figures: {args.json}")
 
 
-def _seed_counts(text: str) -> tuple[int, ...]:
-    """``--seeds 3,5,10`` -> ``(3, 5, 10)``; the range is checked by :func:`alvit.power.check_arguments`."""
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must list numbers of seeds, e.g. 3,5,10, not {text!r}") from None
-
-
 def _cmd_bench(args: argparse.Namespace) -> None:
-    concurrent = _process_counts(args.concurrent) if args.concurrent else ()
     from alvit.bench import format_report, run_bench, write_json
 
     result = run_bench(args.model, args.device, args.batch, args.eval_batch, args.compile, args.seconds,
-                       naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=concurrent,
+                       naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=args.concurrent,
                        deterministic=args.deterministic)
     print(format_report(result))
     if args.json:
         write_json(result, args.json)
         print(f"figures: {args.json}")
-
-
-def _process_counts(text: str) -> tuple[int, ...]:
-    """``--concurrent 1,2,4`` -> ``(1, 2, 4)``, checked before torch is imported."""
-    try:
-        counts = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        counts = (0,)
-    if not counts or min(counts) < 1:
-        raise ConfigError(f"--concurrent {text!r} must list process counts of 1 or more, e.g. 1,2,4")
-    return counts
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -196,18 +191,16 @@ def _listing(what: str) -> dict[str, str]:
     return NOISE_KINDS
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text!r}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors worded as every other user error: one line, exit status 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"alvit: error: {message}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="alvit", description="Active learning with vision transformers under label noise.")
+    parser = _Parser(prog="alvit", description="Active learning with vision transformers under label noise.")
+    parser.add_argument("--version", action="version", version=f"alvit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run (or resume) one active-learning experiment")
@@ -223,37 +216,44 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
     sweep.add_argument("--executor", choices=["local", "slurm"], default="local",
                        help="local: worker processes here (default); slurm: one array task per configuration")
-    sweep.add_argument("--jobs", type=int, default=None, help="local: runs at once (default 1, or one per GPU slot)")
-    sweep.add_argument("--gpus", default=None, metavar="0,1,...", help="local: GPUs to spread the workers over")
-    sweep.add_argument("--per-gpu", type=int, default=1, metavar="M", help="local: runs at once on each GPU (default 1)")
-    sweep.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    sweep.add_argument("--output", default=None, metavar="DIR", help="folder of the run folders (default: the profile's output)")
+    sweep.add_argument("--jobs", type=flags.processes, default=None, help="local: runs at once (default 1, or one per GPU slot)")
+    sweep.add_argument("--gpus", type=flags.gpu_ids, default=(), metavar="0,1,...", help="local: GPUs to spread the workers over")
+    sweep.add_argument("--per-gpu", type=flags.processes, default=1, metavar="M", help="local: runs at once on each GPU (default 1)")
+    sweep.add_argument("--timeout", type=flags.seconds, default=None, metavar="SECONDS",
                        help="per run: local kills a run past it and records it as failed; slurm: the job's time limit")
     sweep.add_argument("--rerun-stale", action="store_true",
                        help="rerun runs whose folder holds another configuration, moving the old folder to _stale/")
-    sweep.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
+    sweep.add_argument("--stale-after", type=flags.seconds, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
                        help="take over a claim whose heartbeat is older than this (default %(default)g)")
     sweep.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
-                       help="keep configurations with these values, e.g. --only model=vit_b16 (repeatable)")
+                       help="keep configurations with these values, e.g. --only model=vit_b16 (repeatable; one key twice: either value)")
     slurm = sweep.add_argument_group("slurm executor (over the profile's slurm: section)")
     slurm.add_argument("--slurm-partition", default=None)
     slurm.add_argument("--slurm-account", default=None)
-    slurm.add_argument("--slurm-gpus-per-task", type=int, default=None, metavar="N")
-    slurm.add_argument("--slurm-cpus-per-task", type=int, default=None, metavar="N")
-    slurm.add_argument("--slurm-mem-gb", type=float, default=None, metavar="GB")
-    slurm.add_argument("--slurm-time-min", type=int, default=None, metavar="MIN", help="time limit per run (default 60)")
-    slurm.add_argument("--slurm-array-parallelism", type=int, default=None, metavar="N", help="runs at once (default 256)")
+    slurm.add_argument("--slurm-gpus-per-task", type=flags.whole_number(0, 64), default=None, metavar="N")
+    slurm.add_argument("--slurm-cpus-per-task", type=flags.whole_number(1, 4096), default=None, metavar="N")
+    slurm.add_argument("--slurm-mem-gb", type=flags.positive_number(1e6, "1000000"), default=None, metavar="GB")
+    slurm.add_argument("--slurm-time-min", type=flags.whole_number(1, 525600), default=None, metavar="MIN",
+                       help="time limit per run (default 60; at most a year)")
+    slurm.add_argument("--slurm-array-parallelism", type=flags.whole_number(1, 100000), default=None, metavar="N",
+                       help="runs at once (default 256)")
     slurm.add_argument("--slurm-extra", action="append", default=[], metavar="OPTION=VALUE",
                        help="any other sbatch option, e.g. --slurm-extra qos=high (repeatable)")
     sweep.add_argument("--estimate", action="store_true", help="print the GPU-hour estimate and stop")
-    sweep.add_argument("--tflops", type=float, default=ASSUMED_SUSTAINED_TFLOPS, help="sustained TFLOP/s assumed by the estimate")
+    sweep.add_argument("--tflops", type=flags.positive_number(1e6, "1000000"), default=ASSUMED_SUSTAINED_TFLOPS,
+                       help="sustained TFLOP/s assumed by the estimate")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
 
-    status = commands.add_parser("status", help="what a profile's sweep has done: done / running / failed / pending / stale")
+    status = commands.add_parser("status", help="what a profile's sweep has done: done / running / failed / pending / stale / "
+                                               "simulated (exit 1 when a run failed)")
     status.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
     status.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="as for sweep")
+    status.add_argument("--runs", default=None, metavar="DIR", help="folder of run folders (default: the profile's output)")
     status.add_argument("--all", action="store_true", help="list every run, not only those worth a look")
-    status.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
+    status.add_argument("--json", action="store_true", help="print the counts and every run's state as JSON")
+    status.add_argument("--stale-after", type=flags.seconds, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
                         help="a claim whose heartbeat is older counts as abandoned (default %(default)g)")
     status.set_defaults(handler=_cmd_status)
 
@@ -266,41 +266,48 @@ def build_parser() -> argparse.ArgumentParser:
     book = commands.add_parser("book", help="render run pages, the summary, the run index and the tutorial, then build the book")
     book.add_argument("profile", help="the profile whose runs the summary shows")
     book.add_argument("--runs", default=None, help="folder of run folders (default: the profile's output), e.g. from alvit simulate")
+    book.add_argument("--html", default=None, metavar="DIR",
+                      help="put the HTML here and leave the checkout's build as it is (default: _build/html, replaced on success)")
     book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
     book.set_defaults(handler=_cmd_book)
 
     simulate = commands.add_parser("simulate", help="write simulated run folders for a profile (a preview of its book, no training)")
     simulate.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
     simulate.add_argument("--out", required=True, help="folder for the run folders (a real run already there is kept)")
-    simulate.add_argument("--test-size", type=_positive_int, default=None, help="test samples per run (default: the dataset's)")
+    simulate.add_argument("--test-size", type=flags.whole_number(1, 10**9), default=None,
+                          help="test samples per run, at most the dataset's (default: the dataset's)")
     simulate.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
-                          help="keep configurations with these values (repeatable)")
+                          help="keep configurations with these values (repeatable; one key twice: either value)")
+    simulate.add_argument("--quiet", action="store_true", help="no progress bar")
     simulate.set_defaults(handler=_cmd_simulate)
 
     power = commands.add_parser("power", help="how often each verdict is right for a profile's grid, by simulation")
     power.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
-    power.add_argument("--seeds", type=_seed_counts, default=(3, 5, 10), metavar="3,5,10",
+    power.add_argument("--seeds", type=flags.seed_counts, default=(3, 5, 10), metavar="3,5,10",
                        help="numbers of seeds to report (default 3,5,10)")
-    power.add_argument("--effect", type=float, default=2.0, metavar="A",
+    power.add_argument("--effect", type=flags.positive_number(100.0, "100"), default=2.0, metavar="A",
                        help="the true claims' effect in seed-to-seed standard deviations (default 2)")
-    power.add_argument("--sd", type=float, default=None, metavar="S",
+    power.add_argument("--sd", type=flags.positive_number(1.0, "1"), default=None, metavar="S",
                        help="seed-to-seed standard deviation (default: the runs present, per setting, else 0.02)")
-    power.add_argument("--tables", type=_positive_int, default=200, metavar="N", help="simulated tables per estimate (default 200)")
+    power.add_argument("--tables", type=flags.whole_number(flags.MIN_TABLES, 10**7), default=200, metavar="N",
+                       help=f"simulated tables per estimate (default 200; {flags.MIN_TABLES} at least)")
     power.add_argument("--runs", default=None, help="folder of run folders whose spread to use (default: the profile's output)")
     power.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
     power.set_defaults(handler=_cmd_power)
 
     bench = commands.add_parser("bench", help="steady-state training and scoring throughput and MFU, next to a naive pipeline")
     bench.add_argument("model", help="e.g. vit_b16 (random-init weights, synthetic 32 px images)")
-    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    bench.add_argument("--batch", type=int, default=64, help="images per training step and per scoring batch (default 64)")
-    bench.add_argument("--eval-batch", type=int, default=None, help="images per scoring batch (default: --batch)")
+    bench.add_argument("--device", type=flags.device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    bench.add_argument("--batch", type=flags.batch_size, default=64, help="images per training step and per scoring batch (default 64)")
+    bench.add_argument("--eval-batch", type=flags.batch_size, default=None, help="images per scoring batch (default: --batch)")
     bench.add_argument("--compile", choices=["auto", "true", "false"], default="auto", help="as train.compile (default auto)")
-    bench.add_argument("--seconds", type=float, default=5.0, help="length of each timed measurement (default 5)")
+    bench.add_argument("--seconds", type=flags.seconds, default=5.0, help="length of each timed measurement (default 5)")
     bench.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
-    bench.add_argument("--naive-workers", type=int, default=None, help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
+    bench.add_argument("--naive-workers", type=flags.whole_number(0, flags.MAX_PROCESSES), default=None,
+                       help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
     bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
-    bench.add_argument("--concurrent", default="", metavar="1,2,4", help="also train in that many processes at once on the device")
+    bench.add_argument("--concurrent", type=flags.process_counts, default=(), metavar="1,2,4",
+                       help="also train in that many processes at once on the device")
     bench.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
     bench.set_defaults(handler=_cmd_bench)
 

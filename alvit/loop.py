@@ -114,6 +114,12 @@ def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
     """Refuse to mix two configurations in one folder; never touch finished results."""
     if folder.path.exists() and not folder.path.is_dir():
         raise ConfigError(f"output path {folder.path} is a file, not a folder; choose another --out")
+    blocking = next((parent for parent in folder.path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"output path {folder.path} cannot be a folder: {blocking} is a file; choose another --out")
+    if folder.is_simulated():  # its rounds are an effect model's, not training: resuming would mix them in
+        raise ConfigError(f"{folder.path} holds a simulated run (from alvit simulate); choose another --out, "
+                          f"or move that folder away to train the run")
     existing = folder.read_config()
     if existing is None:
         return

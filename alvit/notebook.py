@@ -78,7 +78,7 @@ def run(cfg: ExperimentConfig, run_dir: str | Path | None = None) -> RunFolder:
 
 def banner(folder: RunFolder) -> str | None:
     """HTML warning for a simulated run's page, None for a real run."""
-    return SIMULATED_BANNER.format(what="The numbers on this page") if folder.read_env().get("simulated") else None
+    return SIMULATED_BANNER.format(what="The numbers on this page") if folder.is_simulated() else None
 
 
 def for_reading(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:

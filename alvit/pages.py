@@ -3,8 +3,8 @@
 A page is rendered for a run that is finished (only its run folder is read, no torch is
 imported: a couple of seconds) or, when its folder is unfinished, runs it first. The page is
 titled after its configuration, which is the title the book shows, and opens with the exact
-``alvit run`` and ``papermill`` commands that rerun it. An executed notebook is published
-(:func:`publish`) without the builder's paths: a reader downloads it and reruns it as it is.
+``alvit run`` and ``papermill`` commands that rerun it. An executed notebook is published with
+none of the builder's paths (:func:`without_builder_paths`): a reader downloads it and reruns it.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def page_introduction(cfg: ExperimentConfig) -> str:
             "and never redoes finished rounds.")
 
 
-def publish(notebook: Any, root: Path, parameters: dict[str, Any] | None = None) -> None:
+def without_builder_paths(notebook: Any, root: Path, parameters: dict[str, Any] | None = None) -> None:
     """Make an executed notebook fit to publish: no builder paths, the injected parameters off the page.
 
     The injected-parameters cell is hidden (the page states its commands in prose) and, when
@@ -127,7 +127,7 @@ def render_page(run_dir: Path, page: Path, cfg: ExperimentConfig | None = None, 
     )
     executed = nbformat.read(str(page), as_version=4)
     executed.cells[0].source = page_introduction(cfg)
-    publish(executed, paths.book_root(), {**notebook_parameters(cfg, run_dir), "RUN_DIR": None})
+    without_builder_paths(executed, paths.book_root(), {**notebook_parameters(cfg, run_dir), "RUN_DIR": None})
     nbformat.write(executed, str(page))
     return page
 

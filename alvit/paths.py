@@ -39,6 +39,21 @@ def resolve(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def make_folder(path: Path, named: str) -> None:
+    """Create the folder ``path`` (and its parents), or say in one sentence why it cannot be one.
+
+    ``named`` is how the user gave it (``--out``, ``the profile's output``), for the message.
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{named} {path} is a file, not a folder; choose a folder for the run folders")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{named} {path} cannot be a folder: a file stands in its path; choose another folder") from None
+    except PermissionError:
+        raise ConfigError(f"{named} {path} cannot be created here (permission denied); choose a folder you can write") from None
+
+
 def data_home() -> Path:
     """Where downloaded datasets live: ``$ALVIT_DATA``, else ``~/.cache/alvit`` (no torch import)."""
     return Path(os.environ.get("ALVIT_DATA", Path.home() / ".cache" / "alvit")).expanduser()

@@ -38,13 +38,14 @@ import pandas as pd
 from alvit import claims, stats
 from alvit.claims import Cube
 from alvit.errors import ConfigError
+from alvit.flags import MIN_TABLES, SEED_COUNTS
 
 DEFAULT_SD = 0.02  # about the seed-to-seed spread of fine-tuned accuracy; used where no runs show one
 DEFAULT_EFFECT = 2.0  # in seed-to-seed standard deviations
 DEFAULT_TABLES = 200
 DEFAULT_SEEDS = (3, 5, 10)
 TARGET_POWER = 0.8
-MAX_SEEDS = 30
+MAX_SEEDS = SEED_COUNTS[1]
 CURVE_SEEDS = tuple(range(2, 13))
 METRICS = claims.METRICS
 SIMULATED_GFLOPS = {"vit_l16": 4.0, "vit_l32": 1.0}
@@ -235,15 +236,16 @@ def power_report(profile_name: str, grids: list[SettingGrid], seeds: Sequence[in
 
 
 def check_arguments(seeds: Sequence[int], effect: float, sd: float | None, tables: int) -> None:
-    """One sentence for a value outside its range."""
-    if not seeds or any(n < 2 or n > MAX_SEEDS for n in seeds):
-        raise ConfigError(f"--seeds takes numbers of seeds from 2 to {MAX_SEEDS}, e.g. 3,5,10")
-    if not np.isfinite(effect) or effect < 0:
-        raise ConfigError(f"--effect must be a finite number of seed-sds, 0 or more (e.g. {DEFAULT_EFFECT:g}), not {effect}")
-    if sd is not None and (not np.isfinite(sd) or sd <= 0):
-        raise ConfigError(f"--sd must be a finite standard deviation above 0 (e.g. {DEFAULT_SD:g}), not {sd}")
-    if tables < 20:
-        raise ConfigError(f"--tables must be at least 20 (default {DEFAULT_TABLES}), not {tables}")
+    """One sentence for a value outside its range (the command line checks the same where it parses)."""
+    if not seeds or any(not SEED_COUNTS[0] <= n <= SEED_COUNTS[1] for n in seeds):
+        raise ConfigError(f"seeds must be numbers of seeds from {SEED_COUNTS[0]} to {SEED_COUNTS[1]}, e.g. 3,5,10")
+    if not 0 < effect <= 100:  # False for NaN too
+        raise ConfigError(f"the effect must be a number of seed-sds above 0 and at most 100 (e.g. {DEFAULT_EFFECT:g}), "
+                          f"not {effect}")
+    if sd is not None and not 0 < sd <= 1:
+        raise ConfigError(f"the seed-to-seed sd must be above 0 and at most 1 (e.g. {DEFAULT_SD:g}), not {sd}")
+    if tables < MIN_TABLES:
+        raise ConfigError(f"tables must be at least {MIN_TABLES} (default {DEFAULT_TABLES}), not {tables}")
 
 
 def profile_power(profile_path: str | Path, runs_dir: str | Path | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,

@@ -52,10 +52,15 @@ QUERY_FIELDS = ("round", "index", "oracle_label", "true_label", "utility", "susp
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode any file a tool creates gets (0666 less the umask: 0644 under umask
+    022), not ``mkstemp``'s private 0600, so collaborators on shared storage can read results.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -64,6 +69,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it, and set it back at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -135,6 +154,10 @@ class RunFolder:
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ResultsError(f"{self.env} is not valid JSON ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
 
+    def is_simulated(self) -> bool:
+        """Whether :mod:`alvit.simulate` wrote this folder (``env.json`` says so): a preview, never a result."""
+        return bool(self.read_env().get("simulated", False))
+
     def read_config(self) -> dict[str, Any] | None:
         if not self.config.exists():
             return None
@@ -155,8 +178,19 @@ class RunFolder:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
             raise ResultsError(f"{self.rounds} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
         missing = [c for c in ROUND_COLUMNS if c not in table.columns]
-        if missing or list(table["round"]) != list(range(len(table))):
-            raise ResultsError(f"{self.rounds} is not a rounds table written by alvit (columns or round numbers are off); restore it or move the folder away to rerun")
+        if missing:
+            raise ResultsError(f"{self.rounds} is not a rounds table written by alvit (it lacks the column {missing[0]}); "
+                               "restore it or move the folder away to rerun")
+        for column in ROUND_COLUMNS:  # every column is a number; a stray word would fail pages and summaries later
+            numbers = pd.to_numeric(table[column], errors="coerce")
+            bad = table[column][numbers.isna() & table[column].notna()]
+            if len(bad):
+                raise ResultsError(f"{self.rounds} has the non-numeric value {bad.iloc[0]!r} in column {column} (row {bad.index[0] + 1}); "
+                                   "restore it or move the folder away to rerun")
+            table[column] = numbers
+        if list(table["round"]) != list(range(len(table))):
+            raise ResultsError(f"{self.rounds} is not a rounds table written by alvit (its round numbers are not 0, 1, 2, ...); "
+                               "restore it or move the folder away to rerun")
         return table
 
     def read_queries(self) -> dict[str, np.ndarray]:

@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from tqdm import tqdm
 
-from alvit import __version__, metrics, seeds
+from alvit import __version__, metrics, paths, seeds
 from alvit.catalog import (
     ASSUMED_SUSTAINED_TFLOPS,
     DATASET_SIZES,
@@ -231,22 +232,23 @@ def model_gflops(cfg: ExperimentConfig, num_classes: int) -> float:
     return gflops_per_image(resolve_model(cfg.model, cfg.img_size), num_classes)
 
 
-def simulate_profile(profile: Profile, out: Path, test_size: int | None = None) -> dict[str, list[str]]:
+def simulate_profile(profile: Profile, out: Path, test_size: int | None = None, progress: bool = False) -> dict[str, list[str]]:
     """Simulate every configuration of ``profile`` into ``out``; return run ids written and kept.
 
     A folder that already holds a run is kept as it is (a real run is never overwritten).
+    ``test_size`` larger than a dataset's test set, or an ``out`` that cannot be a folder, is
+    refused before anything is written. ``progress`` draws a bar (1,260 runs take minutes).
     """
-    out.mkdir(parents=True, exist_ok=True)
+    shapes = {dataset: dataset_shape(dataset) for dataset in dict.fromkeys(cfg.dataset for cfg in profile.configs)}
+    check_test_size(profile, shapes, test_size)
+    paths.make_folder(out, "--out")
     outcome: dict[str, list[str]] = {"written": [], "kept": []}
     flops: dict[tuple[str, int | None, int], float] = {}
-    shapes: dict[str, DatasetShape] = {}
-    for cfg in profile.configs:
+    for cfg in tqdm(profile.configs, desc=f"simulate {profile.name}", unit="run", disable=not progress, dynamic_ncols=True):
         folder = RunFolder(out / cfg.run_id)
         if folder.config.exists() or folder.rounds.exists():
             outcome["kept"].append(cfg.run_id)
             continue
-        if cfg.dataset not in shapes:  # an imagefolder's files are counted once, not once per run
-            shapes[cfg.dataset] = dataset_shape(cfg.dataset)
         shape = shapes[cfg.dataset]
         key = (cfg.model, cfg.img_size, shape.classes)
         if key not in flops:
@@ -254,4 +256,15 @@ def simulate_profile(profile: Profile, out: Path, test_size: int | None = None) 
         simulate_run(cfg, folder, shape, test_size, flops[key])
         outcome["written"].append(cfg.run_id)
     return outcome
+
+
+def check_test_size(profile: Profile, shapes: dict[str, DatasetShape], test_size: int | None) -> None:
+    """``--test-size`` must fit every configuration's test set (a silent cut would mislead the preview)."""
+    if test_size is None:
+        return
+    for cfg in profile.configs:
+        available = min(shapes[cfg.dataset].test, cfg.data.max_test or shapes[cfg.dataset].test)
+        if test_size > available:
+            raise ConfigError(f"--test-size {test_size} is more than the {available} test samples of {cfg.dataset} "
+                              f"in profile {profile.name}; choose 1 to {available}")
 

@@ -7,13 +7,16 @@ the output folder. Each configuration is in one state:
 - ``done``: every round of this configuration, and its page when the profile wants one;
 - ``stale``: the run folder holds another configuration (the differing keys);
 - ``failed``: the last attempt failed (the first line of ``_failed/<run-id>.txt``);
-- ``pending``: not started, part-way (rounds done), or a claim left by a dead process.
+- ``pending``: not started, part-way (rounds done), or a claim left by a dead process;
+- ``simulated``: the folder holds a preview from ``alvit simulate``, not a trained run (the next
+  sweep moves it to ``_simulated/`` and trains the run).
 """
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from alvit import paths
 from alvit.errors import ResultsError
@@ -21,8 +24,9 @@ from alvit.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
 from alvit.results import RunFolder
 from alvit.sweep import Profile
 from alvit.task import Task, failure_reason, is_complete, stale_keys
+from alvit.wording import plural
 
-STATES = ("done", "running", "failed", "pending", "stale")
+STATES = ("done", "running", "failed", "pending", "stale", "simulated")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ def _status(task: Task, claim: Claim | None, claims: Claims) -> RunStatus:
     try:
         if is_complete(task):
             return RunStatus(task.run_id, "done")
+        if RunFolder(task.run_dir).is_simulated():
+            return RunStatus(task.run_id, "simulated", "a preview from alvit simulate; the next sweep moves it aside and trains the run")
         changed = stale_keys(task.cfg, task.output)
     except ResultsError as err:
         return RunStatus(task.run_id, "failed", str(err))
@@ -80,12 +86,24 @@ def _rounds_done(task: Task) -> int | None:
         return None
 
 
+def state_counts(rows: list[RunStatus]) -> dict[str, int]:
+    """How many configurations are in each state, every state listed."""
+    return {state: sum(row.state == state for row in rows) for state in STATES}
+
+
+def status_json(profile: Profile, rows: list[RunStatus]) -> str:
+    """The sweep's state for programs: profile, output, counts by state, and every run's state and detail."""
+    return json.dumps({"profile": profile.name, "output": str(paths.resolve(profile.output)), "configurations": len(rows),
+                       "counts": state_counts(rows), "runs": [asdict(row) for row in rows]}, indent=2)
+
+
 def format_status(profile: Profile, rows: list[RunStatus], every: bool = False) -> str:
     """Counts by state, then a table of the runs worth a look (``every``: all of them)."""
-    counts = {state: sum(row.state == state for row in rows) for state in STATES}
-    lines = [f"profile {profile.name}: {len(rows)} configurations in {paths.resolve(profile.output)}",
+    counts = state_counts(rows)
+    lines = [f"profile {profile.name}: {plural(len(rows), 'configuration')} in {paths.resolve(profile.output)}",
              " / ".join(f"{state} {counts[state]}" for state in STATES)]
-    shown = [row for row in rows if every or (row.state != "done" and (row.state != "pending" or row.detail))]
+    simulated = counts["simulated"]
+    shown = [row for row in rows if every or (row.state not in ("done", "simulated") and (row.state != "pending" or row.detail))]
     if shown:
         width = max(len(row.run_id) for row in shown)
         lines.append("")
@@ -93,7 +111,10 @@ def format_status(profile: Profile, rows: list[RunStatus], every: bool = False) 
     hidden = sum(row.state == "pending" and not row.detail for row in rows) if not every else 0
     if hidden:
         lines.append(f"({hidden} pending runs not started are not listed; --all lists every run)")
+    if simulated and not every:
+        lines.append(f"({plural(simulated, 'run folder')} from alvit simulate: previews, not trained runs; "
+                     f"the next sweep moves them to _simulated/ and trains the runs; --all lists them)")
     return "\n".join(lines)
 
 
-__all__ = ["RunStatus", "format_status", "sweep_status"]
+__all__ = ["STATES", "RunStatus", "format_status", "state_counts", "status_json", "sweep_status"]

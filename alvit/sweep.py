@@ -10,7 +10,8 @@ configuration writes its run folder ``<output>/<run-id>/`` and, when selected,
 A sweep first sorts the configurations: finished ones (every round, the same configuration up
 to :data:`alvit.config.NOT_RESULT_KEYS`, and the page if wanted) are skipped; a run folder of
 another configuration is *stale*: the sweep refuses to go on, naming the differing keys, unless
-``rerun_stale`` moves it to ``_stale/`` first. The rest go to an executor, local worker
+``rerun_stale`` moves it to ``_stale/`` first. A folder ``alvit simulate`` wrote is a preview,
+never a finished run: the sweep moves it to ``_simulated/`` and trains the run. The rest go to an executor, local worker
 processes (:mod:`alvit.workers`) or SLURM array tasks (:mod:`alvit.slurm`), which claim each
 configuration before running it (:mod:`alvit.leases`), so sweeps running at once on one output
 never run a configuration twice. Failures go to ``_failed/<run-id>.txt`` and the sweep goes on.
@@ -20,10 +21,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from tqdm import tqdm
@@ -46,14 +47,16 @@ from alvit.task import (
     CLAIMED,
     DONE,
     FAILED,
+    SIMULATED_DIR,
     SKIPPED,
     STALE_DIR,
     Outcome,
     Task,
     is_complete,
-    move_stale,
+    move_aside,
     stale_keys,
 )
+from alvit.results import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,14 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"profile {path} does not exist; profiles live in configs/profiles/ (demo.yaml, paper.yaml)")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"profile {path} is not valid YAML{where}; see configs/profiles/demo.yaml for the form") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {path} must be a mapping of the keys {', '.join(PROFILE_KEYS)}, not a {type(data).__name__}")
     unknown = sorted(set(data) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: {', '.join(PROFILE_KEYS)}")
@@ -99,6 +109,7 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     base = load_config(None, [])
     base = with_overrides(base, flatten(data.get("base") or {}))
     filters = _parse_only(only, grid)
+    _check_filters_match(filters, grid, base, path)
     configs = []
     for combination in itertools.product(*grid.values()):
         point = dict(zip(grid, combination))
@@ -115,6 +126,7 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
 
 
 def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``--only`` items as dotted key -> allowed values; a key given twice allows the values of both."""
     filters: dict[str, list[Any]] = {}
     for item in only:
         key, sep, raw = item.partition("=")
@@ -124,8 +136,21 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
             lookup(ExperimentConfig(), key)
         except AttributeError:
             raise ConfigError(f"--only key {key!r} is not a config key; the grid's keys are: {', '.join(grid)}") from None
-        filters[key] = [yaml.safe_load(value) for value in raw.split(",")]
+        filters.setdefault(key, []).extend(yaml.safe_load(value) for value in raw.split(","))
     return filters
+
+
+def _check_filters_match(filters: dict[str, list[Any]], grid: dict[str, list[Any]], base: ExperimentConfig, path: Path) -> None:
+    """Each ``--only`` key must keep some value of the profile: a filter matching nothing is a typo, not an empty sweep.
+
+    The grid is a product, so filters that each keep a value keep a configuration together.
+    """
+    for key, allowed in filters.items():
+        present = grid.get(key, [lookup(base, key)])
+        if not any(value in allowed for value in present):
+            given = ",".join(str(value) for value in allowed)
+            raise ConfigError(f"--only {key}={given} matches no configuration of profile {path}; "
+                              f"its {key} values are: {', '.join(str(value) for value in present)}")
 
 
 def _parse_pages(pages: Any, path: Path) -> str | dict[str, list[Any]]:
@@ -180,7 +205,7 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
     options = options or SweepOptions(jobs=jobs, progress=progress)
     execute = _executor(profile, options)
     output = paths.resolve(profile.output)
-    tasks, skipped, stale = plan(profile, output, options)
+    tasks, skipped, stale, simulated = plan(profile, output, options)
     if stale and not options.rerun_stale:
         keys = sorted({key for changed in stale.values() for key in changed})
         raise ConfigError(f"{len(stale)} run folder(s) in {output} hold runs of another configuration (differing in "
@@ -190,8 +215,12 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
         from alvit.slurm import check_offline
 
         check_offline(tasks, str(profile_path or f"configs/profiles/{profile.name}.yaml"))
-    output.mkdir(parents=True, exist_ok=True)
+    paths.make_folder(output, "the sweep's output")
     set_aside(output, stale, options.stale_after_s)
+    if simulated:
+        set_aside(output, simulated, options.stale_after_s, into=SIMULATED_DIR)
+        log.info("%d simulated run folder(s) (from alvit simulate) moved to %s/; their real runs are trained now",
+                 len(simulated), output / SIMULATED_DIR)
     outcome: dict[str, list[str]] = {DONE: [], SKIPPED: list(skipped), FAILED: [], CLAIMED: []}
     bar = tqdm(total=len(profile.configs), initial=len(skipped), desc=f"sweep {profile.name}", unit="run",
                disable=not options.progress, dynamic_ncols=True)
@@ -213,9 +242,18 @@ def summary_line(outcome: dict[str, list[str]]) -> str:
             f"claimed elsewhere {len(outcome[CLAIMED])}")
 
 
-def plan(profile: Profile, output: Path, options: SweepOptions) -> tuple[list[Task], list[str], dict[str, list[str]]]:
-    """Sort the configurations: tasks to run, run ids complete, and stale run ids with their differing keys."""
-    tasks, skipped, stale = [], [], {}
+class Plan(NamedTuple):
+    """A sweep's configurations, sorted before anything runs."""
+
+    tasks: list[Task]  # to run (stale and simulated ones included, once moved aside)
+    skipped: list[str]  # run ids finished before
+    stale: dict[str, list[str]]  # run id -> the keys in which its folder's configuration differs
+    simulated: list[str]  # run ids whose folder alvit simulate wrote
+
+
+def plan(profile: Profile, output: Path, options: SweepOptions) -> Plan:
+    """Sort the configurations: tasks to run, run ids complete, stale run ids with their differing keys, simulated ones."""
+    tasks, skipped, stale, simulated = [], [], {}, []
     for cfg in profile.configs:
         task = Task(cfg=cfg, output=output, page=profile.wants_page(cfg), timeout_s=options.timeout_s,
                     stale_after_s=options.stale_after_s)
@@ -223,24 +261,28 @@ def plan(profile: Profile, output: Path, options: SweepOptions) -> tuple[list[Ta
             if is_complete(task):
                 skipped.append(cfg.run_id)
                 continue
-            changed = stale_keys(cfg, output)
+            if RunFolder(task.run_dir).is_simulated():
+                simulated.append(cfg.run_id)
+                changed = []
+            else:
+                changed = stale_keys(cfg, output)
         except ResultsError:
             changed = []  # a damaged folder: the task's run says what is wrong, and it is recorded as failed
         if changed:
             stale[cfg.run_id] = changed
         tasks.append(task)
-    return tasks, skipped, stale
+    return Plan(tasks, skipped, stale, simulated)
 
 
-def set_aside(output: Path, stale: dict[str, list[str]], stale_after_s: float) -> None:
-    """Move stale run folders to ``_stale/``, each under a claim: never one another sweep is writing."""
+def set_aside(output: Path, run_ids: Iterable[str], stale_after_s: float, into: str = STALE_DIR) -> None:
+    """Move run folders to ``<into>/`` (``_stale/``, ``_simulated/``), each under a claim: never one another sweep is writing."""
     claims = Claims(output, stale_after_s)
-    for run_id in stale:
+    for run_id in run_ids:
         claim = claims.acquire(run_id)
         if claim is None:
             continue  # running elsewhere: that sweep's task will say what it finds
         try:
-            log.info("%s: the old run moved to %s", run_id, move_stale(output, run_id))
+            log.info("%s: the old folder moved to %s", run_id, move_aside(output, run_id, into))
         finally:
             claims.release(claim)
 

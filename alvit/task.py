@@ -12,7 +12,9 @@ Files beside the run folders, in ``<output>/``:
 - ``_claims/<run-id>.json``: who runs it now;
 - ``_failed/<run-id>.txt``: why its last attempt failed (one line, then details), with the
   partial page ``_failed/<run-id>.ipynb`` when the page was being rendered;
-- ``_stale/<run-id>-<stamp>/``: a run of an older configuration, moved aside by ``--rerun-stale``.
+- ``_stale/<run-id>-<stamp>/``: a run of an older configuration, moved aside by ``--rerun-stale``;
+- ``_simulated/<run-id>-<stamp>/``: a folder ``alvit simulate`` wrote, moved aside by the sweep
+  (a preview is never taken for a finished run; the real run is trained in its place).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from alvit.results import RunFolder, atomic_write_text
 
 FAILED_DIR = "_failed"
 STALE_DIR = "_stale"
+SIMULATED_DIR = "_simulated"
 
 DONE, SKIPPED, FAILED, CLAIMED = "done", "skipped", "failed", "claimed"
 
@@ -109,8 +112,9 @@ def _run_claimed(task: Task) -> Outcome:
 
 
 def is_complete(task: Task) -> bool:
-    """The run folder holds every round of this configuration, and the page exists if wanted."""
-    finished = RunFolder(task.run_dir).is_finished(to_dict(task.cfg))
+    """The run folder holds every round of this configuration, trained (not simulated), and the page if wanted."""
+    folder = RunFolder(task.run_dir)
+    finished = folder.is_finished(to_dict(task.cfg)) and not folder.is_simulated()
     return finished and (not task.page or task.page_path.exists())
 
 
@@ -120,10 +124,10 @@ def stale_keys(cfg: ExperimentConfig, output: Path) -> list[str]:
     return differing_keys(stored, to_dict(cfg)) if stored is not None else []
 
 
-def move_stale(output: Path, run_id: str) -> Path:
-    """Move a run folder (and its page) to ``_stale/<run-id>-<stamp>/``; return where it went."""
+def move_aside(output: Path, run_id: str, into: str = STALE_DIR) -> Path:
+    """Move a run folder (and its page) to ``<into>/<run-id>-<stamp>/``; return where it went."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = output / STALE_DIR / f"{run_id}-{stamp}"
+    target = output / into / f"{run_id}-{stamp}"
     target.parent.mkdir(parents=True, exist_ok=True)
     (output / run_id).rename(target)
     page = output / f"{run_id}.ipynb"
@@ -165,6 +169,6 @@ def failure_reason(output: Path, run_id: str) -> str | None:
 
 
 __all__ = [
-    "CLAIMED", "DONE", "FAILED", "SKIPPED", "Outcome", "Task", "clear_failure", "failure_reason", "is_complete",
-    "move_stale", "one_line", "record_failure", "run_task", "stale_keys",
+    "CLAIMED", "DONE", "SIMULATED_DIR", "STALE_DIR", "FAILED", "SKIPPED", "Outcome", "Task", "clear_failure", "failure_reason", "is_complete",
+    "move_aside", "one_line", "record_failure", "run_task", "stale_keys",
 ]

@@ -64,7 +64,8 @@ def test_bench_command_rejects_a_bad_process_list_in_one_sentence():
     result = subprocess.run([sys.executable, "-m", "alvit.cli", "bench", "vit_nano_p4", "--concurrent", "two"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr == "alvit: error: --concurrent 'two' must list process counts of 1 or more, e.g. 1,2,4\n"
+    assert result.stderr == ("alvit: error: argument --concurrent: must list whole numbers from 1 to 1024, e.g. 1,2,4, not 'two'; "
+                             "see alvit bench --help\n")
 
 
 def write_check_parts(work, bench_figures):
@@ -112,3 +113,11 @@ def test_gpu_check_runs_end_to_end_on_a_cpu_in_small_mode(tmp_path):
     (figures,) = report["bench"]
     assert figures["model"] == "vit_nano_p4" and figures["concurrent"] and figures["deterministic_train_img_s"] > 0
     assert [row["round"] for row in report["rounds"]["rows"]] == [0, 1] and report["rounds"]["env"]["compile"] is False
+
+
+def test_the_header_names_a_presets_real_architecture_not_only_its_timm_base():
+    """Issue 14: "vit_nano_p4 (vit_tiny_patch16_224, 8 px...)" claimed patch 16 at 224 px."""
+    spec = resolve_model("vit_nano_p4")
+    text = bench.architecture({"timm_name": spec.timm_name, "timm_kwargs": spec.kwargs})
+    assert text == "timm vit_tiny_patch16_224 with patch_size=4, embed_dim=64, depth=2, num_heads=4"
+    assert bench.architecture({"timm_name": "vit_base_patch16_224", "timm_kwargs": {}}) == "timm vit_base_patch16_224"

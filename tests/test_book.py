@@ -1,4 +1,5 @@
-"""The book at the paper's shape: simulated runs of two datasets and two noise kinds build with -W."""
+"""The book at the paper's shape: simulated runs of two datasets and two noise kinds build with -W,
+say on every page that they are simulated, and a build that fails leaves the previous one whole."""
 
 import shutil
 
@@ -6,8 +7,11 @@ import nbformat
 import pytest
 from conftest import REPO
 
-from alvit.book import build_book
+from alvit import book as book_module
+from alvit.book import build_book, check_destination, collect_pages, publish, simulated_banner
+from alvit.errors import ConfigError, ResultsError
 from alvit.simulate import simulate_profile
+from alvit.results import RunFolder
 from alvit.sweep import load_profile
 
 MIXED = REPO / "tests" / "profiles" / "mixed.yaml"
@@ -48,8 +52,11 @@ def test_the_book_builds_with_warnings_as_errors_and_pages_only_for_chosen_runs(
     assert built["run_pages"] == len(chosen) == 2
     html = base / "root" / "_build" / "html" / "book"
     assert sorted(p.stem for p in (html / "pages").glob("*.html")) == sorted(chosen)
-    page = (html / "pages" / f"{chosen[0]}.html").read_text()
-    assert "Simulated results" in page  # every page built from simulated runs says so
+    root = html.parent  # its index.html only redirects to book/intro.html; _static/ holds templates
+    every_page = [page for page in root.rglob("*.html") if "_static" not in page.parts and page != root / "index.html"]
+    assert len(every_page) > 8 and all("Simulated results." in page.read_text() for page in every_page)  # every page says so
+    assert "All 144 runs in this book come from <code>alvit simulate</code>" in (html / "intro.html").read_text()  # the index page too
+    assert not (base / "root" / "_build" / ".staging").exists()  # built, swapped in, staging removed
 
 
 @pytest.mark.notebooks
@@ -100,3 +107,122 @@ def test_no_page_of_the_built_book_holds_the_build_machines_paths(mixed_book):
     holding = [str(p.relative_to(html)) for p in html.rglob("*") if p.is_file() and p.suffix in (".html", ".ipynb", ".txt")
                and root in p.read_text(errors="replace")]
     assert not holding, holding
+
+
+ONE_PAGE = ["seed=0", "model=vit_l32", "noise.rate=0.4", "strategy=entropy", "noise.kind=flip"]  # both datasets: 2 runs
+
+
+@pytest.fixture
+def good_build(tmp_path):
+    """A checkout copy holding an earlier good build (its executed summary and HTML), and two simulated runs."""
+    root = tmp_path / "root"
+    book_sources(root)
+    (root / "book" / "summary.ipynb").write_text("the good summary")
+    (root / "book" / "pages").mkdir()
+    (root / "book" / "pages" / "old.ipynb").write_text("a good page")
+    (root / "_build" / "html").mkdir(parents=True)
+    (root / "_build" / "html" / "index.html").write_text("the good book")
+    simulate_profile(load_profile(MIXED, ONE_PAGE), tmp_path / "runs", test_size=50)
+    return root, tmp_path / "runs"
+
+
+def assert_untouched(root):
+    assert (root / "book" / "summary.ipynb").read_text() == "the good summary"
+    assert (root / "book" / "pages" / "old.ipynb").read_text() == "a good page"
+    assert (root / "_build" / "html" / "index.html").read_text() == "the good book"
+
+
+def test_a_build_from_an_empty_folder_fails_at_once_and_leaves_the_good_build(good_build, tmp_path):
+    """Issue 14: an empty --runs folder overwrote the executed summary, then failed with KeyError: 'run_id'."""
+    root, _ = good_build
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=f"{tmp_path / 'empty'} holds no finished run folder; run the sweep first"):
+        build_book(MIXED, tmp_path / "empty", root=root)
+    assert_untouched(root)
+
+
+def test_a_word_in_a_rounds_table_stops_the_build_before_any_page_renders(good_build):
+    """Issue 14: 'abc' in rounds.csv failed after 78 s of rendering with a ValueError naming no file."""
+    root, runs = good_build
+    folder = RunFolder(next(runs.iterdir()))
+    folder.rounds.write_text(folder.rounds.read_text().replace("\n1,", "\nabc,", 1))
+    with pytest.raises(ResultsError, match=f"{folder.rounds} has the non-numeric value 'abc' in column round"):
+        build_book(MIXED, runs, root=root)
+    assert not (root / "_build" / ".staging").exists()  # nothing was staged, let alone rendered
+    assert_untouched(root)
+
+
+def test_a_notebook_failing_midway_leaves_the_good_build_and_its_partial_notebook_for_reading(good_build, monkeypatch):
+    root, runs = good_build
+    monkeypatch.setattr(book_module, "collect_pages", lambda run_ids, runs_dir, pages_dir, progress: pages_dir.mkdir())
+
+    def failing(template, output, parameters, cwd=None):
+        output.write_text("partly executed")
+        raise ConfigError(f"{template.name} failed (KeyError: 'x'); the partly executed notebook is {output}")
+
+    monkeypatch.setattr(book_module, "execute_notebook", failing)
+    with pytest.raises(ConfigError, match=r"the partly executed notebook is .*_build/\.staging/book/protocol\.ipynb"):
+        build_book(MIXED, runs, root=root)
+    assert_untouched(root)
+
+
+def staged_build(root):
+    """A staging folder as a successful build leaves it: HTML, executed notebooks, pages, the tutorial copied in."""
+    staging = root / "_build" / ".staging"
+    (staging / "_build" / "html").mkdir(parents=True)
+    (staging / "_build" / "html" / "index.html").write_text("the new book")
+    (staging / "book" / "pages").mkdir(parents=True)
+    (staging / "book" / "pages" / "new.ipynb").write_text("a new page")
+    for name in ("summary.ipynb", "runs.ipynb", "protocol.ipynb", "another.ipynb", "tutorial.ipynb"):
+        (staging / "book" / name).write_text("new notebook")
+    return staging
+
+
+def test_a_successful_build_replaces_the_html_pages_and_every_executed_notebook(good_build):
+    root, _ = good_build
+    (root / "book" / "tutorial.ipynb").write_text("the kept tutorial")
+    publish(staged_build(root), root, root / "_build" / "html", every_notebook=True, tutorial=False)
+    assert (root / "_build" / "html" / "index.html").read_text() == "the new book"
+    assert [page.name for page in (root / "book" / "pages").iterdir()] == ["new.ipynb"]
+    assert all((root / "book" / name).read_text() == "new notebook" for name in ("summary.ipynb", "runs.ipynb", "another.ipynb"))
+    assert (root / "book" / "tutorial.ipynb").read_text() == "the kept tutorial"  # copied in, not executed: left alone
+    assert not (root / "_build" / ".staging").exists() and not (root / "_build" / ".html.replaced").exists()
+
+
+def test_html_elsewhere_is_a_preview_that_leaves_the_checkouts_book_as_it_was(good_build, tmp_path):
+    root, _ = good_build
+    staging = staged_build(root)
+    (tmp_path / "preview").mkdir()
+    (tmp_path / "preview" / "index.html").write_text("an older preview")  # an earlier build there is replaced
+    publish(staging, root, tmp_path / "preview", every_notebook=False, tutorial=True)
+    assert (tmp_path / "preview" / "index.html").read_text() == "the new book"
+    assert_untouched(root)
+    assert (root / "book" / "tutorial.ipynb").read_text() == "new notebook"  # executed now: kept, it does not depend on the runs
+    assert not staging.exists()
+
+
+def test_html_refuses_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="--html .*notes holds files that are not a built book; choose a new or empty folder"):
+        check_destination(tmp_path / "notes")
+    with pytest.raises(ConfigError, match="--html .*todo.txt is a file"):
+        check_destination(tmp_path / "notes" / "todo.txt")
+    check_destination(tmp_path / "new")  # new or empty: fine
+
+
+def test_the_banner_counts_simulated_runs_in_a_mixed_book():
+    assert simulated_banner(0, 51) == ""
+    assert "3 of the 51 runs in this book come from <code>alvit simulate</code>" in simulated_banner(3, 51)
+    assert "All 51 runs" in simulated_banner(51, 51)
+
+
+@pytest.mark.notebooks
+def test_rendering_run_pages_shows_a_progress_bar(good_build, tmp_path, capsys):
+    """Issue 14: the book rendered run pages for 94 s before printing anything."""
+    _, runs = good_build
+    run_ids = sorted(path.name for path in runs.iterdir())
+    collect_pages(run_ids, runs, tmp_path / "pages")
+    shown = capsys.readouterr().err
+    assert "book: run pages: 100%" in shown and "2/2" in shown
+    assert sorted(page.stem for page in (tmp_path / "pages").glob("*.ipynb")) == run_ids

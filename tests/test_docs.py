@@ -1,4 +1,5 @@
-"""The commands the book and the README show work as written (papermill's own parser, prepare-only)."""
+"""The commands the book and the README show work as written (papermill's own parser, prepare-only),
+and papermill's ``alvit`` engine they use runs notebooks without kernel warnings."""
 
 import re
 import shlex
@@ -26,15 +27,61 @@ PAPERMILL = [(path.name, command) for path in DOCS for command in shown_commands
 
 def test_the_docs_show_papermill_commands():
     assert len(PAPERMILL) >= 3
+    assert all("--engine alvit" in command for _, command in PAPERMILL)  # no kernel warnings from the docs' commands
+
+
+def test_installing_alvit_registers_its_papermill_engine():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["papermill.engine"] == {"alvit": "alvit.papermill_engine:QuietEngine"}
+
+
+def test_the_alvit_engine_runs_a_notebook_without_the_kernels_encryption_warning(tmp_path, capfd):
+    """Issue 14: the README's papermill command printed ipykernel's "running over TCP without encryption"."""
+    import papermill
+    from papermill.engines import papermill_engines
+
+    from alvit.papermill_engine import QuietEngine
+
+    papermill_engines.register("alvit", QuietEngine)  # what the installed entry point does
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nbformat.write(notebook, str(tmp_path / "in.ipynb"))
+    papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), engine_name="alvit",
+                               kernel_name="python3", progress_bar=False)
+    assert nbformat.read(str(tmp_path / "out.ipynb"), as_version=4).cells[0].outputs[0]["text"] == "42\n"
+    assert "without encryption" not in capfd.readouterr().err
+
+
+@pytest.fixture
+def papermill_env(tmp_path):
+    """The environment of a papermill that finds the ``alvit`` engine.
+
+    An install of this checkout registers it (pyproject's entry point); an install made before
+    the entry point existed (a venv not yet reinstalled) gets the same registration from a
+    metadata folder on PYTHONPATH, written from pyproject.toml.
+    """
+    import importlib.metadata
+    import os
+    import tomllib
+
+    if any(point.name == "alvit" for point in importlib.metadata.entry_points(group="papermill.engine")):
+        return dict(os.environ)
+    points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]["papermill.engine"]
+    shim = tmp_path / "shim" / "alvit_engine-0.dist-info"
+    shim.mkdir(parents=True)
+    (shim / "METADATA").write_text("Metadata-Version: 2.1\nName: alvit-engine\nVersion: 0\n")
+    (shim / "entry_points.txt").write_text("[papermill.engine]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(shim.parent), os.environ.get("PYTHONPATH", "")])}
 
 
 @pytest.mark.parametrize("doc, command", PAPERMILL, ids=[f"{doc}:{i}" for i, (doc, _) in enumerate(PAPERMILL)])
-def test_each_papermill_command_hands_the_notebook_parameters_of_the_right_types(doc, command, tmp_path):
+def test_each_papermill_command_hands_the_notebook_parameters_of_the_right_types(doc, command, tmp_path, papermill_env):
     args = shlex.split(command)
     assert args[1] == "notebooks/experiment.ipynb"
     out = tmp_path / "prepared.ipynb"
     result = subprocess.run([sys.executable, "-m", "papermill", args[1], str(out), *args[3:], "--prepare-only"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, capture_output=True, text=True, timeout=120, env=papermill_env)
     assert result.returncode == 0, result.stderr
     injected = next(c for c in nbformat.read(str(out), as_version=4).cells if "injected-parameters" in c.metadata.get("tags", []))
     namespace: dict = {}
@@ -52,9 +99,13 @@ def test_the_docs_show_alvit_commands_of_every_kind():
 
 
 @pytest.mark.parametrize("doc, command", ALVIT, ids=[f"{doc}:{i}" for i, (doc, _) in enumerate(ALVIT)])
-def test_each_alvit_command_parses_as_shown(doc, command):
-    """Options and arguments as the docs spell them (alternatives written ``a | b`` take the first)."""
+def test_each_alvit_command_parses_as_shown(doc, command, monkeypatch):
+    """Options and arguments as the docs spell them (alternatives written ``a | b`` take the first),
+    on a machine with the GPUs the docs' ``--gpus`` examples name (``--gpus`` is checked against the devices present)."""
+    from alvit import flags
     from alvit.cli import build_parser
+
+    monkeypatch.setattr(flags, "gpu_count", lambda: 8)
 
     args = [arg for arg in shlex.split(command.split(" | ")[0].replace("[", "").replace("]", ""))][1:]
     build_parser().parse_args(args)  # argparse exits (SystemExit) on anything it does not know

@@ -136,11 +136,9 @@ def test_alvit_power_prints_its_table_and_writes_json(tmp_path):
     assert {r["seeds"] for r in written["claims"][2]["rows"]} == {3, 5}
 
 
-@pytest.mark.parametrize("flag, value", [("--seeds", "1"), ("--seeds", "three"), ("--seeds", "99"), ("--effect", "-1"),
-                                         ("--effect", "nan"), ("--sd", "0"), ("--sd", "inf"), ("--tables", "0"),
-                                         ("--tables", "x")])
-def test_alvit_power_refuses_a_bad_value_in_one_sentence(flag, value):
-    result = subprocess.run([sys.executable, "-m", "alvit.cli", "power", PAPER, flag, value], capture_output=True, text=True)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert "Traceback" not in result.stderr and "error" in last and flag.strip("-") in last
+@pytest.mark.parametrize("arguments", [dict(seeds=(1,)), dict(seeds=(31,)), dict(effect=0.0), dict(effect=float("nan")),
+                                       dict(sd=0.0), dict(sd=float("inf")), dict(tables=19)])
+def test_power_from_python_refuses_a_value_outside_its_range_in_one_sentence(arguments):
+    """The command line refuses these where it parses them (tests/test_cli.py); the function does too."""
+    with pytest.raises(power.ConfigError):
+        power.profile_power(PAPER, **arguments)

@@ -100,3 +100,34 @@ def test_the_command_line_writes_the_folders_and_says_how_to_preview(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "alvit.cli", "simulate", "configs/profiles/none.yaml", "--out", str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("alvit: error: ") and "Traceback" not in bad.stderr
+
+
+def simulate_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "alvit.cli", "simulate", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+DEMO = "configs/profiles/demo.yaml"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "{tmp}/file"], "--out {tmp}/file is a file, not a folder"),
+    (["--out", "{tmp}/file/sub"], "--out {tmp}/file/sub cannot be a folder: a file stands in its path"),
+    (["--out", "{tmp}/new", "--test-size", "100000"], "--test-size 100000 is more than the 450 test samples of digits in profile demo; "
+                                                      "choose 1 to 450"),
+    (["--out", "{tmp}/new", "--only", "seed=99"], "--only seed=99 matches no configuration"),
+])
+def test_an_output_or_filter_simulate_cannot_use_is_one_sentence_and_writes_nothing(tmp_path, args, message):
+    (tmp_path / "file").write_text("a file\n")
+    result = simulate_cli(DEMO, *(arg.format(tmp=tmp_path) for arg in args))
+    assert result.returncode == 2 and result.stderr.startswith(f"alvit: error: {message.format(tmp=tmp_path)}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "new").exists() and (tmp_path / "file").read_text() == "a file\n"
+
+
+def test_simulate_shows_a_progress_bar_unless_quiet(tmp_path):
+    shown = simulate_cli(DEMO, "--out", str(tmp_path / "a"), "--only", "model=vit_nano_p4", "--only", "seed=0", "--test-size", "50")
+    assert shown.returncode == 0, shown.stderr
+    assert "simulate demo: 100%" in shown.stderr and "12/12" in shown.stderr
+    assert shown.stdout.startswith("simulated 12 runs of profile demo")
+    quiet = simulate_cli(DEMO, "--out", str(tmp_path / "b"), "--only", "model=vit_nano_p4", "--only", "seed=0", "--quiet")
+    assert quiet.returncode == 0 and "simulate demo" not in quiet.stderr

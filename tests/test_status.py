@@ -1,5 +1,7 @@
-"""alvit status: every configuration's state, from run folders, claims and failure records alone."""
+"""alvit status: every configuration's state, from run folders, claims and failure records alone;
+simulated folders counted apart; JSON for programs; exit 1 when a run failed."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -13,15 +15,17 @@ from test_sweep import fake_finished_run, write_profile
 from alvit.config import with_overrides
 from alvit.leases import Claims
 from alvit.results import ROUND_COLUMNS, RunFolder
+from alvit.simulate import simulate_profile
 from alvit.status import format_status, sweep_status
 from alvit.sweep import load_profile
 from alvit.task import record_failure
 
 
-def test_each_configuration_is_done_running_failed_stale_or_pending(tmp_path):
-    profile = load_profile(write_profile(tmp_path, {"seed": [0, 1, 2, 3, 4, 5]}, pages="none"))
+def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0, 1, 2, 3, 4, 5, 6]}, pages="none"))
     output = tmp_path / "runs"
-    done, running, failed, stale, partial, abandoned = profile.configs
+    done, running, failed, stale, partial, abandoned, preview = profile.configs
+    simulate_profile(dataclasses.replace(profile, configs=[preview]), output)
     fake_finished_run(output, done, page=False)
     claim = Claims(output).acquire(running.run_id)  # this process: alive
     record_failure(output, failed.run_id, "ConfigError: the pool is too small", "details")
@@ -41,17 +45,19 @@ def test_each_configuration_is_done_running_failed_stale_or_pending(tmp_path):
     assert (rows[stale.run_id].state, rows[stale.run_id].detail) == ("stale", "differs in train.lr")
     assert (rows[partial.run_id].state, rows[partial.run_id].detail) == ("pending", "1/3 rounds")
     assert rows[abandoned.run_id].state == "pending" and "taken over by the next sweep" in rows[abandoned.run_id].detail
+    assert rows[preview.run_id].state == "simulated"  # a preview never counts as done
 
     text = format_status(profile, list(rows.values()))
-    assert text.splitlines()[1] == "done 1 / running 1 / failed 1 / pending 2 / stale 1"
-    assert done.run_id not in text and partial.run_id in text
+    assert text.splitlines()[1] == "done 1 / running 1 / failed 1 / pending 2 / stale 1 / simulated 1"
+    assert done.run_id not in text and partial.run_id in text and preview.run_id not in text
+    assert text.splitlines()[-1].startswith("(1 run folder from alvit simulate: previews, not trained runs")
     Claims(output).release(claim)
 
 
 def test_status_of_a_sweep_not_started_lists_counts_only(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0, 1]}))
     text = format_status(profile, sweep_status(profile))
-    assert text.splitlines()[1:] == ["done 0 / running 0 / failed 0 / pending 2 / stale 0",
+    assert text.splitlines()[1:] == ["done 0 / running 0 / failed 0 / pending 2 / stale 0 / simulated 0",
                                      "(2 pending runs not started are not listed; --all lists every run)"]
 
 
@@ -60,5 +66,33 @@ def test_alvit_status_prints_the_counts_from_any_folder(tmp_path):
     fake_finished_run(tmp_path / "runs", load_profile(profile_path).configs[0])
     result = subprocess.run([sys.executable, "-m", "alvit.cli", "status", str(profile_path), "--all"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300, check=True)
-    assert result.stdout.splitlines()[1] == "done 1 / running 0 / failed 0 / pending 1 / stale 0"
+    assert result.stdout.splitlines()[1] == "done 1 / running 0 / failed 0 / pending 1 / stale 0 / simulated 0"
     assert len(result.stdout.splitlines()) == 5  # header, counts, blank, one row per run
+
+
+def status(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "alvit.cli", "status", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_status_json_lists_counts_and_runs_and_exits_1_when_a_run_failed(tmp_path):
+    profile_path = write_profile(tmp_path, {"seed": [0, 1]}, pages="none")
+    first, second = load_profile(profile_path).configs
+    fake_finished_run(tmp_path / "runs", first, page=False)
+    result = status(str(profile_path), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["counts"] == {"done": 1, "running": 0, "failed": 0, "pending": 1, "stale": 0, "simulated": 0}
+    assert [(run["run_id"], run["state"]) for run in report["runs"]] == [(first.run_id, "done"), (second.run_id, "pending")]
+    record_failure(tmp_path / "runs", second.run_id, "TimeoutError: ran over")
+    failed = status(str(profile_path), "--json", cwd=tmp_path)
+    assert failed.returncode == 1 and json.loads(failed.stdout)["counts"]["failed"] == 1
+    assert status(str(profile_path), cwd=tmp_path).returncode == 1  # the table too
+
+
+def test_status_runs_reads_another_folder_than_the_profiles_output(tmp_path):
+    profile_path = write_profile(tmp_path, {"seed": [0]}, pages="none")
+    simulate_profile(load_profile(profile_path), tmp_path / "preview")
+    result = status(str(profile_path), "--runs", str(tmp_path / "preview"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert str(tmp_path / "preview") in result.stdout.splitlines()[0]
+    assert result.stdout.splitlines()[1].endswith("/ simulated 1")

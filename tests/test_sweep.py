@@ -1,5 +1,6 @@
 """Sweeps: profiles expand to validated grids, slice with --only, choose their pages, refuse stale
-runs, survive failing and hung runs, and run every configuration once however many sweeps run."""
+runs, move simulated previews aside and train the real runs, survive failing and hung runs, and run
+every configuration once however many sweeps run."""
 
 import os
 import re
@@ -15,7 +16,9 @@ from alvit.config import dump_yaml, flatten, with_overrides
 from alvit.errors import ConfigError
 from alvit.pages import notebook_parameters
 from alvit.results import ROUND_COLUMNS, RunFolder, load_runs
+from alvit.simulate import simulate_profile
 from alvit.slurm import SlurmSettings
+from alvit.status import sweep_status
 from alvit.sweep import (
     SweepOptions,
     estimate_gpu_hours,
@@ -52,9 +55,17 @@ def test_only_slices_the_grid_for_one_machine():
     assert {cfg.model for cfg in profile.configs} == {"vit_b16", "vit_l32"}
 
 
+def test_only_given_twice_for_one_key_keeps_either_value():
+    profile = load_profile(PROFILES / "demo.yaml", ["seed=0", "seed=1", "model=vit_nano_p4"])
+    assert {cfg.seed for cfg in profile.configs} == {0, 1} and len(profile.configs) == 4 * 3 * 2
+
+
 @pytest.mark.parametrize("only, message", [
     (["model"], "not of the form key=value"),
     (["colour=red"], "--only key 'colour' is not a config key"),
+    (["seed=99"], r"--only seed=99 matches no configuration of profile .*demo.yaml; its seed values are: 0, 1, 2$"),
+    (["model=nosuch"], "--only model=nosuch matches no configuration .*; its model values are: vit_nano_p4, vit_mini_p8$"),
+    (["dataset=cifar10"], "--only dataset=cifar10 matches no configuration .*; its dataset values are: digits$"),
 ])
 def test_bad_only_filters_are_one_sentence(only, message):
     with pytest.raises(ConfigError, match=message):
@@ -70,6 +81,12 @@ def test_bad_profiles_are_refused(tmp_path):
         load_profile(bad)
     bad.write_text("grid:\n  model: [vit_nope]\n")
     with pytest.raises(ConfigError, match="model 'vit_nope' is not known"):
+        load_profile(bad)
+    bad.write_text("grid:\n  model: [vit_b16\n  seed: {\n")
+    with pytest.raises(ConfigError, match=r"profile .*bad.yaml is not valid YAML \(line \d+, column \d+\)"):
+        load_profile(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="must be a mapping of the keys base, "):
         load_profile(bad)
 
 
@@ -158,8 +175,8 @@ def test_rerun_stale_moves_the_old_run_and_its_page_aside(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0]}, base={"train": {"epochs": 4}}))
     output, run_id = tmp_path / "runs", profile.configs[0].run_id
     fake_finished_run(output, with_overrides(profile.configs[0], {"train.epochs": 3}))
-    tasks, skipped, stale = plan(profile, output, SweepOptions())
-    assert [task.run_id for task in tasks] == [run_id] and not skipped and stale == {run_id: ["train.epochs"]}
+    tasks, skipped, stale, simulated = plan(profile, output, SweepOptions())
+    assert [task.run_id for task in tasks] == [run_id] and not skipped and stale == {run_id: ["train.epochs"]} and not simulated
     set_aside(output, stale, 60)
     [moved] = (output / "_stale").glob(f"{run_id}-*[0-9]")
     assert RunFolder(moved).read_config()["train"]["epochs"] == 3 and moved.with_name(moved.name + ".ipynb").exists()
@@ -170,14 +187,14 @@ def test_rerun_stale_moves_the_old_run_and_its_page_aside(tmp_path):
 def test_a_run_differing_only_in_device_or_eval_batch_is_finished(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0]}, pages="none"))
     fake_finished_run(tmp_path / "runs", with_overrides(profile.configs[0], {"device": "cuda:1", "train.eval_batch_size": 8}), page=False)
-    tasks, skipped, stale = plan(profile, tmp_path / "runs", SweepOptions())
+    tasks, skipped, stale, _ = plan(profile, tmp_path / "runs", SweepOptions())
     assert not tasks and skipped == [profile.configs[0].run_id] and not stale
 
 
 def test_a_wanted_page_that_is_missing_makes_the_run_a_task(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0]}))
     fake_finished_run(tmp_path / "runs", profile.configs[0], page=False)
-    tasks, skipped, _ = plan(profile, tmp_path / "runs", SweepOptions())
+    tasks, skipped, _, _ = plan(profile, tmp_path / "runs", SweepOptions())
     assert [task.run_id for task in tasks] == [profile.configs[0].run_id] and not skipped
 
 
@@ -194,6 +211,32 @@ def test_is_finished_compares_the_result_deciding_keys_only(tiny_config, tmp_pat
     assert folder.is_finished(to_dict(with_overrides(cfg, {"device": "cuda:3"})))
     assert not folder.is_finished(to_dict(with_overrides(cfg, {"train.epochs": 9})))
     assert not folder.is_finished(to_dict(with_overrides(cfg, {"al.query": 21})))
+
+
+def test_a_sweep_into_a_folder_simulate_filled_moves_the_previews_aside_and_trains_the_real_runs(tmp_path):
+    """Issue 14: a preview in a real output folder used to count as finished, so the real runs never trained."""
+    profile = load_profile(write_profile(tmp_path, {"seed": [0, 1]}, pages="none"))
+    output = tmp_path / "runs"
+    simulate_profile(profile, output)
+    assert {row.state for row in sweep_status(profile)} == {"simulated"}
+    outcome = run_sweep(profile, progress=False)
+    assert sorted(outcome["done"]) == sorted(cfg.run_id for cfg in profile.configs) and not outcome["skipped"]
+    for cfg in profile.configs:
+        assert not RunFolder(output / cfg.run_id).is_simulated()
+        assert len(RunFolder(output / cfg.run_id).read_rounds()) == cfg.al.rounds + 1
+        [preview] = (output / "_simulated").glob(f"{cfg.run_id}-*")
+        assert RunFolder(preview).is_simulated()  # moved, not deleted
+    assert {row.state for row in sweep_status(profile)} == {"done"}
+
+
+def test_the_loop_refuses_to_resume_a_simulated_folder(tiny_config, tmp_path):
+    from alvit.loop import run_experiment
+
+    cfg = tiny_config()
+    profile = load_profile(write_profile(tmp_path, {"seed": [0]}, pages="none"))
+    simulate_profile(profile, tmp_path / "sim")
+    with pytest.raises(ConfigError, match=r"holds a simulated run \(from alvit simulate\); choose another --out"):
+        run_experiment(cfg, tmp_path / "sim" / cfg.run_id, progress=False)
 
 
 def test_a_failure_record_starts_with_its_reason_and_takes_the_partial_page(tmp_path):
