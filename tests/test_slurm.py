@@ -82,9 +82,11 @@ def test_a_sweep_through_slurm_runs_every_configuration_exactly_once(tmp_path):
 
 
 def test_a_job_cancelled_mid_run_resumes_after_its_last_round_when_the_sweep_runs_again(tmp_path):
-    # Rounds of 1-3 s: the run outlives the SIGKILL that follows scancel's SIGTERM after KillWait (2 s in .ci/slurm-up.sh).
+    # Rounds of several seconds (40 epochs, no early stop): the three rounds still to come outlast the SIGKILL that
+    # follows scancel's SIGTERM after KillWait (2 s in .ci/slurm-up.sh) even on an idle machine, where 12 epochs
+    # took under a second a round and the run finished first.
     profile_path = write_profile(tmp_path, {"seed": [0]}, pages="none", name="killed",
-                                 base={"al": {"initial": 200, "query": 100, "rounds": 4}, "train": {"epochs": 12, "patience": 12}})
+                                 base={"al": {"initial": 300, "query": 100, "rounds": 4}, "train": {"epochs": 40, "patience": 40}})
     profile = load_profile(profile_path)
     [cfg] = profile.configs
     folder = RunFolder(tmp_path / "runs" / cfg.run_id)
