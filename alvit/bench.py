@@ -43,7 +43,7 @@ from alvit.accel import device_settings, fused_attention, resolve_compile
 from alvit.catalog import TRAIN_FORWARD_PASSES
 from alvit.config import TrainConfig
 from alvit.data import Preprocessor
-from alvit.errors import TrainingError
+from alvit.errors import TrainingError, one_line
 from alvit.models import ModelSpec, create_model, model_flops, resolve_model
 from alvit.train import TrainStep, predict, resolve_device
 
@@ -178,7 +178,7 @@ def _guarded(result: dict, name: str, measure: Callable[[], object]) -> object |
     try:
         return measure()
     except (torch.OutOfMemoryError, TrainingError) as err:
-        result["errors"][name] = f"{type(err).__name__}: {str(err).splitlines()[0]}"
+        result["errors"][name] = one_line(err)
         return None
 
 
@@ -369,7 +369,7 @@ def _concurrent_worker(model: str, device: str, batch: int, compile: str, second
         queue.put({"img_s": steps * batch / (time.perf_counter() - start)})
     except Exception as err:  # reported by the parent; the others must not wait at the barrier
         barrier.abort()
-        queue.put({"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"})
+        queue.put({"error": one_line(err)})
 
 
 def _sync(device: torch.device) -> None:

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, NoReturn
 from alvit import __version__, flags
 from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS
 from alvit.errors import ConfigError, ResultsError, TrainingError
-from alvit.leases import DEFAULT_STALE_AFTER_S
+from alvit.sweep.leases import DEFAULT_STALE_AFTER_S
 from alvit.wording import plural
 
 if TYPE_CHECKING:
-    from alvit.sweep import Profile  # imported by the commands that need it: `alvit --version` stays quick
+    from alvit.profile import Profile  # imported by the commands that need it: `alvit --version` stays quick,
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -36,19 +36,14 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from alvit.catalog import PAPER_MODELS
-    from alvit.sweep import (
-        SweepOptions,
-        estimate_gpu_hours,
-        load_profile,
-        run_sweep,
-        summary_line,
-    )
+    from alvit.profile import load_profile
+    from alvit.sweep.run import SweepOptions, estimate_gpu_hours, run_sweep, summary_line
 
     profile = _with_output(load_profile(args.profile, args.only), args.output)
     print(f"profile {profile.name}: {plural(len(profile.configs), 'configuration')} -> {profile.output}")
     if args.estimate or any(cfg.model in PAPER_MODELS for cfg in profile.configs):
         rows = estimate_gpu_hours(profile, args.tflops)
-        print(f"estimated GPU hours at {args.tflops:g} sustained TFLOP/s (an assumption; see alvit.sweep.estimate_gpu_hours):")
+        print(f"estimated GPU hours at {args.tflops:g} sustained TFLOP/s (an assumption; see alvit.sweep.run.estimate_gpu_hours):")
         for row in rows:
             print(f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  {row['gpu_hours']:8.1f} h")
         print(f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {sum(r['gpu_hours'] for r in rows):8.1f} h")
@@ -87,8 +82,8 @@ def _slurm_overrides(args: argparse.Namespace) -> dict:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from alvit.status import format_status, status_json, sweep_status
-    from alvit.sweep import load_profile
+    from alvit.profile import load_profile
+    from alvit.sweep.status import format_status, status_json, sweep_status
 
     profile = _with_output(load_profile(args.profile, args.only), args.runs)
     rows = sweep_status(profile, args.stale_after)
@@ -97,8 +92,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    from alvit.fetch import download, env_lines, is_present, missing, needs
-    from alvit.sweep import load_profile
+    from alvit.profile import load_profile
+    from alvit.sweep.fetch import download, env_lines, is_present, missing, needs
 
     found = needs(load_profile(args.profile, args.only).configs)
     if args.check:
@@ -124,7 +119,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_book(args: argparse.Namespace) -> None:
-    from alvit.book import build_book
+    from alvit.book.build import build_book
 
     built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial, html=args.html)
     print(f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)")
@@ -132,8 +127,8 @@ def _cmd_book(args: argparse.Namespace) -> None:
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
     from alvit.paths import resolve
-    from alvit.simulate import simulate_profile
-    from alvit.sweep import load_profile
+    from alvit.profile import load_profile
+    from alvit.sweep.simulate import simulate_profile
 
     profile = load_profile(args.profile, args.only)
     out = resolve(args.out)
@@ -145,7 +140,7 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def _cmd_power(args: argparse.Namespace) -> None:
-    from alvit.power import profile_power
+    from alvit.book.power import profile_power
 
     report = profile_power(args.profile, args.runs, args.seeds, args.effect, args.sd, args.tables)
     print(report.format())

@@ -85,7 +85,7 @@ class Oracle:
 def make_oracle(cfg: ExperimentConfig, true_labels: np.ndarray, num_classes: int) -> Oracle:
     """Noisy labels and the initial set, from streams no strategy touches.
 
-    The loop and :mod:`alvit.simulate` both call it, so a simulated run's oracle is a real one's.
+    The loop and :mod:`alvit.sweep.simulate` both call it, so a simulated run's oracle is a real one's.
     """
     noisy = make_noisy_labels(true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle"))
     initial = seeds.rng(cfg.seed, "initial").choice(len(true_labels), size=cfg.al.initial, replace=False)

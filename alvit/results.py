@@ -19,7 +19,7 @@ A run folder ``<results>/<run-id>/`` holds:
   and ``test_labels.npy``. A CIFAR-100 run of 11 rounds takes about 6 MB in all (11 x
   10,000 x K floats would be 44 MB).
 - ``env.json``: versions, device, git commit, and ``simulated`` (true for folders written by
-  :mod:`alvit.simulate`, which trains nothing).
+  :mod:`alvit.sweep.simulate`, which trains nothing).
 
 Every file is written to a temporary name and renamed, so a killed run leaves either the old
 or the new file, never half of one.
@@ -155,7 +155,7 @@ class RunFolder:
             raise ResultsError(f"{self.env} is not valid JSON ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
 
     def is_simulated(self) -> bool:
-        """Whether :mod:`alvit.simulate` wrote this folder (``env.json`` says so): a preview, never a result."""
+        """Whether :mod:`alvit.sweep.simulate` wrote this folder (``env.json`` says so): a preview, never a result."""
         return bool(self.read_env().get("simulated", False))
 
     def read_config(self) -> dict[str, Any] | None:

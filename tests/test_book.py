@@ -7,12 +7,12 @@ import nbformat
 import pytest
 from conftest import REPO
 
-from alvit import book as book_module
-from alvit.book import build_book, check_destination, collect_pages, publish, simulated_banner
+from alvit.book import build as book_module
+from alvit.book.build import build_book, check_destination, collect_pages, publish, simulated_banner
 from alvit.errors import ConfigError, ResultsError
-from alvit.simulate import simulate_profile
+from alvit.profile import load_profile
 from alvit.results import RunFolder
-from alvit.sweep import load_profile
+from alvit.sweep.simulate import simulate_profile
 
 MIXED = REPO / "tests" / "profiles" / "mixed.yaml"
 SETTINGS = ["cifar10 · flip", "cifar10 · pairflip", "cifar100 · flip", "cifar100 · pairflip"]

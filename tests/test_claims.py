@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alvit import claims, stats
-from alvit.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE
+from alvit.book import claims, stats
+from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE
 
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 PAPER_VITS = ["vit_b16", "vit_b32", "vit_l16", "vit_l32"]

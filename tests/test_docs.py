@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from conftest import REPO
 
-from alvit.notebook import KNOBS
+from alvit.book.notebook import KNOBS
 
 DOCS = [REPO / "book" / "reproduce.md", REPO / "README.md"]
 
@@ -34,7 +34,7 @@ def test_installing_alvit_registers_its_papermill_engine():
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["entry-points"]["papermill.engine"] == {"alvit": "alvit.papermill_engine:QuietEngine"}
+    assert project["entry-points"]["papermill.engine"] == {"alvit": "alvit.book.papermill_engine:QuietEngine"}
 
 
 def test_the_alvit_engine_runs_a_notebook_without_the_kernels_encryption_warning(tmp_path, capfd):
@@ -42,7 +42,7 @@ def test_the_alvit_engine_runs_a_notebook_without_the_kernels_encryption_warning
     import papermill
     from papermill.engines import papermill_engines
 
-    from alvit.papermill_engine import QuietEngine
+    from alvit.book.papermill_engine import QuietEngine
 
     papermill_engines.register("alvit", QuietEngine)  # what the installed entry point does
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
@@ -63,6 +63,7 @@ def papermill_env(tmp_path):
     """
     import importlib.metadata
     import os
+
     import tomllib
 
     if any(point.name == "alvit" for point in importlib.metadata.entry_points(group="papermill.engine")):
@@ -114,7 +115,6 @@ def test_each_alvit_command_parses_as_shown(doc, command, monkeypatch):
 def test_the_conda_environment_installs_what_make_install_does():
     """environment.yml takes Python from conda and the rest through pip, with the same pins as make install."""
     import tomllib
-
     import yaml
 
     environment = yaml.safe_load((REPO / "environment.yml").read_text())

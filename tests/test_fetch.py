@@ -8,8 +8,8 @@ import pytest
 from conftest import REPO
 from test_sweep import write_profile
 
-from alvit import fetch
-from alvit.sweep import load_profile
+from alvit.profile import load_profile
+from alvit.sweep import fetch
 
 
 def test_check_lists_the_paper_profiles_7_weights_and_2_datasets_one_line_each(tmp_path):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from alvit.leases import Claims
+from alvit.sweep.leases import Claims
 
 
 def dead_pid() -> int:

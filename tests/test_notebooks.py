@@ -65,8 +65,9 @@ def test_a_small_sweep_skips_what_is_done_and_the_summary_reads_it(tmp_path):
     import papermill
     import yaml
 
+    from alvit.profile import load_profile
     from alvit.results import load_runs
-    from alvit.sweep import load_profile, run_sweep
+    from alvit.sweep.run import run_sweep
 
     settings = {key: value for key, value in settings_from_tiny().items() if key != "strategy"}
     profile_path = tmp_path / "tiny.yaml"

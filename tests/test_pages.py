@@ -11,12 +11,12 @@ from conftest import REPO
 from papermill.cli import _resolve_type
 from papermill.cli import papermill as papermill_command
 
+from alvit.book.notebook import config_from_parameters
+from alvit.book.pages import page_introduction, render_page, rerun_commands
 from alvit.cli import build_parser
 from alvit.config import load_config, to_dict
-from alvit.notebook import config_from_parameters
-from alvit.pages import page_introduction, render_page, rerun_commands
-from alvit.simulate import simulate_profile
-from alvit.sweep import load_profile
+from alvit.profile import load_profile
+from alvit.sweep.simulate import simulate_profile
 
 PROFILES = ["configs/profiles/demo.yaml", "tests/profiles/mixed.yaml", "configs/profiles/paper.yaml"]
 

@@ -8,7 +8,7 @@ import sys
 
 from conftest import REPO
 
-from alvit import performance
+from alvit.book import performance
 
 
 def test_timed_runs_the_command_and_appends_one_record(tmp_path):

@@ -1,6 +1,6 @@
 """Verdicts with a known truth, in the paper profile's grid: how often each claim is called wrong.
 
-Tables are simulated by :mod:`alvit.power` (the profile's exact grid: 7 models x 10 noise rates
+Tables are simulated by :mod:`alvit.book.power` (the profile's exact grid: 7 models x 10 noise rates
 x 3 strategies x 3 seeds; seed noise of one standard deviation, effects in those units) and
 judged by the book's own code. Every draw is seeded, and the bounds leave a binomial margin, so
 none of these can flake.
@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from alvit import claims, power, stats
-from alvit.sweep import load_profile
+from alvit.book import claims, power, stats
+from alvit.profile import load_profile
 
 PAPER = "configs/profiles/paper.yaml"
 TABLES = 400

@@ -15,9 +15,9 @@ import time
 import pytest
 from test_sweep import write_profile
 
+from alvit.profile import load_profile
 from alvit.results import RunFolder, load_runs
-from alvit.status import sweep_status
-from alvit.sweep import load_profile
+from alvit.sweep.status import sweep_status
 
 pytestmark = pytest.mark.slurm
 

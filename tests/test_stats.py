@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from alvit import stats
-from alvit.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE
+from alvit.book import stats
+from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE
 
 
 def one_cell(*seeds: float) -> stats.Contrast:

@@ -13,12 +13,12 @@ import pandas as pd
 from test_sweep import fake_finished_run, write_profile
 
 from alvit.config import with_overrides
-from alvit.leases import Claims
+from alvit.profile import load_profile
 from alvit.results import ROUND_COLUMNS, RunFolder
-from alvit.simulate import simulate_profile
-from alvit.status import format_status, sweep_status
-from alvit.sweep import load_profile
-from alvit.task import record_failure
+from alvit.sweep.leases import Claims
+from alvit.sweep.simulate import simulate_profile
+from alvit.sweep.status import format_status, sweep_status
+from alvit.sweep.task import record_failure
 
 
 def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tmp_path):

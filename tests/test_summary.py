@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alvit import summary
+from alvit.book import summary
 
 
 def runs_table(rows: list[dict]) -> pd.DataFrame:

@@ -12,23 +12,16 @@ import pytest
 import yaml
 from conftest import REPO, TINY
 
+from alvit.book.pages import notebook_parameters
 from alvit.config import dump_yaml, flatten, with_overrides
 from alvit.errors import ConfigError
-from alvit.pages import notebook_parameters
+from alvit.profile import SlurmSettings, load_profile
 from alvit.results import ROUND_COLUMNS, RunFolder, load_runs
-from alvit.simulate import simulate_profile
-from alvit.slurm import SlurmSettings
-from alvit.status import sweep_status
-from alvit.sweep import (
-    SweepOptions,
-    estimate_gpu_hours,
-    load_profile,
-    plan,
-    run_sweep,
-    set_aside,
-)
-from alvit.task import record_failure
-from alvit.workers import make_slots
+from alvit.sweep.run import SweepOptions, estimate_gpu_hours, plan, run_sweep, set_aside
+from alvit.sweep.simulate import simulate_profile
+from alvit.sweep.status import sweep_status
+from alvit.sweep.task import record_failure
+from alvit.sweep.workers import make_slots
 
 PROFILES = REPO / "configs" / "profiles"
 
@@ -91,7 +84,7 @@ def test_bad_profiles_are_refused(tmp_path):
 
 
 def test_notebook_parameters_reproduce_the_configuration_exactly(tmp_path):
-    from alvit.notebook import config_from_parameters
+    from alvit.book.notebook import config_from_parameters
 
     cfg = load_profile(PROFILES / "demo.yaml").configs[7]
     params = notebook_parameters(cfg, tmp_path)

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 
 from alvit import paths
 from alvit.errors import ResultsError
-from alvit.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
+from alvit.profile import Profile
 from alvit.results import RunFolder
-from alvit.sweep import Profile
-from alvit.task import Task, failure_reason, is_complete, stale_keys
+from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
+from alvit.sweep.task import Task, failure_reason, is_complete, stale_keys
 from alvit.wording import plural
 
 STATES = ("done", "running", "failed", "pending", "stale", "simulated")

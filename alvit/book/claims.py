@@ -3,14 +3,14 @@
 A claim is tested separately in every *setting* (a dataset and a noise kind) the results hold:
 a model that wins on CIFAR-10 and loses on CIFAR-100 does not "beat" it. Within a setting, a
 claim is a list of statements (every rate, every rival, every metric it names), each a test of
-a paired, seed-level contrast (:mod:`alvit.stats`); the statements of all settings together are
+a paired, seed-level contrast (:mod:`alvit.book.stats`); the statements of all settings together are
 the claim, judged as one: it *holds* only if every statement holds, and it *does not hold* only
 if a refutation survives Holm's correction over all of them. Calibration claims (2 and 6) are
 tested on ECE and on the Brier score (the paper reported Brier), and hold only if they hold on
 both.
 
 The tests work on a :class:`Cube`, one setting's final-round metrics as dense arrays with a
-leading axis of tables, so that :mod:`alvit.power` judges thousands of simulated tables with the
+leading axis of tables, so that :mod:`alvit.book.power` judges thousands of simulated tables with the
 very code that judges the book's one.
 """
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from alvit import stats
-from alvit.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE, Test
-from alvit.summary import by_setting
+from alvit.book import stats
+from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE, Test
+from alvit.book.summary import by_setting
 
 CLAIMS = {
     1: "Accuracy falls as noise rises, for every model.",
@@ -248,7 +248,7 @@ TESTS: dict[int, Callable[[Cube], list[Test]]] = {
 class Verdict:
     claim: int
     statement: str
-    verdict: str  # one of alvit.stats.OUTCOMES
+    verdict: str  # one of alvit.book.stats.OUTCOMES
     evidence: str
     settings: dict[str, str] = field(default_factory=dict)  # verdict per "dataset · noise kind"
 

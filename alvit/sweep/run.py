@@ -1,49 +1,38 @@
-"""Sweeps: a profile's grid, each configuration run once, on this machine or on a SLURM cluster.
+"""Sweeps: each configuration of a profile (:mod:`alvit.profile`) run once, here or on a SLURM cluster.
 
-A profile (``configs/profiles/*.yaml``) names the shared protocol (``base``: any config keys),
-the grid (``grid``: dotted keys to lists of values; the sweep is their product), which runs get
-a book page (``pages``: ``all``, ``none`` or a filter like ``{seed: [0]}``) and, optionally, the
-SLURM resources of a run (``slurm``: see :class:`alvit.slurm.SlurmSettings`). Each
-configuration writes its run folder ``<output>/<run-id>/`` and, when selected,
-``<output>/<run-id>.ipynb`` (the executed experiment notebook, a page of the book).
+Each configuration writes its run folder ``<output>/<run-id>/`` and, when the profile's
+``pages`` selects it, ``<output>/<run-id>.ipynb`` (the executed experiment notebook, a page of
+the book).
 
 A sweep first sorts the configurations: finished ones (every round, the same configuration up
 to :data:`alvit.config.NOT_RESULT_KEYS`, and the page if wanted) are skipped; a run folder of
 another configuration is *stale*: the sweep refuses to go on, naming the differing keys, unless
 ``rerun_stale`` moves it to ``_stale/`` first. A folder ``alvit simulate`` wrote is a preview,
-never a finished run: the sweep moves it to ``_simulated/`` and trains the run. The rest go to an executor, local worker
-processes (:mod:`alvit.workers`) or SLURM array tasks (:mod:`alvit.slurm`), which claim each
-configuration before running it (:mod:`alvit.leases`), so sweeps running at once on one output
-never run a configuration twice. Failures go to ``_failed/<run-id>.txt`` and the sweep goes on.
+never a finished run: the sweep moves it to ``_simulated/`` and trains the run. The rest go to
+an executor, local worker processes (:mod:`alvit.sweep.workers`) or SLURM array tasks
+(:mod:`alvit.sweep.slurm`), which claim each configuration before running it
+(:mod:`alvit.sweep.leases`), so sweeps running at once on one output never run a configuration
+twice. Failures go to ``_failed/<run-id>.txt`` and the sweep goes on.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from alvit import paths
 from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS, DATASET_SIZES, TRAIN_FORWARD_PASSES
-from alvit.config import (
-    ExperimentConfig,
-    check_budget,
-    flatten,
-    load_config,
-    lookup,
-    with_overrides,
-)
 from alvit.errors import ConfigError, ResultsError
-from alvit.leases import DEFAULT_STALE_AFTER_S, Claims
-from alvit.slurm import SlurmSettings  # no submitit import until a sweep submits
-from alvit.task import (
+from alvit.profile import Profile, SlurmSettings
+from alvit.results import RunFolder
+from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Claims
+from alvit.sweep.task import (
     CLAIMED,
     DONE,
     FAILED,
@@ -56,128 +45,10 @@ from alvit.task import (
     move_aside,
     stale_keys,
 )
-from alvit.results import RunFolder
 
 log = logging.getLogger(__name__)
 
-PROFILE_KEYS = ("base", "description", "grid", "name", "output", "pages", "slurm")
 EXECUTORS = ("local", "slurm")
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A named grid of experiments sharing one protocol."""
-
-    name: str
-    base: dict[str, Any]
-    grid: dict[str, list[Any]]
-    output: Path
-    description: str = ""
-    configs: list[ExperimentConfig] = field(default_factory=list)
-    pages: str | dict[str, list[Any]] = "all"  # "all", "none", or dotted keys -> the values to keep
-    slurm: dict[str, Any] = field(default_factory=dict)  # the profile's ``slurm:`` section, checked
-
-    def wants_page(self, cfg: ExperimentConfig) -> bool:
-        """Whether the run of ``cfg`` gets a book page (an executed notebook)."""
-        if isinstance(self.pages, dict):
-            return all(lookup(cfg, key) in values for key, values in self.pages.items())
-        return self.pages == "all"
-
-
-def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Profile:
-    """Read a profile, expand its grid into validated configs, keep those matching ``only``.
-
-    ``only`` items are ``key=value`` or ``key=v1,v2`` (dotted keys, as in the grid).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"profile {path} does not exist; profiles live in configs/profiles/ (demo.yaml, paper.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError(f"profile {path} is not valid YAML{where}; see configs/profiles/demo.yaml for the form") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"profile {path} must be a mapping of the keys {', '.join(PROFILE_KEYS)}, not a {type(data).__name__}")
-    unknown = sorted(set(data) - set(PROFILE_KEYS))
-    if unknown:
-        raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: {', '.join(PROFILE_KEYS)}")
-    grid = data.get("grid") or {}
-    if not all(isinstance(values, list) and values for values in grid.values()):
-        raise ConfigError(f"every grid entry of profile {path} must be a non-empty list of values")
-    base = load_config(None, [])
-    base = with_overrides(base, flatten(data.get("base") or {}))
-    filters = _parse_only(only, grid)
-    _check_filters_match(filters, grid, base, path)
-    configs = []
-    for combination in itertools.product(*grid.values()):
-        point = dict(zip(grid, combination))
-        if all(point.get(key, lookup(base, key)) in allowed for key, allowed in filters.items()):
-            configs.append(with_overrides(base, point))
-    _check_unique_run_ids(configs, grid, path)
-    for cfg in configs:  # a budget too large for a built-in dataset fails here, not in every job
-        check_budget(cfg)
-    name = data.get("name", path.stem)
-    slurm = SlurmSettings.from_dict(data.get("slurm") or {}, f"profile {path}")
-    return Profile(name=name, base=data.get("base") or {}, grid=grid, description=data.get("description", ""),
-                   output=Path(data.get("output", f"book/runs/{name}")), configs=configs,
-                   pages=_parse_pages(data.get("pages", "all"), path), slurm=slurm.to_dict())
-
-
-def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """``--only`` items as dotted key -> allowed values; a key given twice allows the values of both."""
-    filters: dict[str, list[Any]] = {}
-    for item in only:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--only {item!r} is not of the form key=value, e.g. --only model=vit_b16,vit_b32")
-        try:
-            lookup(ExperimentConfig(), key)
-        except AttributeError:
-            raise ConfigError(f"--only key {key!r} is not a config key; the grid's keys are: {', '.join(grid)}") from None
-        filters.setdefault(key, []).extend(yaml.safe_load(value) for value in raw.split(","))
-    return filters
-
-
-def _check_filters_match(filters: dict[str, list[Any]], grid: dict[str, list[Any]], base: ExperimentConfig, path: Path) -> None:
-    """Each ``--only`` key must keep some value of the profile: a filter matching nothing is a typo, not an empty sweep.
-
-    The grid is a product, so filters that each keep a value keep a configuration together.
-    """
-    for key, allowed in filters.items():
-        present = grid.get(key, [lookup(base, key)])
-        if not any(value in allowed for value in present):
-            given = ",".join(str(value) for value in allowed)
-            raise ConfigError(f"--only {key}={given} matches no configuration of profile {path}; "
-                              f"its {key} values are: {', '.join(str(value) for value in present)}")
-
-
-def _parse_pages(pages: Any, path: Path) -> str | dict[str, list[Any]]:
-    """``pages:`` is all, none, or a mapping of dotted config keys to a value or a list of values."""
-    if pages in ("all", "none"):
-        return pages
-    if not isinstance(pages, dict) or not pages:
-        raise ConfigError(f"pages in profile {path} must be all, none, or a mapping such as {{seed: [0]}}, not {pages!r}")
-    selection = {}
-    for key, values in pages.items():
-        try:
-            lookup(ExperimentConfig(), str(key))
-        except AttributeError:
-            raise ConfigError(f"pages key {key!r} in profile {path} is not a config key; use dotted keys such as noise.rate") from None
-        selection[str(key)] = values if isinstance(values, list) else [values]
-    return selection
-
-
-def _check_unique_run_ids(configs: list[ExperimentConfig], grid: dict[str, list[Any]], path: Path) -> None:
-    """Two configurations in one run folder would mix; the run id names only some keys."""
-    seen: dict[str, ExperimentConfig] = {}
-    for cfg in configs:
-        if cfg.run_id in seen:
-            raise ConfigError(f"profile {path} gives several configurations the run id {cfg.run_id} (its run id names dataset, "
-                              f"model, noise, strategy and seed; the grid varies {', '.join(grid)}); sweep other keys in profiles of their own")
-        seen[cfg.run_id] = cfg
-
 
 @dataclass(frozen=True)
 class SweepOptions:
@@ -212,7 +83,7 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
                           f"{', '.join(keys)}), e.g. {next(iter(stale))}; rerun them with --rerun-stale, which moves the old "
                           f"folders to {output / STALE_DIR}/")
     if options.executor == "slurm" and tasks:
-        from alvit.slurm import check_offline
+        from alvit.sweep.slurm import check_offline
 
         check_offline(tasks, str(profile_path or f"configs/profiles/{profile.name}.yaml"))
     paths.make_folder(output, "the sweep's output")
@@ -295,12 +166,12 @@ def _executor(profile: Profile, options: SweepOptions) -> Executor:
     if options.executor not in EXECUTORS:
         raise ConfigError(f"executor {options.executor!r} is not known; valid choices are: {', '.join(EXECUTORS)}")
     if options.executor == "slurm":
-        from alvit import slurm
+        from alvit.sweep import slurm
 
         slurm.require_slurm()
         settings = SlurmSettings.from_dict({**profile.slurm, **options.slurm}, "the profile or the command line")
         return lambda tasks: slurm.run_slurm(tasks, settings, options.timeout_s, name=f"alvit-{profile.name}")
-    from alvit.workers import make_slots, run_local
+    from alvit.sweep.workers import make_slots, run_local
 
     slots = make_slots(options.jobs, options.gpus, options.per_gpu)
     if options.gpus:

@@ -16,7 +16,7 @@ A claim left behind is taken over when
 Two processes that both see a dead claim must not both take it. Taking over is therefore
 guarded by a second exclusive create, ``<run-id>.json.takeover``, held for the milliseconds the
 swap takes; a guard older than ``stale_after_s`` (its holder died mid-swap) is cleared. The
-names ``claim`` and ``lease`` both fit; this module is ``leases`` because :mod:`alvit.claims`
+names ``claim`` and ``lease`` both fit; this module is ``leases`` because :mod:`alvit.book.claims`
 holds the paper's six claims.
 """
 

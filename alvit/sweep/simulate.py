@@ -53,8 +53,8 @@ from alvit.catalog import (
 from alvit.config import ExperimentConfig, check_budget, dump_yaml
 from alvit.errors import ConfigError
 from alvit.noise import make_oracle, realized_noise
+from alvit.profile import Profile
 from alvit.results import QUERY_FIELDS, RunFolder, atomic_save_npy, atomic_write_text
-from alvit.sweep import Profile
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def simulate_run(cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, 
         "device": "none (simulated)", "budget": cfg.budget, "pool_size": pool, "test_size": test,
         "num_classes": k, "classes": [str(c) for c in range(k)], "gflops_per_image": gflops,
     }
-    folder.write_json(folder.env, {"simulated": True, "simulator": "alvit.simulate", "alvit": __version__,
+    folder.write_json(folder.env, {"simulated": True, "simulator": "alvit.sweep.simulate", "alvit": __version__,
                                    "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     atomic_save_npy(folder.test_labels, test_labels)
     labeled = initial

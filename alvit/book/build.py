@@ -9,7 +9,7 @@ the profile's output) and never trains anything (``execute_notebooks: off``):
    beside the run folder when it is up to date, else one rendered now from the run folder (a
    few seconds each, no torch; two at a time, with a progress bar);
 2. ``notebooks/summary.ipynb`` (tables, figures, the claims), ``notebooks/power.ipynb`` (how sure
-   the verdicts are, by :mod:`alvit.power`), ``notebooks/performance.ipynb`` (what alvit costs,
+   the verdicts are, by :mod:`alvit.book.power`), ``notebooks/performance.ipynb`` (what alvit costs,
    from ``benchmarks/results/``) and ``notebooks/runs.ipynb`` (one row per run, linking its page)
    are executed, each published without the builder's paths;
 3. ``notebooks/tutorial.ipynb`` is executed when missing or older than its template;
@@ -40,12 +40,11 @@ import yaml
 from tqdm import tqdm
 
 from alvit import paths
+from alvit.book.pages import encrypted_kernel_manager, render_page, without_builder_paths
 from alvit.config import lookup
-from alvit.errors import ConfigError, ResultsError
-from alvit.pages import encrypted_kernel_manager, render_page, without_builder_paths
+from alvit.errors import ConfigError, ResultsError, one_line
+from alvit.profile import Profile, load_profile
 from alvit.results import RunFolder, load_runs
-from alvit.sweep import Profile, load_profile
-from alvit.task import one_line
 from alvit.wording import plural
 
 log = logging.getLogger(__name__)

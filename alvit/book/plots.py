@@ -1,8 +1,8 @@
 """Figures of the study: reliability diagrams, metric against noise rate, heatmaps, gains, learning curves.
 
-Functions take the tables of :mod:`alvit.results` / :mod:`alvit.summary` and return matplotlib
+Functions take the tables of :mod:`alvit.results` / :mod:`alvit.book.summary` and return matplotlib
 figures (or draw on a given axis); they compute nothing the tables do not already hold. Figures
-of the study show **one setting** (a dataset and a noise kind; see :func:`alvit.summary.by_setting`)
+of the study show **one setting** (a dataset and a noise kind; see :func:`alvit.book.summary.by_setting`)
 and name it in their title: lines of different datasets are never averaged. Panels are small
 multiples, one per strategy or per model, with a shared axis; every model keeps its colour in
 every figure.
@@ -231,7 +231,7 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: s
 def power_vs_seeds(curve: pd.DataFrame, title: str, target: float = 0.8) -> plt.Figure:
     """P(holds | true) against the number of seeds, a line per claim, with the 80% target dashed.
 
-    ``curve``: columns claim, seeds, power (from :func:`alvit.power.power_curve`).
+    ``curve``: columns claim, seeds, power (from :func:`alvit.book.power.power_curve`).
     """
     fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
     for claim, rows in curve.groupby("claim", sort=True):

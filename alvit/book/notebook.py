@@ -16,7 +16,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from alvit import metrics, plots
+from alvit import metrics
+from alvit.book import plots
 from alvit.config import ExperimentConfig, load_config, to_dict, with_overrides
 from alvit.errors import ConfigError
 from alvit.results import RunFolder

@@ -38,7 +38,7 @@ unjudged.
 - *cannot say* when runs a test needs are missing; otherwise *inconclusive*.
 
 Every function takes a leading axis of T independent tables, so the verdict of one book and
-the operating characteristics of thousands of simulated ones (:mod:`alvit.power`) come from the
+the operating characteristics of thousands of simulated ones (:mod:`alvit.book.power`) come from the
 same code.
 """
 

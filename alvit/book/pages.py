@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from alvit import paths
+from alvit.book.notebook import KNOBS
 from alvit.config import ExperimentConfig, flatten, load_config, lookup, to_dict
-from alvit.notebook import KNOBS
 
 EXPERIMENT_NOTEBOOK = "experiment.ipynb"
 

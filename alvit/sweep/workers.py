@@ -2,7 +2,7 @@
 
 Each worker is a process (papermill's ``cwd=`` changes the working folder of the whole process,
 nteract/papermill#473, so threads would race) that imports torch, timm and alvit once and then
-runs configuration after configuration in-process (:func:`alvit.task.run_task`). The parent
+runs configuration after configuration in-process (:func:`alvit.sweep.task.run_task`). The parent
 hands out tasks over one pipe per worker, so killing a worker breaks nothing shared.
 
 GPU slots: ``--gpus 0,1 --per-gpu 2`` makes 4 slots, assigned round-robin (slot 0 -> GPU 0,
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from alvit.errors import ConfigError
-from alvit.leases import Claim, Claims
-from alvit.task import FAILED, Outcome, Task, record_failure
+from alvit.sweep.leases import Claim, Claims
+from alvit.sweep.task import FAILED, Outcome, Task, record_failure
 
 POLL_S = 0.5  # how often the parent looks at the clock when no worker reports
 
@@ -179,7 +179,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, env: dict[str, str
         if "OMP_NUM_THREADS" in env:
             torch.set_num_threads(threads)
         import alvit.loop  # noqa: F401  (the imports a run needs, paid here once)
-        from alvit.task import run_task
+        from alvit.sweep.task import run_task
 
         while (task := conn.recv()) is not None:
             outcome = run_task(task, on_claimed=lambda claim: conn.send(("claimed", claim)))

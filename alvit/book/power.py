@@ -5,9 +5,9 @@ were true with an effect of A seed-to-seed standard deviations, how often would 
 *holds* (power) and how often *does not hold* (a false refutation); and if nothing differed, how
 often would it say *holds* (a false confirmation)? It judges simulated final-round tables of the
 profile's exact grid (settings, models, strategies, noise rates) with the same code that judges
-the book (:func:`alvit.claims.judge_settings`).
+the book (:func:`alvit.book.claims.judge_settings`).
 
-The simulation is :mod:`alvit.simulate`'s effect model reduced to what a verdict sees, one
+The simulation is :mod:`alvit.sweep.simulate`'s effect model reduced to what a verdict sees, one
 number per run and metric: a run's final accuracy, ECE and Brier are its cell's mean plus
 independent normal seed noise of standard deviation S (per setting and metric). Every statement
 is a paired contrast, so the cells' common level cancels and only the claim's effect is put in,
@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alvit import claims, stats
-from alvit.claims import Cube
+from alvit.book import claims, stats
+from alvit.book.claims import Cube
 from alvit.errors import ConfigError
 from alvit.flags import MIN_TABLES, SEED_COUNTS
 
@@ -252,9 +252,9 @@ def profile_power(profile_path: str | Path, runs_dir: str | Path | None = None, 
                   effect: float = DEFAULT_EFFECT, sd: float | None = None, tables: int = DEFAULT_TABLES) -> PowerReport:
     """The power report of a profile; spreads from the finished runs in ``runs_dir`` (default: its output)."""
     from alvit import paths
+    from alvit.book.summary import final_rounds
+    from alvit.profile import load_profile
     from alvit.results import load_runs
-    from alvit.summary import final_rounds
-    from alvit.sweep import load_profile
 
     check_arguments(seeds, effect, sd, tables)
     profile = load_profile(profile_path)

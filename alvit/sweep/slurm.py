@@ -3,7 +3,7 @@
 ``submitit.AutoExecutor.map_array`` submits :class:`SweepTask` over the sweep's tasks as job
 arrays of at most the cluster's ``MaxArraySize`` (``scontrol show config``; some sites cap it at
 100, and submitit does not split), with ``array_parallelism`` runs at once in all. Each array
-task claims its configuration (:mod:`alvit.leases`), runs it in the job's process and renders
+task claims its configuration (:mod:`alvit.sweep.leases`), runs it in the job's process and renders
 its page, like a local worker. Preempted, or at its time limit, a task is requeued by submitit
 (:meth:`SweepTask.checkpoint`; at most 3 times for time limits), takes over its own claim and
 resumes after the run's last finished round.
@@ -22,27 +22,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from alvit.errors import ConfigError
-from alvit.leases import Claims, slurm_job_id
-from alvit.task import (
+from alvit.errors import ConfigError, one_line
+from alvit.profile import SlurmSettings
+from alvit.sweep.leases import Claims, slurm_job_id
+from alvit.sweep.task import (
     CLAIMED,
     DONE,
     FAILED,
     Outcome,
     Task,
     is_complete,
-    one_line,
     record_failure,
     run_task,
 )
@@ -51,77 +49,6 @@ log = logging.getLogger(__name__)
 
 SLURM_DIR = "_slurm"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's own default
-DEFAULT_TIME_MIN = 60
-
-
-@dataclass(frozen=True)
-class SlurmSettings:
-    """What one array task (one run) asks SLURM for: a profile's ``slurm:`` section, or ``--slurm-*``."""
-
-    partition: str | None = None
-    account: str | None = None
-    gpus_per_task: int = 0
-    cpus_per_task: int = 1
-    mem_gb: float | None = None
-    time_min: int | None = None  # None: from --timeout, else 60 minutes
-    array_parallelism: int = 256  # runs at once, over all the sweep's arrays
-    extra: dict[str, str] = field(default_factory=dict)  # more sbatch options: {qos: high} -> --qos=high
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str) -> SlurmSettings:
-        """Checked settings from a mapping; a wrong key or value is one sentence naming ``where``."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"slurm in {where} must be a mapping of settings, not {type(data).__name__}")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"slurm setting {unknown[0]!r} in {where} is not known; valid ones are: {', '.join(known)}")
-        for name in ("gpus_per_task", "cpus_per_task", "time_min", "array_parallelism"):
-            value = data.get(name)
-            minimum = 0 if name == "gpus_per_task" else 1
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
-                raise ConfigError(f"slurm setting {name} in {where} must be an integer of at least {minimum}, not {value!r}")
-        mem = data.get("mem_gb")
-        if mem is not None and (isinstance(mem, bool) or not isinstance(mem, (int, float)) or mem <= 0):
-            raise ConfigError(f"slurm setting mem_gb in {where} must be a positive number, not {mem!r}")
-        extra = data.get("extra") or {}
-        if not isinstance(extra, dict):
-            raise ConfigError(f"slurm setting extra in {where} must be a mapping of sbatch options, such as {{qos: high}}")
-        values = {key: value for key, value in data.items() if value is not None}
-        values["extra"] = {str(key): str(value) for key, value in extra.items()}
-        for name in ("partition", "account"):
-            if name in values:
-                values[name] = str(values[name])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings that differ from the defaults."""
-        defaults = SlurmSettings()
-        return {key: value for key, value in asdict(self).items() if value != getattr(defaults, key)}
-
-    def time_limit_min(self, timeout_s: float | None) -> int:
-        """The job's time limit: ``time_min``, else the per-run ``--timeout`` rounded up, else 60."""
-        if self.time_min is not None:
-            return self.time_min
-        return math.ceil(timeout_s / 60) if timeout_s else DEFAULT_TIME_MIN
-
-    def submitit_parameters(self, timeout_s: float | None, chunk_parallelism: int) -> dict[str, Any]:
-        """``AutoExecutor.update_parameters`` keywords for one array."""
-        params: dict[str, Any] = {
-            "timeout_min": self.time_limit_min(timeout_s), "cpus_per_task": self.cpus_per_task,
-            "tasks_per_node": 1, "nodes": 1, "slurm_array_parallelism": chunk_parallelism,
-        }
-        if self.gpus_per_task:
-            params["gpus_per_node"] = self.gpus_per_task  # one task per job: per node is per task
-        if self.mem_gb is not None:
-            params["mem_gb"] = self.mem_gb
-        if self.partition:
-            params["slurm_partition"] = self.partition
-        if self.account:
-            params["slurm_account"] = self.account
-        if self.extra:
-            params["slurm_additional_parameters"] = dict(self.extra)
-        return params
 
 
 class SweepTask:
@@ -154,7 +81,7 @@ def check_offline(tasks: Sequence[Task], profile_path: str) -> None:
 
     A compute node without network would otherwise fail every array task for one missing file.
     """
-    from alvit.fetch import missing, needs
+    from alvit.sweep.fetch import missing, needs
 
     absent = missing(needs([task.cfg for task in tasks]))
     if absent:
@@ -203,7 +130,7 @@ def sweep_folder(output: Path) -> Path:
 
 def job_environment() -> list[str]:
     """Shell lines the job script runs first: offline data and weights, threads per task."""
-    from alvit.fetch import env_lines
+    from alvit.sweep.fetch import env_lines
 
     lines = [f"export {line}" for line in env_lines()]
     if "OMP_NUM_THREADS" not in os.environ:
@@ -296,4 +223,4 @@ def _job_state(job_id: str) -> str | None:
     return None
 
 
-__all__ = ["SlurmSettings", "SweepTask", "check_offline", "max_array_size", "require_slurm", "run_slurm"]
+__all__ = ["SweepTask", "check_offline", "max_array_size", "require_slurm", "run_slurm"]

@@ -1,6 +1,6 @@
 """One configuration of a sweep, start to end, in the calling process.
 
-Claim it (:mod:`alvit.leases`), run it in this process with :func:`alvit.loop.run_experiment`
+Claim it (:mod:`alvit.sweep.leases`), run it in this process with :func:`alvit.loop.run_experiment`
 (torch and timm are imported once per worker, not once per run), render its book page when the
 profile wants one, record a failure, let go of the claim. Local worker processes and SLURM
 array tasks both call :func:`run_task`; the files it reads and writes are the whole protocol
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alvit.config import ExperimentConfig, differing_keys, to_dict
-from alvit.errors import ResultsError
-from alvit.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
+from alvit.errors import ResultsError, one_line
 from alvit.results import RunFolder, atomic_write_text
+from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
 
 FAILED_DIR = "_failed"
 STALE_DIR = "_stale"
@@ -101,7 +101,7 @@ def _run_claimed(task: Task) -> Outcome:
 
         run_experiment(task.cfg, task.run_dir, progress=False)
         if task.page:
-            from alvit.pages import render_page
+            from alvit.book.pages import render_page
 
             render_page(task.run_dir, task.page_path, task.cfg, task.timeout_s)
     except Exception as err:  # one failed configuration must not stop the others
@@ -136,12 +136,6 @@ def move_aside(output: Path, run_id: str, into: str = STALE_DIR) -> Path:
     return target
 
 
-def one_line(err: BaseException) -> str:
-    """``ErrorClass: last line of the message``: a failure's reason, as ``_failed/*.txt`` begins."""
-    lines = str(err).strip().splitlines()
-    return f"{err.__class__.__name__}: {lines[-1] if lines else ''}"
-
-
 def record_failure(output: Path, run_id: str, reason: str, details: str = "") -> None:
     """Write ``_failed/<run-id>.txt`` (the reason on its first line) and move a partial page there."""
     failed = output / FAILED_DIR
@@ -170,5 +164,5 @@ def failure_reason(output: Path, run_id: str) -> str | None:
 
 __all__ = [
     "CLAIMED", "DONE", "SIMULATED_DIR", "STALE_DIR", "FAILED", "SKIPPED", "Outcome", "Task", "clear_failure", "failure_reason", "is_complete",
-    "move_aside", "one_line", "record_failure", "run_task", "stale_keys",
+    "move_aside", "record_failure", "run_task", "stale_keys",
 ]

@@ -2,7 +2,7 @@
 
 papermill's own command line starts kernels with jupyter_client's plain manager, and ipykernel 7
 then warns "Kernel is running over TCP without encryption" at every start. This engine is
-papermill's nbclient engine with :func:`alvit.pages.encrypted_kernel_manager`, the manager
+papermill's nbclient engine with :func:`alvit.book.pages.encrypted_kernel_manager`, the manager
 ``alvit sweep`` and ``alvit book`` use; ``pyproject.toml`` registers it under the entry point
 group ``papermill.engine``, so installing alvit makes ``--engine alvit`` available.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 from papermill.engines import NBClientEngine
 
-from alvit.pages import encrypted_kernel_manager
+from alvit.book.pages import encrypted_kernel_manager
 
 
 class QuietEngine(NBClientEngine):
