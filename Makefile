@@ -1,23 +1,33 @@
 # Two commands matter: `make book` (the offline demo study, ending in a built book) and
-# `make test` (the tests CI runs). Each creates .venv with the project's install when missing.
+# `make test` (the lint checks, then the tests; what CI runs). Each creates .venv with the
+# project's install when missing.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.alvit-installed
 
-.PHONY: install test book demo clean
+.PHONY: install lint test book demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# Style, import layers, the GitHub workflows and CITATION.cff; offline, seconds.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.citation-file-format CITATION.cff
+	$(VENV)/bin/zizmor --offline --min-severity medium .github/workflows
+
 # Two test processes, a test file to each (--dist loadfile keeps a file's module fixtures and the
 # SLURM tests together): about 5 minutes instead of 8 on 2 cores, much of it waiting on imports.
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -n 2 --dist loadfile
 
 demo: $(STAMP)

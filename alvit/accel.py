@@ -35,8 +35,11 @@ def device_settings(device: torch.device, deterministic: bool = False) -> Iterat
     TF32 is repeatable (same inputs, same bits); what ``deterministic`` removes is atomic
     accumulation in backward passes and autotuned kernel choices, at a cost measured in the README.
     """
-    saved = (torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark,
-             torch.are_deterministic_algorithms_enabled())
+    saved = (
+        torch.get_float32_matmul_precision(),
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+    )
     saved_workspace = os.environ.get(CUBLAS_WORKSPACE)
     if deterministic:
         # Read by cuBLAS when it first runs on a device; the loop trains before any other CUDA
@@ -87,8 +90,11 @@ def _cached(model: nn.Module, key: str, build: Callable[[], Callable]) -> Callab
     # stay exactly as without compilation.
     cache = model.__dict__.setdefault("_alvit_compiled", {})
     if key not in cache:
-        log.info("torch.compile: %s's %s is compiled at its first call (a minute or so); later rounds reuse it",
-                 type(model).__name__, key)
+        log.info(
+            "torch.compile: %s's %s is compiled at its first call (a minute or so); later rounds reuse it",
+            type(model).__name__,
+            key,
+        )
         cache[key] = build()
     return cache[key]
 
@@ -117,6 +123,11 @@ def fast_path_record(model: nn.Module, device: torch.device, compiled: bool, det
 
 
 __all__ = [
-    "compiled_forward", "compiled_scores", "device_settings", "eager_scores", "fast_path_record",
-    "fused_attention", "resolve_compile",
+    "compiled_forward",
+    "compiled_scores",
+    "device_settings",
+    "eager_scores",
+    "fast_path_record",
+    "fused_attention",
+    "resolve_compile",
 ]

@@ -98,9 +98,18 @@ def write_synthetic_imagefolder(root: str | Path, n_train: int, n_test: int, see
     return root
 
 
-def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int | None = None,
-              compile: str = "auto", seconds: float = 5.0, naive: bool = True, naive_workers: int | None = None,
-              concurrent: tuple[int, ...] = (), deterministic: bool = False) -> dict:
+def run_bench(
+    model: str,
+    device: str = "auto",
+    batch: int = 64,
+    eval_batch: int | None = None,
+    compile: str = "auto",
+    seconds: float = 5.0,
+    naive: bool = True,
+    naive_workers: int | None = None,
+    concurrent: tuple[int, ...] = (),
+    deterministic: bool = False,
+) -> dict:
     """Every figure of ``alvit bench`` for one model, as a dict (the ``--json`` file).
 
     ``deterministic`` also times training with ``train.deterministic`` (``deterministic_train_img_s``
@@ -113,11 +122,21 @@ def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int
     peak = peak_bf16_tflops(dev)
     naive_workers = default_naive_workers() if naive_workers is None else naive_workers
     result: dict = {
-        "model": model, "timm_name": spec.timm_name, "timm_kwargs": spec.kwargs, "input_size": spec.input_size, "device": str(dev),
+        "model": model,
+        "timm_name": spec.timm_name,
+        "timm_kwargs": spec.kwargs,
+        "input_size": spec.input_size,
+        "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "batch": batch, "eval_batch": eval_batch, "compile": compiled, "gflops_per_image": flops / 1e9,
-        "peak_tflops": peak, "seconds_per_measurement": seconds, "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "errors": {},
+        "batch": batch,
+        "eval_batch": eval_batch,
+        "compile": compiled,
+        "gflops_per_image": flops / 1e9,
+        "peak_tflops": peak,
+        "seconds_per_measurement": seconds,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "errors": {},
     }
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -130,15 +149,22 @@ def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int
     result["fused_attn"] = None if fast is None else fused_attention(fast.model)
     result["peak_mem_mb"] = _peak_mem_mb(dev)  # the warm-up reached the fast path's peak; measured before naive runs
     result["naive_workers"] = naive_workers
-    baseline = _guarded(result, "naive", lambda: _naive_pipeline(spec, dev, batch, eval_batch, naive_workers)) if naive else None
+    baseline = (
+        _guarded(result, "naive", lambda: _naive_pipeline(spec, dev, batch, eval_batch, naive_workers))
+        if naive
+        else None
+    )
     if baseline is not None:
         works.update(naive_train_img_s=baseline.train, naive_score_img_s=baseline.score)
     rates = _guarded(result, "timing", lambda: steady_rates(works, dev, seconds)) or {}
     for key in ("train_img_s", "score_img_s", "naive_train_img_s", "naive_score_img_s", "deterministic_train_img_s"):
         result[key] = rates.get(key)
     # The cost of train.deterministic: the fraction of training throughput it gives up.
-    result["deterministic_cost"] = None if result["deterministic_train_img_s"] is None else (
-        1 - _ratio(result["deterministic_train_img_s"], result["train_img_s"]))
+    result["deterministic_cost"] = (
+        None
+        if result["deterministic_train_img_s"] is None
+        else (1 - _ratio(result["deterministic_train_img_s"], result["train_img_s"]))
+    )
     result["tflops"] = _tflops(result["train_img_s"], TRAIN_FORWARD_PASSES * flops)
     result["score_tflops"] = _tflops(result["score_img_s"], flops)
     result["mfu"] = _ratio(result["tflops"], peak)
@@ -150,11 +176,15 @@ def run_bench(model: str, device: str = "auto", batch: int = 64, eval_batch: int
     works.clear()
     for processes in concurrent:
         _release(dev)
-        rates = _guarded(result, f"concurrent_{processes}",
-                         lambda k=processes: _measure_concurrent(model, str(dev), batch, compile, seconds, k))
+        rates = _guarded(
+            result,
+            f"concurrent_{processes}",
+            lambda k=processes: _measure_concurrent(model, str(dev), batch, compile, seconds, k),
+        )
         if rates is not None:
-            result["concurrent"].append({"processes": processes, "aggregate_train_img_s": sum(rates),
-                                         "per_process_train_img_s": rates})
+            result["concurrent"].append(
+                {"processes": processes, "aggregate_train_img_s": sum(rates), "per_process_train_img_s": rates}
+            )
     one = next((row["aggregate_train_img_s"] for row in result["concurrent"] if row["processes"] == 1), None)
     for row in result["concurrent"]:
         row["scaling_vs_one"] = _ratio(row["aggregate_train_img_s"], one)
@@ -192,8 +222,9 @@ class _Pipeline:
     train_deterministic: Callable[[], int] | None = None  # one step with train.deterministic
 
 
-def _fast_trainer(spec: ModelSpec, device: torch.device, batch: int, n_images: int, compiled: bool
-                  ) -> tuple[nn.Module, Preprocessor, torch.Tensor, Callable[..., int]]:
+def _fast_trainer(
+    spec: ModelSpec, device: torch.device, batch: int, n_images: int, compiled: bool
+) -> tuple[nn.Module, Preprocessor, torch.Tensor, Callable[..., int]]:
     """A model, its preprocessing, synthetic images on the device, and one training step as fit
     runs it (``train(deterministic=True)`` as with ``train.deterministic``)."""
     torch.manual_seed(0)
@@ -216,10 +247,12 @@ def _fast_trainer(spec: ModelSpec, device: torch.device, batch: int, n_images: i
     return model, preprocess, images, train
 
 
-def _fast_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, compiled: bool,
-                   deterministic: bool) -> _Pipeline:
-    model, preprocess, images, train = _fast_trainer(spec, device, batch, max(batch * 8, eval_batch * SCORE_POOL_BATCHES),
-                                                     compiled)
+def _fast_pipeline(
+    spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, compiled: bool, deterministic: bool
+) -> _Pipeline:
+    model, preprocess, images, train = _fast_trainer(
+        spec, device, batch, max(batch * 8, eval_batch * SCORE_POOL_BATCHES), compiled
+    )
     pool = images[: eval_batch * SCORE_POOL_BATCHES]
 
     def score() -> int:
@@ -241,8 +274,9 @@ def _warm_up(train: Callable[[], int], score: Callable[[], int]) -> None:
         score()
 
 
-def steady_rates(works: dict[str, Callable[[], int]], device: torch.device, seconds: float,
-                 repeats: int = REPEATS) -> dict[str, float]:
+def steady_rates(
+    works: dict[str, Callable[[], int]], device: torch.device, seconds: float, repeats: int = REPEATS
+) -> dict[str, float]:
     """Items per second of each warmed-up ``work()`` (which returns how many items it processed).
 
     One timed call sizes each work's runs to about ``seconds / repeats``; then the works run in
@@ -292,14 +326,19 @@ def _naive_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batc
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
     images, labels = synthetic_images(max(batch, eval_batch) * 16)
     resize = transforms.Resize(spec.input_size, interpolation=transforms.InterpolationMode(spec.interpolation))
-    transform = transforms.Compose([resize, transforms.ToTensor(),
-                                    transforms.Normalize(spec.mean, spec.std)])
+    transform = transforms.Compose([resize, transforms.ToTensor(), transforms.Normalize(spec.mean, spec.std)])
     dataset = PILImages(images.permute(0, 2, 3, 1).numpy(), labels, transform)
 
     def loader(size: int, shuffle: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        batches = torch.utils.data.DataLoader(dataset, batch_size=size, shuffle=shuffle, drop_last=True,
-                                              num_workers=workers, persistent_workers=workers > 0,
-                                              pin_memory=device.type == "cuda")
+        batches = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=size,
+            shuffle=shuffle,
+            drop_last=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda",
+        )
         return itertools.chain.from_iterable(itertools.repeat(batches))
 
     train_batches = loader(batch, shuffle=True)
@@ -326,14 +365,18 @@ def _naive_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batc
     return _Pipeline(model, train, score)
 
 
-def _measure_concurrent(model: str, device: str, batch: int, compile: str, seconds: float, processes: int) -> list[float]:
+def _measure_concurrent(
+    model: str, device: str, batch: int, compile: str, seconds: float, processes: int
+) -> list[float]:
     """Training images/s of each of ``processes`` processes sharing the device, timed together."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
     barrier, queue = context.Barrier(processes), context.Queue()
-    workers = [context.Process(target=_concurrent_worker, args=(model, device, batch, compile, seconds, barrier, queue))
-               for _ in range(processes)]
+    workers = [
+        context.Process(target=_concurrent_worker, args=(model, device, batch, compile, seconds, barrier, queue))
+        for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     try:
@@ -403,24 +446,34 @@ def format_report(r: dict) -> str:
 
     mfu = "n/a (peak unknown)" if r["peak_tflops"] is None else f"{num(r['mfu'], '.1%')} of {r['peak_tflops']:g}"
     lines = [
-        (f"alvit bench {r['model']} ({architecture(r)}, {r['input_size']} px input, {r['gflops_per_image']:.3g} GFLOPs/image) "
-         f"on {r['device']} ({r['device_name']}), batch {r['batch']}, compile {'on' if r['compile'] else 'off'}, "
-         f"fused attention {r['fused_attn']}"),
+        (
+            f"alvit bench {r['model']} ({architecture(r)}, {r['input_size']} px input, {r['gflops_per_image']:.3g} GFLOPs/image) "
+            f"on {r['device']} ({r['device_name']}), batch {r['batch']}, compile {'on' if r['compile'] else 'off'}, "
+            f"fused attention {r['fused_attn']}"
+        ),
         f"  fast   train {num(r['train_img_s']):>10} img/s  {num(r['tflops'], '.3g')} TFLOP/s  MFU {mfu}",
-        (f"         score {num(r['score_img_s']):>10} img/s  {num(r['score_tflops'], '.3g')} TFLOP/s  "
-         f"MFU {num(r['score_mfu'], '.1%')}"),
-        (f"  naive  train {num(r['naive_train_img_s']):>10} img/s  (DataLoader + PIL, {r['naive_workers']} workers, "
-         f"fp32, eager, torch.optim.AdamW)"),
+        (
+            f"         score {num(r['score_img_s']):>10} img/s  {num(r['score_tflops'], '.3g')} TFLOP/s  "
+            f"MFU {num(r['score_mfu'], '.1%')}"
+        ),
+        (
+            f"  naive  train {num(r['naive_train_img_s']):>10} img/s  (DataLoader + PIL, {r['naive_workers']} workers, "
+            f"fp32, eager, torch.optim.AdamW)"
+        ),
         f"         score {num(r['naive_score_img_s']):>10} img/s",
         f"  fast / naive: train {num(r['speedup_vs_naive'], '.2f', 'x')}, score {num(r['score_speedup_vs_naive'], '.2f', 'x')}",
         f"  peak device memory of the fast path: {num(r['peak_mem_mb'], ',.0f', ' MB')}",
     ]
     if r["deterministic_train_img_s"] is not None:
-        lines.append(f"  train.deterministic: train {num(r['deterministic_train_img_s'])} img/s "
-                     f"({num(r['deterministic_cost'], '.1%')} slower)")
+        lines.append(
+            f"  train.deterministic: train {num(r['deterministic_train_img_s'])} img/s "
+            f"({num(r['deterministic_cost'], '.1%')} slower)"
+        )
     for row in r["concurrent"]:
-        lines.append(f"  {row['processes']} concurrent: {num(row['aggregate_train_img_s'])} img/s in all "
-                     f"({num(row['scaling_vs_one'], '.2f', 'x')} one process)")
+        lines.append(
+            f"  {row['processes']} concurrent: {num(row['aggregate_train_img_s'])} img/s in all "
+            f"({num(row['scaling_vs_one'], '.2f', 'x')} one process)"
+        )
     lines += [f"  error in {name}: {message}" for name, message in r["errors"].items()]
     return "\n".join(lines)
 
@@ -428,7 +481,9 @@ def format_report(r: dict) -> str:
 def architecture(r: dict) -> str:
     """``timm vit_tiny_patch16_224 with patch_size=4, ...``: a preset's timm name alone would claim patch 16 at 224 px."""
     changed = {key: value for key, value in r.get("timm_kwargs", {}).items() if key != "img_size"}
-    return f"timm {r['timm_name']}" + (" with " + ", ".join(f"{key}={value}" for key, value in changed.items()) if changed else "")
+    return f"timm {r['timm_name']}" + (
+        " with " + ", ".join(f"{key}={value}" for key, value in changed.items()) if changed else ""
+    )
 
 
 def write_json(result: dict, path: str | Path) -> None:
@@ -436,5 +491,12 @@ def write_json(result: dict, path: str | Path) -> None:
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
-__all__ = ["PEAK_BF16_TFLOPS", "format_report", "peak_bf16_tflops", "run_bench",
-           "steady_rates", "synthetic_images", "write_synthetic_imagefolder"]
+__all__ = [
+    "PEAK_BF16_TFLOPS",
+    "format_report",
+    "peak_bf16_tflops",
+    "run_bench",
+    "steady_rates",
+    "synthetic_images",
+    "write_synthetic_imagefolder",
+]

@@ -60,7 +60,7 @@ MODEL_DESCRIPTIONS: dict[str, str] = {
     "vit_nano_p4": "CPU preset: 64-wide, 2-deep ViT, 8 px input, patch 4 (4 tokens + CLS), 0.1 M params",
     "vit_mini_p8": "CPU preset: 128-wide, 4-deep ViT, 8 px input, patch 8 (the whole digit is one token + CLS), 0.8 M params",
     "vit_micro_p2": "CPU preset: 96-wide, 3-deep ViT, 8 px input, patch 2 (16 tokens + CLS), 0.3 M params; "
-                    "learns poorly from scratch on 250 digits (about 0.4 accuracy), so not in the demo",
+    "learns poorly from scratch on 250 digits (about 0.4 accuracy), so not in the demo",
     "vit_tiny_p4": "CPU preset: ViT-Ti (192-wide, 12-deep), 32 px input, patch 4 (64 tokens + CLS), 5.4 M params",
 }
 

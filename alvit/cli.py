@@ -43,16 +43,28 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     print(f"profile {profile.name}: {plural(len(profile.configs), 'configuration')} -> {profile.output}")
     if args.estimate or any(cfg.model in PAPER_MODELS for cfg in profile.configs):
         rows = estimate_gpu_hours(profile, args.tflops)
-        print(f"estimated GPU hours at {args.tflops:g} sustained TFLOP/s (an assumption; see alvit.sweep.run.estimate_gpu_hours):")
+        print(
+            f"estimated GPU hours at {args.tflops:g} sustained TFLOP/s (an assumption; see alvit.sweep.run.estimate_gpu_hours):"
+        )
         for row in rows:
-            print(f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  {row['gpu_hours']:8.1f} h")
-        print(f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {sum(r['gpu_hours'] for r in rows):8.1f} h")
+            print(
+                f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  {row['gpu_hours']:8.1f} h"
+            )
+        print(
+            f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {sum(r['gpu_hours'] for r in rows):8.1f} h"
+        )
     if args.estimate:
         return 0
     options = SweepOptions(
-        executor=args.executor, jobs=args.jobs, gpus=args.gpus,
-        per_gpu=args.per_gpu, timeout_s=args.timeout, rerun_stale=args.rerun_stale, stale_after_s=args.stale_after,
-        slurm=_slurm_overrides(args), progress=not args.quiet,
+        executor=args.executor,
+        jobs=args.jobs,
+        gpus=args.gpus,
+        per_gpu=args.per_gpu,
+        timeout_s=args.timeout,
+        rerun_stale=args.rerun_stale,
+        stale_after_s=args.stale_after,
+        slurm=_slurm_overrides(args),
+        progress=not args.quiet,
     )
     outcome = run_sweep(profile, options=options, profile_path=args.profile)
     print(summary_line(outcome))
@@ -69,14 +81,18 @@ def _with_output(profile: Profile, folder: str | None) -> Profile:
 
 def _slurm_overrides(args: argparse.Namespace) -> dict:
     """``--slurm-*`` flags given on the command line, as profile ``slurm:`` keys."""
-    given = {key: getattr(args, f"slurm_{key}") for key in ("partition", "account", "gpus_per_task", "cpus_per_task",
-                                                            "mem_gb", "time_min", "array_parallelism")}
+    given = {
+        key: getattr(args, f"slurm_{key}")
+        for key in ("partition", "account", "gpus_per_task", "cpus_per_task", "mem_gb", "time_min", "array_parallelism")
+    }
     overrides = {key: value for key, value in given.items() if value is not None}
     if args.slurm_extra:
         pairs = [item.partition("=") for item in args.slurm_extra]
         bad = [key for key, sep, _ in pairs if not sep or not key]
         if bad:
-            raise ConfigError(f"--slurm-extra takes OPTION=VALUE (an sbatch option without its dashes), e.g. --slurm-extra qos=high, not {bad[0]!r}")
+            raise ConfigError(
+                f"--slurm-extra takes OPTION=VALUE (an sbatch option without its dashes), e.g. --slurm-extra qos=high, not {bad[0]!r}"
+            )
         overrides["extra"] = {key: value for key, _, value in pairs}
     return overrides
 
@@ -101,8 +117,11 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         for line in absent:
             print(line)
         if absent:
-            print(f"alvit: {len(absent)} of the {len(found)} datasets and weights {args.profile} needs are missing here; "
-                  f"run alvit fetch {args.profile} on a machine with network", file=sys.stderr)
+            print(
+                f"alvit: {len(absent)} of the {len(found)} datasets and weights {args.profile} needs are missing here; "
+                f"run alvit fetch {args.profile} on a machine with network",
+                file=sys.stderr,
+            )
             return 1
         print(f"all {len(found)} datasets and weights {args.profile} needs are here")
         return 0
@@ -122,7 +141,9 @@ def _cmd_book(args: argparse.Namespace) -> None:
     from alvit.book.build import build_book
 
     built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial, html=args.html)
-    print(f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)")
+    print(
+        f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)"
+    )
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
@@ -133,10 +154,14 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     profile = load_profile(args.profile, args.only)
     out = resolve(args.out)
     outcome = simulate_profile(profile, out, args.test_size, progress=not args.quiet)
-    print(f"simulated {plural(len(outcome['written']), 'run')} of profile {profile.name} into {out}"
-          + (f" ({plural(len(outcome['kept']), 'folder')} already held a run and were kept)" if outcome["kept"] else ""))
-    print(f"preview its book (the checkout's own book stays as it is): "
-          f"alvit book {args.profile} --runs {out} --html {out.with_name(out.name + '-html')}")
+    print(
+        f"simulated {plural(len(outcome['written']), 'run')} of profile {profile.name} into {out}"
+        + (f" ({plural(len(outcome['kept']), 'folder')} already held a run and were kept)" if outcome["kept"] else "")
+    )
+    print(
+        f"preview its book (the checkout's own book stays as it is): "
+        f"alvit book {args.profile} --runs {out} --html {out.with_name(out.name + '-html')}"
+    )
 
 
 def _cmd_power(args: argparse.Namespace) -> None:
@@ -154,9 +179,18 @@ def _cmd_power(args: argparse.Namespace) -> None:
 def _cmd_bench(args: argparse.Namespace) -> None:
     from alvit.bench import format_report, run_bench, write_json
 
-    result = run_bench(args.model, args.device, args.batch, args.eval_batch, args.compile, args.seconds,
-                       naive=not args.no_naive, naive_workers=args.naive_workers, concurrent=args.concurrent,
-                       deterministic=args.deterministic)
+    result = run_bench(
+        args.model,
+        args.device,
+        args.batch,
+        args.eval_batch,
+        args.compile,
+        args.seconds,
+        naive=not args.no_naive,
+        naive_workers=args.naive_workers,
+        concurrent=args.concurrent,
+        deterministic=args.deterministic,
+    )
     print(format_report(result))
     if args.json:
         write_json(result, args.json)
@@ -199,110 +233,244 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run (or resume) one active-learning experiment")
-    run.add_argument("config", nargs="?", default=None,
-                     help="YAML file, e.g. configs/demo.yaml (default: alvit's defaults, then --set)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key, e.g. --set noise.rate=0.5 (repeatable)")
+    run.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        help="YAML file, e.g. configs/demo.yaml (default: alvit's defaults, then --set)",
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set noise.rate=0.5 (repeatable)",
+    )
     run.add_argument("--out", default=None, help="run folder (default: results/<run-id>)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(handler=_cmd_run)
 
-    sweep = commands.add_parser("sweep", help="run every configuration of a profile (on this machine or a SLURM cluster)")
+    sweep = commands.add_parser(
+        "sweep", help="run every configuration of a profile (on this machine or a SLURM cluster)"
+    )
     sweep.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
-    sweep.add_argument("--executor", choices=["local", "slurm"], default="local",
-                       help="local: worker processes here (default); slurm: one array task per configuration")
-    sweep.add_argument("--output", default=None, metavar="DIR", help="folder of the run folders (default: the profile's output)")
-    sweep.add_argument("--jobs", type=flags.processes, default=None, help="local: runs at once (default 1, or one per GPU slot)")
-    sweep.add_argument("--gpus", type=flags.gpu_ids, default=(), metavar="0,1,...", help="local: GPUs to spread the workers over")
-    sweep.add_argument("--per-gpu", type=flags.processes, default=1, metavar="M", help="local: runs at once on each GPU (default 1)")
-    sweep.add_argument("--timeout", type=flags.seconds, default=None, metavar="SECONDS",
-                       help="per run: local kills a run past it and records it as failed; slurm: the job's time limit")
-    sweep.add_argument("--rerun-stale", action="store_true",
-                       help="rerun runs whose folder holds another configuration, moving the old folder to _stale/")
-    sweep.add_argument("--stale-after", type=flags.seconds, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
-                       help="take over a claim whose heartbeat is older than this (default %(default)g)")
-    sweep.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
-                       help="keep configurations with these values, e.g. --only model=vit_b16 (repeatable; one key twice: either value)")
+    sweep.add_argument(
+        "--executor",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: worker processes here (default); slurm: one array task per configuration",
+    )
+    sweep.add_argument(
+        "--output", default=None, metavar="DIR", help="folder of the run folders (default: the profile's output)"
+    )
+    sweep.add_argument(
+        "--jobs", type=flags.processes, default=None, help="local: runs at once (default 1, or one per GPU slot)"
+    )
+    sweep.add_argument(
+        "--gpus", type=flags.gpu_ids, default=(), metavar="0,1,...", help="local: GPUs to spread the workers over"
+    )
+    sweep.add_argument(
+        "--per-gpu", type=flags.processes, default=1, metavar="M", help="local: runs at once on each GPU (default 1)"
+    )
+    sweep.add_argument(
+        "--timeout",
+        type=flags.seconds,
+        default=None,
+        metavar="SECONDS",
+        help="per run: local kills a run past it and records it as failed; slurm: the job's time limit",
+    )
+    sweep.add_argument(
+        "--rerun-stale",
+        action="store_true",
+        help="rerun runs whose folder holds another configuration, moving the old folder to _stale/",
+    )
+    sweep.add_argument(
+        "--stale-after",
+        type=flags.seconds,
+        default=DEFAULT_STALE_AFTER_S,
+        metavar="SECONDS",
+        help="take over a claim whose heartbeat is older than this (default %(default)g)",
+    )
+    sweep.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="keep configurations with these values, e.g. --only model=vit_b16 (repeatable; one key twice: either value)",
+    )
     slurm = sweep.add_argument_group("slurm executor (over the profile's slurm: section)")
     slurm.add_argument("--slurm-partition", default=None)
     slurm.add_argument("--slurm-account", default=None)
     slurm.add_argument("--slurm-gpus-per-task", type=flags.whole_number(0, 64), default=None, metavar="N")
     slurm.add_argument("--slurm-cpus-per-task", type=flags.whole_number(1, 4096), default=None, metavar="N")
     slurm.add_argument("--slurm-mem-gb", type=flags.positive_number(1e6, "1000000"), default=None, metavar="GB")
-    slurm.add_argument("--slurm-time-min", type=flags.whole_number(1, 525600), default=None, metavar="MIN",
-                       help="time limit per run (default 60; at most a year)")
-    slurm.add_argument("--slurm-array-parallelism", type=flags.whole_number(1, 100000), default=None, metavar="N",
-                       help="runs at once (default 256)")
-    slurm.add_argument("--slurm-extra", action="append", default=[], metavar="OPTION=VALUE",
-                       help="any other sbatch option, e.g. --slurm-extra qos=high (repeatable)")
+    slurm.add_argument(
+        "--slurm-time-min",
+        type=flags.whole_number(1, 525600),
+        default=None,
+        metavar="MIN",
+        help="time limit per run (default 60; at most a year)",
+    )
+    slurm.add_argument(
+        "--slurm-array-parallelism",
+        type=flags.whole_number(1, 100000),
+        default=None,
+        metavar="N",
+        help="runs at once (default 256)",
+    )
+    slurm.add_argument(
+        "--slurm-extra",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="any other sbatch option, e.g. --slurm-extra qos=high (repeatable)",
+    )
     sweep.add_argument("--estimate", action="store_true", help="print the GPU-hour estimate and stop")
-    sweep.add_argument("--tflops", type=flags.positive_number(1e6, "1000000"), default=ASSUMED_SUSTAINED_TFLOPS,
-                       help="sustained TFLOP/s assumed by the estimate")
+    sweep.add_argument(
+        "--tflops",
+        type=flags.positive_number(1e6, "1000000"),
+        default=ASSUMED_SUSTAINED_TFLOPS,
+        help="sustained TFLOP/s assumed by the estimate",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
 
-    status = commands.add_parser("status", help="what a profile's sweep has done: done / running / failed / pending / stale / "
-                                               "simulated (exit 1 when a run failed)")
+    status = commands.add_parser(
+        "status",
+        help="what a profile's sweep has done: done / running / failed / pending / stale / "
+        "simulated (exit 1 when a run failed)",
+    )
     status.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
     status.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="as for sweep")
-    status.add_argument("--runs", default=None, metavar="DIR", help="folder of run folders (default: the profile's output)")
+    status.add_argument(
+        "--runs", default=None, metavar="DIR", help="folder of run folders (default: the profile's output)"
+    )
     status.add_argument("--all", action="store_true", help="list every run, not only those worth a look")
     status.add_argument("--json", action="store_true", help="print the counts and every run's state as JSON")
-    status.add_argument("--stale-after", type=flags.seconds, default=DEFAULT_STALE_AFTER_S, metavar="SECONDS",
-                        help="a claim whose heartbeat is older counts as abandoned (default %(default)g)")
+    status.add_argument(
+        "--stale-after",
+        type=flags.seconds,
+        default=DEFAULT_STALE_AFTER_S,
+        metavar="SECONDS",
+        help="a claim whose heartbeat is older counts as abandoned (default %(default)g)",
+    )
     status.set_defaults(handler=_cmd_status)
 
-    fetch = commands.add_parser("fetch", help="download the datasets and weights a profile needs (for offline compute nodes)")
+    fetch = commands.add_parser(
+        "fetch", help="download the datasets and weights a profile needs (for offline compute nodes)"
+    )
     fetch.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
     fetch.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="as for sweep")
-    fetch.add_argument("--check", action="store_true", help="download nothing; list what is missing here (exit 1 if any)")
+    fetch.add_argument(
+        "--check", action="store_true", help="download nothing; list what is missing here (exit 1 if any)"
+    )
     fetch.set_defaults(handler=_cmd_fetch)
 
-    book = commands.add_parser("book", help="render run pages, the summary, the run index and the tutorial, then build the book")
+    book = commands.add_parser(
+        "book", help="render run pages, the summary, the run index and the tutorial, then build the book"
+    )
     book.add_argument("profile", help="the profile whose runs the summary shows")
-    book.add_argument("--runs", default=None, help="folder of run folders (default: the profile's output), e.g. from alvit simulate")
-    book.add_argument("--html", default=None, metavar="DIR",
-                      help="put the HTML here and leave the checkout's build as it is (default: _build/html, replaced on success)")
+    book.add_argument(
+        "--runs", default=None, help="folder of run folders (default: the profile's output), e.g. from alvit simulate"
+    )
+    book.add_argument(
+        "--html",
+        default=None,
+        metavar="DIR",
+        help="put the HTML here and leave the checkout's build as it is (default: _build/html, replaced on success)",
+    )
     book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
     book.set_defaults(handler=_cmd_book)
 
-    simulate = commands.add_parser("simulate", help="write simulated run folders for a profile (a preview of its book, no training)")
+    simulate = commands.add_parser(
+        "simulate", help="write simulated run folders for a profile (a preview of its book, no training)"
+    )
     simulate.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
     simulate.add_argument("--out", required=True, help="folder for the run folders (a real run already there is kept)")
-    simulate.add_argument("--test-size", type=flags.whole_number(1, 10**9), default=None,
-                          help="test samples per run, at most the dataset's (default: the dataset's)")
-    simulate.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2",
-                          help="keep configurations with these values (repeatable; one key twice: either value)")
+    simulate.add_argument(
+        "--test-size",
+        type=flags.whole_number(1, 10**9),
+        default=None,
+        help="test samples per run, at most the dataset's (default: the dataset's)",
+    )
+    simulate.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="keep configurations with these values (repeatable; one key twice: either value)",
+    )
     simulate.add_argument("--quiet", action="store_true", help="no progress bar")
     simulate.set_defaults(handler=_cmd_simulate)
 
     power = commands.add_parser("power", help="how often each verdict is right for a profile's grid, by simulation")
     power.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
-    power.add_argument("--seeds", type=flags.seed_counts, default=(3, 5, 10), metavar="3,5,10",
-                       help="numbers of seeds to report (default 3,5,10)")
-    power.add_argument("--effect", type=flags.positive_number(100.0, "100"), default=2.0, metavar="A",
-                       help="the true claims' effect in seed-to-seed standard deviations (default 2)")
-    power.add_argument("--sd", type=flags.positive_number(1.0, "1"), default=None, metavar="S",
-                       help="seed-to-seed standard deviation (default: the runs present, per setting, else 0.02)")
-    power.add_argument("--tables", type=flags.whole_number(flags.MIN_TABLES, 10**7), default=200, metavar="N",
-                       help=f"simulated tables per estimate (default 200; {flags.MIN_TABLES} at least)")
-    power.add_argument("--runs", default=None, help="folder of run folders whose spread to use (default: the profile's output)")
+    power.add_argument(
+        "--seeds",
+        type=flags.seed_counts,
+        default=(3, 5, 10),
+        metavar="3,5,10",
+        help="numbers of seeds to report (default 3,5,10)",
+    )
+    power.add_argument(
+        "--effect",
+        type=flags.positive_number(100.0, "100"),
+        default=2.0,
+        metavar="A",
+        help="the true claims' effect in seed-to-seed standard deviations (default 2)",
+    )
+    power.add_argument(
+        "--sd",
+        type=flags.positive_number(1.0, "1"),
+        default=None,
+        metavar="S",
+        help="seed-to-seed standard deviation (default: the runs present, per setting, else 0.02)",
+    )
+    power.add_argument(
+        "--tables",
+        type=flags.whole_number(flags.MIN_TABLES, 10**7),
+        default=200,
+        metavar="N",
+        help=f"simulated tables per estimate (default 200; {flags.MIN_TABLES} at least)",
+    )
+    power.add_argument(
+        "--runs", default=None, help="folder of run folders whose spread to use (default: the profile's output)"
+    )
     power.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
     power.set_defaults(handler=_cmd_power)
 
-    bench = commands.add_parser("bench", help="steady-state training and scoring throughput and MFU, next to a naive pipeline")
+    bench = commands.add_parser(
+        "bench", help="steady-state training and scoring throughput and MFU, next to a naive pipeline"
+    )
     bench.add_argument("model", help="e.g. vit_b16 (random-init weights, synthetic 32 px images)")
     bench.add_argument("--device", type=flags.device, default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    bench.add_argument("--batch", type=flags.batch_size, default=64, help="images per training step and per scoring batch (default 64)")
-    bench.add_argument("--eval-batch", type=flags.batch_size, default=None, help="images per scoring batch (default: --batch)")
-    bench.add_argument("--compile", choices=["auto", "true", "false"], default="auto", help="as train.compile (default auto)")
-    bench.add_argument("--seconds", type=flags.seconds, default=5.0, help="length of each timed measurement (default 5)")
+    bench.add_argument(
+        "--batch", type=flags.batch_size, default=64, help="images per training step and per scoring batch (default 64)"
+    )
+    bench.add_argument(
+        "--eval-batch", type=flags.batch_size, default=None, help="images per scoring batch (default: --batch)"
+    )
+    bench.add_argument(
+        "--compile", choices=["auto", "true", "false"], default="auto", help="as train.compile (default auto)"
+    )
+    bench.add_argument(
+        "--seconds", type=flags.seconds, default=5.0, help="length of each timed measurement (default 5)"
+    )
     bench.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
-    bench.add_argument("--naive-workers", type=flags.whole_number(0, flags.MAX_PROCESSES), default=None,
-                       help="DataLoader workers of the naive pipeline (default: cores, at most 8)")
+    bench.add_argument(
+        "--naive-workers",
+        type=flags.whole_number(0, flags.MAX_PROCESSES),
+        default=None,
+        help="DataLoader workers of the naive pipeline (default: cores, at most 8)",
+    )
     bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
-    bench.add_argument("--concurrent", type=flags.process_counts, default=(), metavar="1,2,4",
-                       help="also train in that many processes at once on the device")
+    bench.add_argument(
+        "--concurrent",
+        type=flags.process_counts,
+        default=(),
+        metavar="1,2,4",
+        help="also train in that many processes at once on the device",
+    )
     bench.add_argument("--json", default=None, metavar="FILE", help="write every figure to this JSON file")
     bench.set_defaults(handler=_cmd_bench)
 

@@ -66,7 +66,9 @@ class TrainConfig:
     label_smoothing: float | None = None  # None: the strategy's default (0.1 for gci_vital, else 0)
     augment: str = "none"  # "none" or "flip" (random horizontal flip, on the device)
     eval_batch_size: int = 256
-    accumulate: int = 1  # micro-batches per step, of batch_size / accumulate each (batch_size stays the effective batch)
+    accumulate: int = (
+        1  # micro-batches per step, of batch_size / accumulate each (batch_size stays the effective batch)
+    )
     compile: bool | str = "auto"  # torch.compile: "auto" (on CUDA only), true or false
     deterministic: bool = False  # PyTorch's deterministic algorithms (slower on CUDA)
 
@@ -102,10 +104,7 @@ class ExperimentConfig:
         """A readable folder name that differs between the configurations of a sweep."""
         model = Path(self.model).name.replace("/", "-")
         dataset = self.dataset.split(":", 1)[0]
-        return (
-            f"{dataset}-{model}-{self.noise.kind}{self.noise.rate:g}"
-            f"-{self.strategy}-s{self.seed}"
-        )
+        return f"{dataset}-{model}-{self.noise.kind}{self.noise.rate:g}-{self.strategy}-s{self.seed}"
 
     @property
     def budget(self) -> int:
@@ -167,13 +166,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; pass the path of a YAML file such as configs/demo.yaml")
+            raise ConfigError(
+                f"config file {path} does not exist; pass the path of a YAML file such as configs/demo.yaml"
+            )
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise ConfigError(f"config file {path} is not valid YAML ({err.__class__.__name__}); fix its syntax") from err
+            raise ConfigError(
+                f"config file {path} is not valid YAML ({err.__class__.__name__}); fix its syntax"
+            ) from err
         if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys to values, not a {type(loaded).__name__}")
+            raise ConfigError(
+                f"config file {path} must hold a mapping of keys to values, not a {type(loaded).__name__}"
+            )
         data = loaded or {}
         data.pop("resolved", None)
     for item in overrides:
@@ -193,7 +198,9 @@ def _parse_value(raw: str, item: str) -> Any:
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError as err:
-        raise ConfigError(f"override {item!r} has a value that is not valid YAML ({err.__class__.__name__}); quote it or fix it") from err
+        raise ConfigError(
+            f"override {item!r} has a value that is not valid YAML ({err.__class__.__name__}); quote it or fix it"
+        ) from err
 
 
 def with_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
@@ -269,18 +276,35 @@ def validate(cfg: ExperimentConfig) -> None:
     catalog.check_dataset_name(cfg.dataset)
     catalog.check_model_name(cfg.model)
     if cfg.weights is not None and not Path(cfg.weights).is_file():
-        raise ConfigError(f"weights file {cfg.weights} does not exist; give the path of a .safetensors or .pth file, or weights: null")
+        raise ConfigError(
+            f"weights file {cfg.weights} does not exist; give the path of a .safetensors or .pth file, or weights: null"
+        )
     strategies.check_strategy_name(cfg.strategy)
     catalog.check_noise(cfg.noise.kind, cfg.noise.rate)
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"device {cfg.device!r} is not known; valid choices are auto, cpu, cuda, cuda:N")
     if cfg.img_size is not None and cfg.img_size < 8:
         raise ConfigError(f"img_size must be at least 8 pixels or null, not {cfg.img_size}")
-    _check_minimum(cfg, ["al.initial", "al.query", "train.epochs", "train.batch_size", "train.eval_batch_size",
-                         "train.accumulate", "acq.mc_passes"],
-                   1, "a positive integer")
-    _check_minimum(cfg, ["al.rounds", "train.warmup_epochs", "train.patience", "data.max_pool", "data.max_test", "seed"],
-                   0, "zero or more")
+    _check_minimum(
+        cfg,
+        [
+            "al.initial",
+            "al.query",
+            "train.epochs",
+            "train.batch_size",
+            "train.eval_batch_size",
+            "train.accumulate",
+            "acq.mc_passes",
+        ],
+        1,
+        "a positive integer",
+    )
+    _check_minimum(
+        cfg,
+        ["al.rounds", "train.warmup_epochs", "train.patience", "data.max_pool", "data.max_test", "seed"],
+        0,
+        "zero or more",
+    )
     if not (cfg.train.lr > 0 and math.isfinite(cfg.train.lr)):
         raise ConfigError(f"train.lr must be a positive number, not {cfg.train.lr}")
     for key, value in (("train.val_fraction", cfg.train.val_fraction), ("acq.mc_dropout", cfg.acq.mc_dropout)):
@@ -293,9 +317,13 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"train.augment {cfg.train.augment!r} is not known; valid choices are none, flip")
     if cfg.train.batch_size % cfg.train.accumulate:
         size = cfg.train.batch_size  # listed up to 4096 only, so a huge batch size cannot stall validation
-        divisors = ", ".join(str(d) for d in [*range(1, min(size, 4096) + 1), *([size] if size > 4096 else [])] if size % d == 0)
-        raise ConfigError(f"train.accumulate {cfg.train.accumulate} does not divide train.batch_size "
-                          f"{cfg.train.batch_size} into equal micro-batches; valid choices are {divisors}")
+        divisors = ", ".join(
+            str(d) for d in [*range(1, min(size, 4096) + 1), *([size] if size > 4096 else [])] if size % d == 0
+        )
+        raise ConfigError(
+            f"train.accumulate {cfg.train.accumulate} does not divide train.batch_size "
+            f"{cfg.train.batch_size} into equal micro-batches; valid choices are {divisors}"
+        )
     if cfg.train.compile not in ("auto", True, False):
         raise ConfigError(f"train.compile {cfg.train.compile!r} is not known; valid choices are auto, true, false")
     if cfg.data.max_pool and cfg.budget > cfg.data.max_pool:

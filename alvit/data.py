@@ -210,10 +210,18 @@ class Preprocessor:
     it, as an 8-bit image resized by PIL would be.
     """
 
-    def __init__(self, input_size: int, mean: tuple[float, ...], std: tuple[float, ...], device: torch.device,
-                 interpolation: str = "bicubic"):
+    def __init__(
+        self,
+        input_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        device: torch.device,
+        interpolation: str = "bicubic",
+    ):
         if interpolation not in ("bicubic", "bilinear", "nearest"):
-            raise ConfigError(f"interpolation {interpolation!r} is not supported; valid choices are bicubic, bilinear, nearest")
+            raise ConfigError(
+                f"interpolation {interpolation!r} is not supported; valid choices are bicubic, bilinear, nearest"
+            )
         self.input_size = input_size
         self.device = device
         self.interpolation = interpolation
@@ -230,8 +238,13 @@ class Preprocessor:
         x = images.to(self.device, non_blocking=True).float().div_(255.0)
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             antialias = self.interpolation != "nearest"
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode=self.interpolation, antialias=antialias,
-                              align_corners=False if antialias else None).clamp_(0.0, 1.0)
+            x = F.interpolate(
+                x,
+                size=(self.input_size, self.input_size),
+                mode=self.interpolation,
+                antialias=antialias,
+                align_corners=False if antialias else None,
+            ).clamp_(0.0, 1.0)
         if flip_mask is not None:
             x = torch.where(flip_mask.to(self.device).view(-1, 1, 1, 1), x.flip(-1), x)
         return (x - self.mean) / self.std

@@ -66,7 +66,11 @@ def gpu_ids(text: str) -> tuple[str, ...]:
     present = gpu_count()
     missing = [part for part in parts if int(part) >= present]
     if missing:
-        have = f"GPUs 0 to {present - 1}" if present else "no CUDA GPU (nvidia-smi finds none); leave --gpus out to run on the CPU"
+        have = (
+            f"GPUs 0 to {present - 1}"
+            if present
+            else "no CUDA GPU (nvidia-smi finds none); leave --gpus out to run on the CPU"
+        )
         raise argparse.ArgumentTypeError(f"GPU {missing[0]} is not on this machine, which has {have}")
     return tuple(parts)
 
@@ -79,8 +83,9 @@ def device(text: str) -> str:
     if kind == "cuda":
         present = gpu_count()
         if not present:
-            raise argparse.ArgumentTypeError(f"{text} asks for a CUDA GPU, and this machine has none (nvidia-smi finds none); "
-                                             "use auto or cpu")
+            raise argparse.ArgumentTypeError(
+                f"{text} asks for a CUDA GPU, and this machine has none (nvidia-smi finds none); use auto or cpu"
+            )
         if index and int(index) >= present:
             raise argparse.ArgumentTypeError(f"{text} is not on this machine, which has cuda:0 to cuda:{present - 1}")
     return text
@@ -110,7 +115,9 @@ def whole_numbers(low: int, high: int, example: str) -> Callable[[str], tuple[in
         except ValueError:
             values = ()
         if not values or not all(low <= value <= high for value in values):
-            raise argparse.ArgumentTypeError(f"must list whole numbers from {low} to {high}, e.g. {example}, not {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"must list whole numbers from {low} to {high}, e.g. {example}, not {text!r}"
+            )
         return values
 
     return parse
@@ -120,5 +127,16 @@ process_counts = whole_numbers(1, MAX_PROCESSES, "1,2,4")  # --concurrent 1,2,4
 seed_counts = whole_numbers(*SEED_COUNTS, "3,5,10")  # alvit power --seeds
 
 
-__all__ = ["batch_size", "device", "gpu_count", "gpu_ids", "positive_number", "process_counts", "processes", "seconds",
-           "seed_counts", "whole_number", "whole_numbers"]
+__all__ = [
+    "batch_size",
+    "device",
+    "gpu_count",
+    "gpu_ids",
+    "positive_number",
+    "process_counts",
+    "processes",
+    "seconds",
+    "seed_counts",
+    "whole_number",
+    "whole_numbers",
+]

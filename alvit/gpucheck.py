@@ -22,20 +22,30 @@ def targets(bench: list[dict]) -> list[dict]:
     """Issue 10's targets on an H100/H200, each with the measured value (null when not measured)."""
 
     def best(model: str, key: str, batch: int | None = None) -> float | None:
-        values = [b[key] for b in bench if b["model"] == model and (batch is None or b["batch"] == batch)
-                  and b.get(key) is not None]
+        values = [
+            b[key]
+            for b in bench
+            if b["model"] == model and (batch is None or b["batch"] == batch) and b.get(key) is not None
+        ]
         return max(values, default=None)
 
-    four = [row["scaling_vs_one"] for b in bench if b["model"] == "vit_b32"
-            for row in b.get("concurrent", []) if row["processes"] == 4 and row["scaling_vs_one"] is not None]
+    four = [
+        row["scaling_vs_one"]
+        for b in bench
+        if b["model"] == "vit_b32"
+        for row in b.get("concurrent", [])
+        if row["processes"] == 4 and row["scaling_vs_one"] is not None
+    ]
     rows = [
         ("vit_b16 training MFU (best batch)", best("vit_b16", "mfu"), 0.40),
         ("vit_b16 scoring MFU (best batch)", best("vit_b16", "score_mfu"), 0.50),
         ("vit_b16 training speedup over the naive pipeline at batch 64", best("vit_b16", "speedup_vs_naive", 64), 4.0),
         ("vit_b32 aggregate training throughput of 4 concurrent runs over one", max(four, default=None), 2.0),
     ]
-    return [{"target": name, "value": value, "at_least": threshold, "met": None if value is None else value >= threshold}
-            for name, value, threshold in rows]
+    return [
+        {"target": name, "value": value, "at_least": threshold, "met": None if value is None else value >= threshold}
+        for name, value, threshold in rows
+    ]
 
 
 def collect(work: Path, budget_s: float, started: float) -> dict:
@@ -70,8 +80,12 @@ def machine() -> dict:
 
     cuda = torch.cuda.is_available()
     return {
-        "python": platform.python_version(), "torch": torch.__version__, "timm": timm.__version__,
-        "cuda": torch.version.cuda, "cpu_count": os.cpu_count(), "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_count": os.cpu_count(),
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
     }
 
@@ -116,8 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     done = sum(step["status"] == "ok" for step in report["steps"])
     print(f"gpu_check: {done}/{len(report['steps'])} steps ok in {report['seconds']} s -> {args.out}")
     for target in report["targets"]:
-        print(f"  {target['target']}: {target['value']} (at least {target['at_least']}): "
-              f"{ {True: 'met', False: 'missed', None: 'not measured'}[target['met']] }")
+        print(
+            f"  {target['target']}: {target['value']} (at least {target['at_least']}): "
+            f"{ {True: 'met', False: 'missed', None: 'not measured'}[target['met']] }"
+        )
 
 
 if __name__ == "__main__":

@@ -66,11 +66,19 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     check_budget(cfg, len(data.train_labels))
     strategy = create_strategy(cfg.strategy, cfg.acq.mc_passes, cfg.acq.mc_dropout)
     resolved = {
-        "timm_name": spec.timm_name, "model_kwargs": spec.kwargs, "input_size": spec.input_size,
-        "mean": list(spec.mean), "std": list(spec.std), "interpolation": spec.interpolation,
+        "timm_name": spec.timm_name,
+        "model_kwargs": spec.kwargs,
+        "input_size": spec.input_size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "interpolation": spec.interpolation,
         "label_smoothing": cfg.resolved_label_smoothing(),
-        "device": str(device), "budget": cfg.budget, "pool_size": len(data.train_labels),
-        "test_size": len(data.test_labels), "num_classes": data.num_classes, "classes": list(data.classes),
+        "device": str(device),
+        "budget": cfg.budget,
+        "pool_size": len(data.train_labels),
+        "test_size": len(data.test_labels),
+        "num_classes": data.num_classes,
+        "classes": list(data.classes),
         "gflops_per_image": gflops_per_image(spec, data.num_classes),
     }
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -82,8 +90,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     _check_queries(queries, oracle, data.train_labels, folder)
     runner = _RoundRunner(cfg, spec, device, data, strategy, folder, progress)
     if not folder.env.exists():
-        folder.write_json(folder.env, {**environment(device),
-                                       **fast_path_record(runner.model, device, runner.compiled, cfg.train.deterministic)})
+        folder.write_json(
+            folder.env,
+            {**environment(device), **fast_path_record(runner.model, device, runner.compiled, cfg.train.deterministic)},
+        )
     rows = done.to_dict("records")
     for round_ in range(len(done), cfg.al.rounds + 1):
         row, new_queries = runner.run_round(round_, oracle, queries)
@@ -96,16 +106,24 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     return folder.path
 
 
-def train_initial_model(cfg: ExperimentConfig, data: Dataset, oracle: Oracle,
-                        progress: bool = False) -> tuple[torch.nn.Module, Preprocessor]:
+def train_initial_model(
+    cfg: ExperimentConfig, data: Dataset, oracle: Oracle, progress: bool = False
+) -> tuple[torch.nn.Module, Preprocessor]:
     """Round 0 of :func:`run_experiment`, exactly: the model trained on the clean initial set.
 
     The same starting weights, training stream, recipe and device as the loop, so its
     predictions equal the loop's round-0 predictions bit for bit (tested). Returns the model
     and the preprocessing its predictions need.
     """
-    runner = _RoundRunner(cfg, resolve_model(cfg.model, cfg.img_size), resolve_device(cfg.device), data,
-                          strategy=None, folder=None, progress=progress)
+    runner = _RoundRunner(
+        cfg,
+        resolve_model(cfg.model, cfg.img_size),
+        resolve_device(cfg.device),
+        data,
+        strategy=None,
+        folder=None,
+        progress=progress,
+    )
     runner.train(0, oracle.initial, data.train_labels[oracle.initial])
     return runner.model, runner.preprocess
 
@@ -118,8 +136,10 @@ def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
     if blocking is not None:
         raise ConfigError(f"output path {folder.path} cannot be a folder: {blocking} is a file; choose another --out")
     if folder.is_simulated():  # its rounds are an effect model's, not training: resuming would mix them in
-        raise ConfigError(f"{folder.path} holds a simulated run (from alvit simulate); choose another --out, "
-                          f"or move that folder away to train the run")
+        raise ConfigError(
+            f"{folder.path} holds a simulated run (from alvit simulate); choose another --out, "
+            f"or move that folder away to train the run"
+        )
     existing = folder.read_config()
     if existing is None:
         return
@@ -139,18 +159,32 @@ def _queries_before(queries: dict[str, np.ndarray], finished_rounds: int) -> dic
 
 def _check_queries(queries: dict[str, np.ndarray], oracle: Oracle, true_labels: np.ndarray, folder: RunFolder) -> None:
     index = queries["index"].astype(np.int64)
-    if len(index) and (index.max() >= len(true_labels) or np.any(oracle.noisy_labels[index] != queries["oracle_label"])):
-        raise ConfigError(f"{folder.queries} does not match this configuration's pool and oracle; move the folder away to start afresh")
+    if len(index) and (
+        index.max() >= len(true_labels) or np.any(oracle.noisy_labels[index] != queries["oracle_label"])
+    ):
+        raise ConfigError(
+            f"{folder.queries} does not match this configuration's pool and oracle; move the folder away to start afresh"
+        )
 
 
 class _RoundRunner:
     """What stays the same across rounds: data on the device, the starting weights, the strategy."""
 
-    def __init__(self, cfg: ExperimentConfig, spec: ModelSpec, device: torch.device, data: Dataset,
-                 strategy: Strategy | None, folder: RunFolder | None, progress: bool):
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        spec: ModelSpec,
+        device: torch.device,
+        data: Dataset,
+        strategy: Strategy | None,
+        folder: RunFolder | None,
+        progress: bool,
+    ):
         self.cfg, self.spec, self.device, self.data = cfg, spec, device, data
         self.strategy, self.folder, self.progress = strategy, folder, progress
-        self.train_cfg = dataclasses.replace(cfg.train, label_smoothing=cfg.resolved_label_smoothing())  # fit's one source
+        self.train_cfg = dataclasses.replace(
+            cfg.train, label_smoothing=cfg.resolved_label_smoothing()
+        )  # fit's one source
         self.compiled = resolve_compile(cfg.train.compile, device)
         self.preprocess = Preprocessor.for_model(spec, device)
         # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
@@ -167,28 +201,41 @@ class _RoundRunner:
         fitted = self.train(round_, labeled, given)
         if cfg.al.warm_start:
             self._save_checkpoint(round_)
-        probs = predict(self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size, compiled=self.compiled).probs
+        probs = predict(
+            self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size, compiled=self.compiled
+        ).probs
         if not np.isfinite(probs).all():
-            raise TrainingError(f"round {round_}/{cfg.al.rounds}: the model's test predictions are not finite, "
-                                f"so the run stops here rather than record meaningless metrics; lower train.lr")
+            raise TrainingError(
+                f"round {round_}/{cfg.al.rounds}: the model's test predictions are not finite, "
+                f"so the run stops here rather than record meaningless metrics; lower train.lr"
+            )
         per_sample = metrics.PerSample.from_probs(probs, self.data.test_labels)
         self.folder.write_predictions(round_, per_sample)
         if round_ == cfg.al.rounds:
             atomic_save_npy(self.folder.final_probs, probs)
         if not self.folder.test_labels.exists():
             atomic_save_npy(self.folder.test_labels, self.data.test_labels)
-        row = {"round": round_, "n_labeled": len(labeled),
-               "noise_realized": realized_noise(given, self.data.train_labels[labeled]),
-               **metrics.evaluate_per_sample(per_sample, self.data.test_labels),
-               "epochs": fitted.epochs, "best_epoch": fitted.best_epoch, "val_loss": fitted.val_loss,
-               "train_s": round(fitted.seconds, 3), "select_s": 0.0, "n_queried": 0, "n_suspect": 0,
-               "suspect_precision": np.nan}
+        row = {
+            "round": round_,
+            "n_labeled": len(labeled),
+            "noise_realized": realized_noise(given, self.data.train_labels[labeled]),
+            **metrics.evaluate_per_sample(per_sample, self.data.test_labels),
+            "epochs": fitted.epochs,
+            "best_epoch": fitted.best_epoch,
+            "val_loss": fitted.val_loss,
+            "train_s": round(fitted.seconds, 3),
+            "select_s": 0.0,
+            "n_queried": 0,
+            "n_suspect": 0,
+            "suspect_precision": np.nan,
+        }
         if round_ == cfg.al.rounds:
             return row, None
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(len(self.data.train_labels)), labeled)
-        selection = self.strategy.select(self._pool_view(unlabeled, labeled, oracle), cfg.al.query,
-                                         seeds.rng(cfg.seed, "strategy", round_))
+        selection = self.strategy.select(
+            self._pool_view(unlabeled, labeled, oracle), cfg.al.query, seeds.rng(cfg.seed, "strategy", round_)
+        )
         row["select_s"] = round(time.perf_counter() - start, 3)
         new = self._new_queries(round_ + 1, unlabeled, selection, oracle)
         row["n_queried"] = len(new["index"])
@@ -201,9 +248,16 @@ class _RoundRunner:
     def train(self, round_: int, labeled: np.ndarray, given: np.ndarray) -> FitResult:
         """Round ``round_``'s model: the pool samples ``labeled`` with the labels ``given``, the loop's seeds and recipe."""
         self._reset_weights(round_)
-        return fit(self.model, self._pool_subset(labeled), given, self.train_cfg, self.preprocess,
-                   seeds.stream(self.cfg.seed, "train", round_), desc=f"round {round_}/{self.cfg.al.rounds}",
-                   progress=self.progress)
+        return fit(
+            self.model,
+            self._pool_subset(labeled),
+            given,
+            self.train_cfg,
+            self.preprocess,
+            seeds.stream(self.cfg.seed, "train", round_),
+            desc=f"round {round_}/{self.cfg.al.rounds}",
+            progress=self.progress,
+        )
 
     def _reset_weights(self, round_: int) -> None:
         """Round 0, and every round unless warm-starting, begins from the starting weights."""
@@ -225,36 +279,58 @@ class _RoundRunner:
         needs, cfg = self.strategy.needs, self.cfg
         batch = cfg.train.eval_batch_size
         torch.manual_seed(seeds.torch_seed(cfg.seed, "predict"))  # MC-dropout masks
-        pool = predict(self.model, self._pool_subset(unlabeled), self.preprocess, batch,
-                       features="features" in needs, attention="attention" in needs,
-                       mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0, mc_rate=cfg.acq.mc_dropout,
-                       compiled=self.compiled)
+        pool = predict(
+            self.model,
+            self._pool_subset(unlabeled),
+            self.preprocess,
+            batch,
+            features="features" in needs,
+            attention="attention" in needs,
+            mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0,
+            mc_rate=cfg.acq.mc_dropout,
+            compiled=self.compiled,
+        )
         view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": pool.attention}
         if "labeled_features" in needs:
-            view["labeled_features"] = predict(self.model, self._pool_subset(labeled), self.preprocess, batch, features=True,
-                                               compiled=self.compiled).features
+            view["labeled_features"] = predict(
+                self.model, self._pool_subset(labeled), self.preprocess, batch, features=True, compiled=self.compiled
+            ).features
         if "reference_attention" in needs:
-            view["reference_attention"] = predict(self.model, self._pool_subset(oracle.initial), self.preprocess, batch, attention=True).attention
+            view["reference_attention"] = predict(
+                self.model, self._pool_subset(oracle.initial), self.preprocess, batch, attention=True
+            ).attention
             view["reference_labels"] = self.data.train_labels[oracle.initial]
         return PoolView(**view)
 
     def _pool_subset(self, indices: np.ndarray) -> torch.Tensor:
         return self.pool_images[torch.from_numpy(indices).to(self.device)]
 
-    def _new_queries(self, round_: int, unlabeled: np.ndarray, selection: Selection, oracle: Oracle) -> dict[str, np.ndarray]:
+    def _new_queries(
+        self, round_: int, unlabeled: np.ndarray, selection: Selection, oracle: Oracle
+    ) -> dict[str, np.ndarray]:
         index = unlabeled[selection.indices]
         oracle_label = oracle.noisy_labels[index]
-        suspect = (np.full(len(index), -1, dtype=np.int64) if selection.attention_class is None
-                   else (selection.attention_class != oracle_label).astype(np.int64))
-        return {"round": np.full(len(index), round_, dtype=np.int64), "index": index.astype(np.int64),
-                "oracle_label": oracle_label, "true_label": self.data.train_labels[index],
-                "utility": selection.utilities[selection.indices].astype(np.float64), "suspect": suspect}
+        suspect = (
+            np.full(len(index), -1, dtype=np.int64)
+            if selection.attention_class is None
+            else (selection.attention_class != oracle_label).astype(np.int64)
+        )
+        return {
+            "round": np.full(len(index), round_, dtype=np.int64),
+            "index": index.astype(np.int64),
+            "oracle_label": oracle_label,
+            "true_label": self.data.train_labels[index],
+            "utility": selection.utilities[selection.indices].astype(np.float64),
+            "suspect": suspect,
+        }
 
 
 def _summary_line(row: dict, rounds: int) -> str:
-    line = (f"round {row['round']}/{rounds}  labeled {row['n_labeled']}  noise {row['noise_realized']:.3f}  "
-            f"acc {row['test_acc']:.4f}  ece {row['ece']:.4f}  brier {row['brier']:.4f}  "
-            f"epochs {row['epochs']}  train {row['train_s']:.1f}s  select {row['select_s']:.1f}s")
+    line = (
+        f"round {row['round']}/{rounds}  labeled {row['n_labeled']}  noise {row['noise_realized']:.3f}  "
+        f"acc {row['test_acc']:.4f}  ece {row['ece']:.4f}  brier {row['brier']:.4f}  "
+        f"epochs {row['epochs']}  train {row['train_s']:.1f}s  select {row['select_s']:.1f}s"
+    )
     if row["n_suspect"]:
         line += f"  suspects {row['n_suspect']} (precision {row['suspect_precision']:.2f})"
     return line
@@ -266,16 +342,36 @@ def environment(device: torch.device) -> dict:
 
     repo = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip())
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, None
     return {
-        "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
-        "timm": timm.__version__, "numpy": np.__version__, "device": str(device),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch_threads": torch.get_num_threads(), "git_commit": commit, "git_dirty": dirty,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "simulated": False,
+        "torch_threads": torch.get_num_threads(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "simulated": False,
     }
 
 

@@ -66,8 +66,11 @@ def _bin_sums(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple
     """Per equal-width bin ``[B]``: sample count, sum of confidences, sum of correct."""
     confidence = np.asarray(confidence, dtype=np.float64)
     index = equal_width_bin(confidence, n_bins)
-    return (np.bincount(index, minlength=n_bins), np.bincount(index, weights=confidence, minlength=n_bins),
-            np.bincount(index, weights=np.asarray(correct, dtype=np.float64), minlength=n_bins))
+    return (
+        np.bincount(index, minlength=n_bins),
+        np.bincount(index, weights=confidence, minlength=n_bins),
+        np.bincount(index, weights=np.asarray(correct, dtype=np.float64), minlength=n_bins),
+    )
 
 
 def reliability_bins_from(confidence: np.ndarray, correct: np.ndarray, n_bins: int = DEFAULT_BINS) -> pd.DataFrame:
@@ -81,8 +84,14 @@ def reliability_bins_from(confidence: np.ndarray, correct: np.ndarray, n_bins: i
         mean_conf, accuracy = conf_sum / count, correct_sum / count
     edges = bin_edges(n_bins)
     return pd.DataFrame(
-        {"bin": np.arange(n_bins), "lower": edges[:-1], "upper": edges[1:], "count": count,
-         "confidence": mean_conf, "accuracy": accuracy}
+        {
+            "bin": np.arange(n_bins),
+            "lower": edges[:-1],
+            "upper": edges[1:],
+            "count": count,
+            "confidence": mean_conf,
+            "accuracy": accuracy,
+        }
     )
 
 
@@ -151,6 +160,7 @@ def evaluate_per_sample(per_sample: PerSample, labels: np.ndarray, n_bins: int =
 
 
 # The same metrics from probabilities [N, K] and labels [N].
+
 
 def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_BINS) -> pd.DataFrame:
     summary = PerSample.from_probs(probs, labels)

@@ -22,6 +22,7 @@ from alvit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class ModelSpec:
     """How to build a backbone and feed it: resolved from a user's model name."""
@@ -56,7 +57,9 @@ def resolve_model(name: str, img_size: int | None = None) -> ModelSpec:
     )
 
 
-def create_model(spec: ModelSpec, num_classes: int, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+def create_model(
+    spec: ModelSpec, num_classes: int, pretrained: bool = False, weights: str | Path | None = None
+) -> nn.Module:
     """A timm backbone with a new classifier head of ``num_classes`` outputs.
 
     Args:
@@ -221,7 +224,9 @@ def mc_dropout(model: nn.Module, rate: float) -> Iterator[None]:
             module.drop_prob = rate
             module.train()
     if not saved:
-        raise ConfigError(f"{type(model).__name__} has no dropout modules, so BALD's stochastic passes would all agree; choose another model or strategy")
+        raise ConfigError(
+            f"{type(model).__name__} has no dropout modules, so BALD's stochastic passes would all agree; choose another model or strategy"
+        )
     try:
         yield
     finally:

@@ -27,6 +27,7 @@ from alvit.errors import ConfigError
 if TYPE_CHECKING:  # only an annotation: at run time the caller hands a config over
     from alvit.config import ExperimentConfig
 
+
 def make_noisy_labels(
     labels: np.ndarray,
     num_classes: int,
@@ -87,6 +88,8 @@ def make_oracle(cfg: ExperimentConfig, true_labels: np.ndarray, num_classes: int
 
     The loop and :mod:`alvit.sweep.simulate` both call it, so a simulated run's oracle is a real one's.
     """
-    noisy = make_noisy_labels(true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle"))
+    noisy = make_noisy_labels(
+        true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle")
+    )
     initial = seeds.rng(cfg.seed, "initial").choice(len(true_labels), size=cfg.al.initial, replace=False)
     return Oracle(noisy_labels=noisy, initial=initial)

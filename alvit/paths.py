@@ -23,14 +23,18 @@ def notebook_template(name: str) -> Path:
     for folder in (CHECKOUT / "notebooks", PACKAGE / "_notebooks"):
         if (folder / name).is_file():
             return folder / name
-    raise ConfigError(f"the notebook template {name} is neither in {CHECKOUT / 'notebooks'} nor installed with alvit; reinstall alvit")
+    raise ConfigError(
+        f"the notebook template {name} is neither in {CHECKOUT / 'notebooks'} nor installed with alvit; reinstall alvit"
+    )
 
 
 def book_root() -> Path:
     """The checkout holding ``_config.yml``, ``_toc.yml`` and ``book/``: where the book is built."""
     if not (CHECKOUT / "_config.yml").is_file() or not (CHECKOUT / "book").is_dir():
-        raise ConfigError(f"building the book needs a checkout of alvit (with _config.yml and book/), not an installed copy in {PACKAGE}; "
-                          "git clone the repository and run alvit book there")
+        raise ConfigError(
+            f"building the book needs a checkout of alvit (with _config.yml and book/), not an installed copy in {PACKAGE}; "
+            "git clone the repository and run alvit book there"
+        )
     return CHECKOUT
 
 
@@ -49,9 +53,13 @@ def make_folder(path: Path, named: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise ConfigError(f"{named} {path} cannot be a folder: a file stands in its path; choose another folder") from None
+        raise ConfigError(
+            f"{named} {path} cannot be a folder: a file stands in its path; choose another folder"
+        ) from None
     except PermissionError:
-        raise ConfigError(f"{named} {path} cannot be created here (permission denied); choose a folder you can write") from None
+        raise ConfigError(
+            f"{named} {path} cannot be created here (permission denied); choose a folder you can write"
+        ) from None
 
 
 def data_home() -> Path:

@@ -45,18 +45,24 @@ class SlurmSettings:
         known = [f.name for f in fields(cls)]
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"slurm setting {unknown[0]!r} in {where} is not known; valid ones are: {', '.join(known)}")
+            raise ConfigError(
+                f"slurm setting {unknown[0]!r} in {where} is not known; valid ones are: {', '.join(known)}"
+            )
         for name in ("gpus_per_task", "cpus_per_task", "time_min", "array_parallelism"):
             value = data.get(name)
             minimum = 0 if name == "gpus_per_task" else 1
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
-                raise ConfigError(f"slurm setting {name} in {where} must be an integer of at least {minimum}, not {value!r}")
+                raise ConfigError(
+                    f"slurm setting {name} in {where} must be an integer of at least {minimum}, not {value!r}"
+                )
         mem = data.get("mem_gb")
         if mem is not None and (isinstance(mem, bool) or not isinstance(mem, (int, float)) or mem <= 0):
             raise ConfigError(f"slurm setting mem_gb in {where} must be a positive number, not {mem!r}")
         extra = data.get("extra") or {}
         if not isinstance(extra, dict):
-            raise ConfigError(f"slurm setting extra in {where} must be a mapping of sbatch options, such as {{qos: high}}")
+            raise ConfigError(
+                f"slurm setting extra in {where} must be a mapping of sbatch options, such as {{qos: high}}"
+            )
         values = {key: value for key, value in data.items() if value is not None}
         values["extra"] = {str(key): str(value) for key, value in extra.items()}
         for name in ("partition", "account"):
@@ -78,8 +84,11 @@ class SlurmSettings:
     def submitit_parameters(self, timeout_s: float | None, chunk_parallelism: int) -> dict[str, Any]:
         """``AutoExecutor.update_parameters`` keywords for one array."""
         params: dict[str, Any] = {
-            "timeout_min": self.time_limit_min(timeout_s), "cpus_per_task": self.cpus_per_task,
-            "tasks_per_node": 1, "nodes": 1, "slurm_array_parallelism": chunk_parallelism,
+            "timeout_min": self.time_limit_min(timeout_s),
+            "cpus_per_task": self.cpus_per_task,
+            "tasks_per_node": 1,
+            "nodes": 1,
+            "slurm_array_parallelism": chunk_parallelism,
         }
         if self.gpus_per_task:
             params["gpus_per_node"] = self.gpus_per_task  # one task per job: per node is per task
@@ -130,9 +139,13 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError(f"profile {path} is not valid YAML{where}; see configs/profiles/demo.yaml for the form") from None
+        raise ConfigError(
+            f"profile {path} is not valid YAML{where}; see configs/profiles/demo.yaml for the form"
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"profile {path} must be a mapping of the keys {', '.join(PROFILE_KEYS)}, not a {type(data).__name__}")
+        raise ConfigError(
+            f"profile {path} must be a mapping of the keys {', '.join(PROFILE_KEYS)}, not a {type(data).__name__}"
+        )
     unknown = sorted(set(data) - set(PROFILE_KEYS))
     if unknown:
         raise ConfigError(f"profile {path} has unknown key {unknown[0]!r}; valid keys are: {', '.join(PROFILE_KEYS)}")
@@ -153,9 +166,16 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
         check_budget(cfg)
     name = data.get("name", path.stem)
     slurm = SlurmSettings.from_dict(data.get("slurm") or {}, f"profile {path}")
-    return Profile(name=name, base=data.get("base") or {}, grid=grid, description=data.get("description", ""),
-                   output=Path(data.get("output", f"book/runs/{name}")), configs=configs,
-                   pages=_parse_pages(data.get("pages", "all"), path), slurm=slurm.to_dict())
+    return Profile(
+        name=name,
+        base=data.get("base") or {},
+        grid=grid,
+        description=data.get("description", ""),
+        output=Path(data.get("output", f"book/runs/{name}")),
+        configs=configs,
+        pages=_parse_pages(data.get("pages", "all"), path),
+        slurm=slurm.to_dict(),
+    )
 
 
 def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -168,12 +188,16 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
         try:
             lookup(ExperimentConfig(), key)
         except AttributeError:
-            raise ConfigError(f"--only key {key!r} is not a config key; the grid's keys are: {', '.join(grid)}") from None
+            raise ConfigError(
+                f"--only key {key!r} is not a config key; the grid's keys are: {', '.join(grid)}"
+            ) from None
         filters.setdefault(key, []).extend(yaml.safe_load(value) for value in raw.split(","))
     return filters
 
 
-def _check_filters_match(filters: dict[str, list[Any]], grid: dict[str, list[Any]], base: ExperimentConfig, path: Path) -> None:
+def _check_filters_match(
+    filters: dict[str, list[Any]], grid: dict[str, list[Any]], base: ExperimentConfig, path: Path
+) -> None:
     """Each ``--only`` key must keep some value of the profile: a filter matching nothing is a typo, not an empty sweep.
 
     The grid is a product, so filters that each keep a value keep a configuration together.
@@ -182,8 +206,10 @@ def _check_filters_match(filters: dict[str, list[Any]], grid: dict[str, list[Any
         present = grid.get(key, [lookup(base, key)])
         if not any(value in allowed for value in present):
             given = ",".join(str(value) for value in allowed)
-            raise ConfigError(f"--only {key}={given} matches no configuration of profile {path}; "
-                              f"its {key} values are: {', '.join(str(value) for value in present)}")
+            raise ConfigError(
+                f"--only {key}={given} matches no configuration of profile {path}; "
+                f"its {key} values are: {', '.join(str(value) for value in present)}"
+            )
 
 
 def _parse_pages(pages: Any, path: Path) -> str | dict[str, list[Any]]:
@@ -191,13 +217,17 @@ def _parse_pages(pages: Any, path: Path) -> str | dict[str, list[Any]]:
     if pages in ("all", "none"):
         return pages
     if not isinstance(pages, dict) or not pages:
-        raise ConfigError(f"pages in profile {path} must be all, none, or a mapping such as {{seed: [0]}}, not {pages!r}")
+        raise ConfigError(
+            f"pages in profile {path} must be all, none, or a mapping such as {{seed: [0]}}, not {pages!r}"
+        )
     selection = {}
     for key, values in pages.items():
         try:
             lookup(ExperimentConfig(), str(key))
         except AttributeError:
-            raise ConfigError(f"pages key {key!r} in profile {path} is not a config key; use dotted keys such as noise.rate") from None
+            raise ConfigError(
+                f"pages key {key!r} in profile {path} is not a config key; use dotted keys such as noise.rate"
+            ) from None
         selection[str(key)] = values if isinstance(values, list) else [values]
     return selection
 
@@ -207,6 +237,8 @@ def _check_unique_run_ids(configs: list[ExperimentConfig], grid: dict[str, list[
     seen: dict[str, ExperimentConfig] = {}
     for cfg in configs:
         if cfg.run_id in seen:
-            raise ConfigError(f"profile {path} gives several configurations the run id {cfg.run_id} (its run id names dataset, "
-                              f"model, noise, strategy and seed; the grid varies {', '.join(grid)}); sweep other keys in profiles of their own")
+            raise ConfigError(
+                f"profile {path} gives several configurations the run id {cfg.run_id} (its run id names dataset, "
+                f"model, noise, strategy and seed; the grid varies {', '.join(grid)}); sweep other keys in profiles of their own"
+            )
         seen[cfg.run_id] = cfg

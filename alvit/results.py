@@ -43,8 +43,23 @@ from alvit.errors import ResultsError
 from alvit.metrics import PerSample
 
 ROUND_COLUMNS = [
-    "round", "n_labeled", "noise_realized", "test_acc", "ece", "mce", "adaptive_ece", "brier", "nll",
-    "epochs", "best_epoch", "val_loss", "train_s", "select_s", "n_queried", "n_suspect", "suspect_precision",
+    "round",
+    "n_labeled",
+    "noise_realized",
+    "test_acc",
+    "ece",
+    "mce",
+    "adaptive_ece",
+    "brier",
+    "nll",
+    "epochs",
+    "best_epoch",
+    "val_loss",
+    "train_s",
+    "select_s",
+    "n_queried",
+    "n_suspect",
+    "suspect_precision",
 ]
 TIME_COLUMNS = ["train_s", "select_s"]
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser reads 1,260 configs 10x faster
@@ -124,26 +139,39 @@ class RunFolder:
     def write_predictions(self, round_: int, per_sample: PerSample) -> None:
         """Store what every metric of round ``round_`` needs, at its own precision."""
         small = np.int16 if per_sample.prediction.max(initial=0) < np.iinfo(np.int16).max else np.int32
-        atomic_save_npz(self.predictions_path(round_), {
-            "confidence": per_sample.confidence, "prediction": per_sample.prediction.astype(small),
-            "p_true": per_sample.p_true, "sum_sq": per_sample.sum_sq,
-        })
+        atomic_save_npz(
+            self.predictions_path(round_),
+            {
+                "confidence": per_sample.confidence,
+                "prediction": per_sample.prediction.astype(small),
+                "p_true": per_sample.p_true,
+                "sum_sq": per_sample.sum_sq,
+            },
+        )
 
     def read_predictions(self, round_: int) -> PerSample:
         """Round ``round_``'s per-sample predictions on the test set."""
         path = self.predictions_path(round_)
         try:
             with np.load(path) as data:
-                return PerSample(confidence=data["confidence"], prediction=data["prediction"].astype(np.int64),
-                                 p_true=data["p_true"], sum_sq=data["sum_sq"])
+                return PerSample(
+                    confidence=data["confidence"],
+                    prediction=data["prediction"].astype(np.int64),
+                    p_true=data["p_true"],
+                    sum_sq=data["sum_sq"],
+                )
         except (OSError, ValueError, KeyError, EOFError) as err:
-            raise ResultsError(f"{path} cannot be read ({err.__class__.__name__}); restore it or rerun the run into a new folder") from err
+            raise ResultsError(
+                f"{path} cannot be read ({err.__class__.__name__}); restore it or rerun the run into a new folder"
+            ) from err
 
     def read_test_labels(self) -> np.ndarray:
         try:
             return np.load(self.test_labels)
         except (OSError, ValueError, EOFError) as err:
-            raise ResultsError(f"{self.test_labels} cannot be read ({err.__class__.__name__}); restore it or rerun the run into a new folder") from err
+            raise ResultsError(
+                f"{self.test_labels} cannot be read ({err.__class__.__name__}); restore it or rerun the run into a new folder"
+            ) from err
 
     def read_env(self) -> dict[str, Any]:
         """``env.json`` (an empty dict if it is missing)."""
@@ -152,7 +180,9 @@ class RunFolder:
         try:
             return json.loads(self.env.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ResultsError(f"{self.env} is not valid JSON ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
+            raise ResultsError(
+                f"{self.env} is not valid JSON ({err.__class__.__name__}); restore it or move the folder away to rerun"
+            ) from err
 
     def is_simulated(self) -> bool:
         """Whether :mod:`alvit.sweep.simulate` wrote this folder (``env.json`` says so): a preview, never a result."""
@@ -164,9 +194,13 @@ class RunFolder:
         try:
             data = yaml.load(self.config.read_text(), Loader=YAML_LOADER)
         except yaml.YAMLError as err:
-            raise ResultsError(f"{self.config} is not valid YAML ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
+            raise ResultsError(
+                f"{self.config} is not valid YAML ({err.__class__.__name__}); restore it or move the folder away to rerun"
+            ) from err
         if not isinstance(data, dict):
-            raise ResultsError(f"{self.config} does not hold a configuration; restore it or move the folder away to rerun")
+            raise ResultsError(
+                f"{self.config} does not hold a configuration; restore it or move the folder away to rerun"
+            )
         return data
 
     def read_rounds(self) -> pd.DataFrame:
@@ -176,21 +210,29 @@ class RunFolder:
         try:
             table = pd.read_csv(self.rounds)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise ResultsError(f"{self.rounds} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
+            raise ResultsError(
+                f"{self.rounds} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun"
+            ) from err
         missing = [c for c in ROUND_COLUMNS if c not in table.columns]
         if missing:
-            raise ResultsError(f"{self.rounds} is not a rounds table written by alvit (it lacks the column {missing[0]}); "
-                               "restore it or move the folder away to rerun")
+            raise ResultsError(
+                f"{self.rounds} is not a rounds table written by alvit (it lacks the column {missing[0]}); "
+                "restore it or move the folder away to rerun"
+            )
         for column in ROUND_COLUMNS:  # every column is a number; a stray word would fail pages and summaries later
             numbers = pd.to_numeric(table[column], errors="coerce")
             bad = table[column][numbers.isna() & table[column].notna()]
             if len(bad):
-                raise ResultsError(f"{self.rounds} has the non-numeric value {bad.iloc[0]!r} in column {column} (row {bad.index[0] + 1}); "
-                                   "restore it or move the folder away to rerun")
+                raise ResultsError(
+                    f"{self.rounds} has the non-numeric value {bad.iloc[0]!r} in column {column} (row {bad.index[0] + 1}); "
+                    "restore it or move the folder away to rerun"
+                )
             table[column] = numbers
         if list(table["round"]) != list(range(len(table))):
-            raise ResultsError(f"{self.rounds} is not a rounds table written by alvit (its round numbers are not 0, 1, 2, ...); "
-                               "restore it or move the folder away to rerun")
+            raise ResultsError(
+                f"{self.rounds} is not a rounds table written by alvit (its round numbers are not 0, 1, 2, ...); "
+                "restore it or move the folder away to rerun"
+            )
         return table
 
     def read_queries(self) -> dict[str, np.ndarray]:
@@ -201,7 +243,9 @@ class RunFolder:
             with np.load(self.queries) as data:
                 arrays = {name: data[name] for name in QUERY_FIELDS}
         except (OSError, ValueError, KeyError, EOFError) as err:
-            raise ResultsError(f"{self.queries} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun") from err
+            raise ResultsError(
+                f"{self.queries} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun"
+            ) from err
         return arrays
 
     def is_finished(self, experiment: dict[str, Any]) -> bool:
@@ -232,11 +276,22 @@ def noise_by_round(folder: RunFolder) -> pd.DataFrame:
     """
     config, rounds, queries = folder.read_config(), folder.read_rounds(), folder.read_queries()
     wrong = queries["oracle_label"] != queries["true_label"]
-    bought = [float(wrong[queries["round"] == r].mean()) if np.any(queries["round"] == r) else np.nan for r in rounds["round"]]
-    return pd.DataFrame({
-        "round": rounds["round"], "n_labeled": rounds["n_labeled"], "pool noise rate": config["noise"]["rate"],
-        "wrong among this round's queries": bought, "wrong in the labeled set": rounds["noise_realized"],
-    }).round(3).set_index("round")
+    bought = [
+        float(wrong[queries["round"] == r].mean()) if np.any(queries["round"] == r) else np.nan for r in rounds["round"]
+    ]
+    return (
+        pd.DataFrame(
+            {
+                "round": rounds["round"],
+                "n_labeled": rounds["n_labeled"],
+                "pool noise rate": config["noise"]["rate"],
+                "wrong among this round's queries": bought,
+                "wrong in the labeled set": rounds["noise_realized"],
+            }
+        )
+        .round(3)
+        .set_index("round")
+    )
 
 
 def suspects_by_round(folder: RunFolder) -> pd.DataFrame | None:
@@ -247,12 +302,23 @@ def suspects_by_round(folder: RunFolder) -> pd.DataFrame | None:
     queries = folder.read_queries()
     if not np.any(queries["suspect"] >= 0):
         return None
-    table = pd.DataFrame({"round": queries["round"], "suspect": queries["suspect"] == 1,
-                          "wrong": queries["oracle_label"] != queries["true_label"]})
+    table = pd.DataFrame(
+        {
+            "round": queries["round"],
+            "suspect": queries["suspect"] == 1,
+            "wrong": queries["oracle_label"] != queries["true_label"],
+        }
+    )
     table["flagged and wrong"] = table["suspect"] & table["wrong"]
     grouped = table.groupby("round")
-    return pd.DataFrame({"queried": grouped.size(), "wrong": grouped["wrong"].sum(), "flagged": grouped["suspect"].sum(),
-                         "flagged and wrong": grouped["flagged and wrong"].sum()})
+    return pd.DataFrame(
+        {
+            "queried": grouped.size(),
+            "wrong": grouped["wrong"].sum(),
+            "flagged": grouped["suspect"].sum(),
+            "flagged and wrong": grouped["flagged and wrong"].sum(),
+        }
+    )
 
 
 def pooled_predictions(paths: list[str], round_: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -272,8 +338,19 @@ def pooled_predictions(paths: list[str], round_: int | None = None) -> tuple[np.
 
 
 RUN_COLUMNS = [
-    "run_id", "dataset", "model", "strategy", "noise_kind", "noise_rate", "seed", "rounds_planned", "finished",
-    "simulated", "num_classes", "gflops_per_image", "path",
+    "run_id",
+    "dataset",
+    "model",
+    "strategy",
+    "noise_kind",
+    "noise_rate",
+    "seed",
+    "rounds_planned",
+    "finished",
+    "simulated",
+    "num_classes",
+    "gflops_per_image",
+    "path",
 ]
 
 
@@ -286,7 +363,9 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise ResultsError(f"results folder {root} does not exist; run a sweep first (alvit sweep configs/profiles/demo.yaml)")
+        raise ResultsError(
+            f"results folder {root} does not exist; run a sweep first (alvit sweep configs/profiles/demo.yaml)"
+        )
     tables, identities, problems = [], [], []
     for config_path in sorted(root.glob("*/config.yaml")):
         folder = RunFolder(config_path.parent)
@@ -299,18 +378,29 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
             continue
         planned = config["al"]["rounds"] + 1
         resolved = config.get("resolved") or {}
-        identities.append({
-            "run_id": folder.path.name, "dataset": config["dataset"],
-            "model": config["model"], "strategy": config["strategy"], "noise_kind": config["noise"]["kind"],
-            "noise_rate": config["noise"]["rate"], "seed": config["seed"], "rounds_planned": planned,
-            "finished": len(rounds) == planned, "simulated": bool(env.get("simulated", False)),
-            "num_classes": resolved.get("num_classes", np.nan), "gflops_per_image": resolved.get("gflops_per_image", np.nan),
-            "path": str(folder.path),
-        })
+        identities.append(
+            {
+                "run_id": folder.path.name,
+                "dataset": config["dataset"],
+                "model": config["model"],
+                "strategy": config["strategy"],
+                "noise_kind": config["noise"]["kind"],
+                "noise_rate": config["noise"]["rate"],
+                "seed": config["seed"],
+                "rounds_planned": planned,
+                "finished": len(rounds) == planned,
+                "simulated": bool(env.get("simulated", False)),
+                "num_classes": resolved.get("num_classes", np.nan),
+                "gflops_per_image": resolved.get("gflops_per_image", np.nan),
+                "path": str(folder.path),
+            }
+        )
         tables.append(rounds)
     if not tables:
         return pd.DataFrame(columns=RUN_COLUMNS + ROUND_COLUMNS), problems
     # One identity row per run, repeated for its rounds: far cheaper than assigning columns run by run.
-    identity = pd.DataFrame(identities).loc[np.repeat(np.arange(len(tables)), [len(t) for t in tables])].reset_index(drop=True)
+    identity = (
+        pd.DataFrame(identities).loc[np.repeat(np.arange(len(tables)), [len(t) for t in tables])].reset_index(drop=True)
+    )
     rounds = pd.concat(tables, ignore_index=True)
     return pd.concat([identity, rounds], axis=1)[RUN_COLUMNS + ROUND_COLUMNS], problems

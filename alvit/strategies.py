@@ -182,7 +182,9 @@ class GciVital(Strategy):
     """
 
     name = "gci_vital"
-    description = "entropy rank + rank of CLS-attention distance to the predicted class's clean mean (label smoothing 0.1)"
+    description = (
+        "entropy rank + rank of CLS-attention distance to the predicted class's clean mean (label smoothing 0.1)"
+    )
     needs = frozenset({"probs", "attention", "reference_attention"})
 
     def select(self, view: PoolView, k: int, rng: np.random.Generator) -> Selection:
@@ -190,7 +192,9 @@ class GciVital(Strategy):
         means, present = class_mean_maps(view.reference_attention, view.reference_labels, num_classes)
         reference = np.asarray(view.reference_attention, dtype=np.float32)
         # Centres: the K class means, then the overall mean (for classes absent from the initial set).
-        centres = np.vstack([means.reshape(num_classes, -1), reference.reshape(len(reference), -1).mean(axis=0, keepdims=True)])
+        centres = np.vstack(
+            [means.reshape(num_classes, -1), reference.reshape(len(reference), -1).mean(axis=0, keepdims=True)]
+        )
         distances = distances_to_centres(np.asarray(view.attention).reshape(view.size, -1), centres)  # [N, K + 1]
         predicted = view.probs.argmax(axis=1)
         own = distances[np.arange(view.size), np.where(present[predicted], predicted, num_classes)]
@@ -210,9 +214,9 @@ def distances_to_centres(points: np.ndarray, centres: np.ndarray, chunk: int = 4
     centre_sq = np.einsum("cf,cf->c", centres, centres)
     out = np.empty((len(points), len(centres)))
     for start in range(0, len(points), chunk):
-        block = np.asarray(points[start:start + chunk], dtype=np.float64)
+        block = np.asarray(points[start : start + chunk], dtype=np.float64)
         sq = np.einsum("nf,nf->n", block, block)[:, None] + centre_sq[None, :] - 2.0 * block @ centres.T
-        out[start:start + chunk] = np.sqrt(np.maximum(sq, 0.0))
+        out[start : start + chunk] = np.sqrt(np.maximum(sq, 0.0))
     return out
 
 
@@ -223,7 +227,11 @@ def class_mean_maps(attention: np.ndarray, labels: np.ndarray, num_classes: int)
     sums = np.zeros((num_classes, *attention.shape[1:]))
     np.add.at(sums, labels, attention)
     present = counts > 0
-    means = np.where(present.reshape(-1, *[1] * (attention.ndim - 1)), sums / np.maximum(counts, 1).reshape(-1, *[1] * (attention.ndim - 1)), 0.0)
+    means = np.where(
+        present.reshape(-1, *[1] * (attention.ndim - 1)),
+        sums / np.maximum(counts, 1).reshape(-1, *[1] * (attention.ndim - 1)),
+        0.0,
+    )
     return means.astype(np.float32), present
 
 
@@ -270,11 +278,11 @@ def _min_distance(points: torch.Tensor, centers: torch.Tensor, chunk: int = 4096
         return torch.full((len(points),), math.inf)
     out = torch.empty(len(points))
     for start in range(0, len(points), chunk):
-        block = points[start:start + chunk]
+        block = points[start : start + chunk]
         best = torch.full((len(block),), math.inf)
         for c in range(0, len(centers), chunk):
-            best = torch.minimum(best, torch.cdist(block, centers[c:c + chunk]).min(dim=1).values)
-        out[start:start + chunk] = best
+            best = torch.minimum(best, torch.cdist(block, centers[c : c + chunk]).min(dim=1).values)
+        out[start : start + chunk] = best
     return out
 
 

@@ -49,7 +49,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for but no CUDA device is available here; use device: auto or cpu")
+        raise ConfigError(
+            f"device {name!r} was asked for but no CUDA device is available here; use device: auto or cpu"
+        )
     return torch.device(name)
 
 
@@ -100,8 +102,9 @@ def epoch_order(n: int, batch_size: int, generator: torch.Generator) -> torch.Te
 def create_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """timm's AdamW: weight decay 0 for biases, norm weights and ``model.no_weight_decay()``
     (``pos_embed``, ``cls_token``, ...), ``cfg.weight_decay`` for the rest; the fused kernel."""
-    return create_optimizer_v2(model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
-                               fused=device.type in ("cuda", "cpu"))
+    return create_optimizer_v2(
+        model, "adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type in ("cuda", "cpu")
+    )
 
 
 class TrainStep:
@@ -112,7 +115,9 @@ class TrainStep:
     The learning rate follows :func:`lr_factor` over ``cfg.epochs * steps_per_epoch`` steps.
     """
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig, preprocess: Preprocessor, steps_per_epoch: int, compiled: bool):
+    def __init__(
+        self, model: nn.Module, cfg: TrainConfig, preprocess: Preprocessor, steps_per_epoch: int, compiled: bool
+    ):
         self.model, self.cfg, self.preprocess = model, cfg, preprocess
         self.label_smoothing = cfg.label_smoothing or 0.0
         self.forward = compiled_forward(model) if compiled else model
@@ -120,7 +125,8 @@ class TrainStep:
         total_steps = cfg.epochs * steps_per_epoch
         warmup_steps = min(cfg.warmup_epochs * steps_per_epoch, total_steps - 1)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, warmup_steps, total_steps))
+            self.optimizer, lambda step: lr_factor(step, warmup_steps, total_steps)
+        )
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
         """``images``: uint8 ``[B, 3, H, W]``, ``targets``: ``[B]``, ``flip``: bool ``[B]`` or None,
@@ -194,7 +200,9 @@ def fit(
     with device_settings(device, cfg.deterministic):
         for epoch in bar:
             model.train()
-            order = train_pos[epoch_order(len(train_pos), cfg.batch_size, generator)].view(steps_per_epoch, cfg.batch_size)
+            order = train_pos[epoch_order(len(train_pos), cfg.batch_size, generator)].view(
+                steps_per_epoch, cfg.batch_size
+            )
             flips = torch.rand(order.shape, generator=generator, device=device) < 0.5 if cfg.augment == "flip" else None
             loss_sum = torch.zeros((), device=device)
             for i, batch in enumerate(order):
@@ -233,23 +241,35 @@ def _check_finite(loss: float, which: str, desc: str, epoch: int) -> None:
     if not math.isfinite(loss):
         raise TrainingError(
             f"{desc}, epoch {epoch}: the {which} loss is {loss}, so the run stops here rather than "
-            f"record meaningless metrics; lower train.lr or keep train.grad_clip above 0")
+            f"record meaningless metrics; lower train.lr or keep train.grad_clip above 0"
+        )
 
 
 def _out_of_memory_advice(desc: str, epoch: int, cfg: TrainConfig) -> str:
     more = next((a for a in range(cfg.accumulate + 1, cfg.batch_size + 1) if cfg.batch_size % a == 0), None)
     micro = cfg.batch_size // cfg.accumulate
     if more is None:
-        return (f"{desc}, epoch {epoch}: the device ran out of memory with one image per micro-batch; "
-                f"choose a smaller model or free the device")
-    return (f"{desc}, epoch {epoch}: the device ran out of memory training on micro-batches of {micro} images; "
-            f"set train.accumulate={more} (micro-batches of {cfg.batch_size // more}, train.batch_size stays "
-            f"the effective batch) or free the device")
+        return (
+            f"{desc}, epoch {epoch}: the device ran out of memory with one image per micro-batch; "
+            f"choose a smaller model or free the device"
+        )
+    return (
+        f"{desc}, epoch {epoch}: the device ran out of memory training on micro-batches of {micro} images; "
+        f"set train.accumulate={more} (micro-batches of {cfg.batch_size // more}, train.batch_size stays "
+        f"the effective batch) or free the device"
+    )
 
 
 @torch.inference_mode()
-def _held_out_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, positions: torch.Tensor,
-                   preprocess: Preprocessor, cfg: TrainConfig, compiled: bool) -> float:
+def _held_out_loss(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    positions: torch.Tensor,
+    preprocess: Preprocessor,
+    cfg: TrainConfig,
+    compiled: bool,
+) -> float:
     """Mean loss over ``images[positions]``, through the same (compiled) scoring as :func:`predict`."""
     model.eval()
     score = _scorer(model, compiled)
@@ -260,8 +280,9 @@ def _held_out_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
         x = preprocess(images[index])
         with autocast(preprocess.device):
             logits = score(x, batch_size)[1]
-        losses[rows] = F.cross_entropy(logits.float(), targets[index], label_smoothing=cfg.label_smoothing or 0.0,
-                                       reduction="none")
+        losses[rows] = F.cross_entropy(
+            logits.float(), targets[index], label_smoothing=cfg.label_smoothing or 0.0, reduction="none"
+        )
 
     _in_batches(len(positions), cfg.eval_batch_size, run, "held-out loss")
     return losses.mean().item()
@@ -303,8 +324,10 @@ def _in_batches(n: int, batch_size: int, run: Callable[[slice, int], None], what
             run(rows, batch_size)
         except torch.OutOfMemoryError as err:
             if batch_size == 1:
-                raise TrainingError(f"{what}: the device ran out of memory with one image per batch; "
-                                    f"choose a smaller model or free the device") from err
+                raise TrainingError(
+                    f"{what}: the device ran out of memory with one image per batch; "
+                    f"choose a smaller model or free the device"
+                ) from err
             out_of_memory = True
         else:
             out_of_memory = False

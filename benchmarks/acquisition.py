@@ -33,10 +33,13 @@ def _inputs(n: int, k: int, d: int, heads: int, tokens: int, labeled: int, refer
         return x / x.sum(-1, keepdims=True)
 
     return PoolView(
-        probs=softmax((n, k)), mc_probs=softmax((passes, n, k)),
-        features=rng.standard_normal((n, d), dtype=np.float32), attention=softmax((n, heads, tokens)),
+        probs=softmax((n, k)),
+        mc_probs=softmax((passes, n, k)),
+        features=rng.standard_normal((n, d), dtype=np.float32),
+        attention=softmax((n, heads, tokens)),
         labeled_features=rng.standard_normal((labeled, d), dtype=np.float32),
-        reference_attention=softmax((reference, heads, tokens)), reference_labels=rng.integers(0, k, reference),
+        reference_attention=softmax((reference, heads, tokens)),
+        reference_labels=rng.integers(0, k, reference),
     )
 
 
@@ -45,7 +48,9 @@ def _measure(name: str, args: dict, k: int, queue: mp.Queue) -> None:
 
     from alvit.strategies import create_strategy
 
-    view = _inputs(args["pool"], k, args["dim"], args["heads"], args["tokens"], args["labeled"], args["reference"], args["passes"])
+    view = _inputs(
+        args["pool"], k, args["dim"], args["heads"], args["tokens"], args["labeled"], args["reference"], args["passes"]
+    )
     process = psutil.Process()
     baseline = process.memory_info().rss
     peak = [baseline]
@@ -64,9 +69,18 @@ def _measure(name: str, args: dict, k: int, queue: mp.Queue) -> None:
     done.set()
     watcher.join()
     peak[0] = max(peak[0], process.memory_info().rss)
-    queue.put({"strategy": name, "K": k, "N": args["pool"], "query": args["query"], "seconds": round(seconds, 3),
-               "peak_extra_MiB": round((peak[0] - baseline) / 2**20, 1),
-               "rss_before_MiB": round(baseline / 2**20, 1), "picked": len(selection.indices)})
+    queue.put(
+        {
+            "strategy": name,
+            "K": k,
+            "N": args["pool"],
+            "query": args["query"],
+            "seconds": round(seconds, 3),
+            "peak_extra_MiB": round((peak[0] - baseline) / 2**20, 1),
+            "rss_before_MiB": round(baseline / 2**20, 1),
+            "picked": len(selection.indices),
+        }
+    )
 
 
 def main() -> None:
@@ -97,7 +111,10 @@ def main() -> None:
             row = queue.get()
             worker.join()
             rows.append(row)
-            print(f"{name:<18}{k:>5}{row['seconds']:>10.2f}{row['peak_extra_MiB']:>16.1f}{row['rss_before_MiB']:>16.1f}", flush=True)
+            print(
+                f"{name:<18}{k:>5}{row['seconds']:>10.2f}{row['peak_extra_MiB']:>16.1f}{row['rss_before_MiB']:>16.1f}",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

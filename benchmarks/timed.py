@@ -31,8 +31,9 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="what is timed, as the book's table names it")
-    parser.add_argument("--out", type=Path, default=RESULTS / "timings.jsonl",
-                        help="the JSON-lines file to append to (before NAME)")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS / "timings.jsonl", help="the JSON-lines file to append to (before NAME)"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -43,10 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     status = subprocess.call(command)
     seconds = time.perf_counter() - start
     record = {
-        "name": args.name, "command": " ".join(command), "seconds": round(seconds, 1), "exit_status": status,
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"), "commit": _commit(),
-        "cores": os.cpu_count(), "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1),
-        "machine": f"{platform.system()} {platform.machine()}", "python": platform.python_version(),
+        "name": args.name,
+        "command": " ".join(command),
+        "seconds": round(seconds, 1),
+        "exit_status": status,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "commit": _commit(),
+        "cores": os.cpu_count(),
+        "load_before": round(load_before, 1),
+        "load_after": round(os.getloadavg()[0], 1),
+        "machine": f"{platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a") as handle:

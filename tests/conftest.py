@@ -18,8 +18,16 @@ SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 # A run that takes a few seconds on a CPU: digits, the smallest preset, 3 rounds.
 TINY = [
-    "dataset=digits", "model=vit_nano_p4", "noise.rate=0.3", "al.initial=40", "al.query=20", "al.rounds=2",
-    "train.epochs=3", "train.lr=0.003", "train.batch_size=32", "train.patience=2",
+    "dataset=digits",
+    "model=vit_nano_p4",
+    "noise.rate=0.3",
+    "al.initial=40",
+    "al.query=20",
+    "al.rounds=2",
+    "train.epochs=3",
+    "train.lr=0.003",
+    "train.batch_size=32",
+    "train.patience=2",
 ]
 
 

@@ -12,14 +12,25 @@ from conftest import REPO
 from alvit import bench, gpucheck
 from alvit.models import model_flops, resolve_model
 
-FIGURES = {"train_img_s", "score_img_s", "naive_train_img_s", "speedup_vs_naive", "tflops", "mfu", "peak_mem_mb",
-           "device", "model"}
+FIGURES = {
+    "train_img_s",
+    "score_img_s",
+    "naive_train_img_s",
+    "speedup_vs_naive",
+    "tflops",
+    "mfu",
+    "peak_mem_mb",
+    "device",
+    "model",
+}
 
 
 def test_bench_on_a_cpu_measures_both_pipelines_and_derives_flops_without_inventing_an_mfu():
     result = bench.run_bench("vit_nano_p4", "cpu", batch=16, seconds=0.05, naive_workers=0, deterministic=True)
     assert FIGURES <= set(result) and not result["errors"]
-    assert result["deterministic_cost"] == pytest.approx(1 - result["deterministic_train_img_s"] / result["train_img_s"])
+    assert result["deterministic_cost"] == pytest.approx(
+        1 - result["deterministic_train_img_s"] / result["train_img_s"]
+    )
     assert result["device"] == "cpu" and result["compile"] is False and result["fused_attn"] is True
     assert result["train_img_s"] > 0 and result["score_img_s"] > 0 and result["naive_train_img_s"] > 0
     assert result["speedup_vs_naive"] == pytest.approx(result["train_img_s"] / result["naive_train_img_s"])
@@ -29,10 +40,16 @@ def test_bench_on_a_cpu_measures_both_pipelines_and_derives_flops_without_invent
     json.dumps(result)  # what --json writes
 
 
-@pytest.mark.parametrize("name, peak", [
-    ("NVIDIA H100 80GB HBM3", 989.4), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H200", 989.4),
-    ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA GeForce RTX 3090", None),
-])
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", 989.4),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.4),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA GeForce RTX 3090", None),
+    ],
+)
 def test_mfu_uses_the_dense_bf16_peak_of_known_gpus_only(monkeypatch, name, peak):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
     assert bench.peak_bf16_tflops(torch.device("cuda")) == peak
@@ -61,31 +78,48 @@ def test_synthetic_images_are_cifar_sized_uint8_seeded_and_show_the_same_classes
 
 
 def test_bench_command_rejects_a_bad_process_list_in_one_sentence():
-    result = subprocess.run([sys.executable, "-m", "alvit.cli", "bench", "vit_nano_p4", "--concurrent", "two"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "alvit.cli", "bench", "vit_nano_p4", "--concurrent", "two"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr == ("alvit: error: argument --concurrent: must list whole numbers from 1 to 1024, e.g. 1,2,4, not 'two'; "
-                             "see alvit bench --help\n")
+    assert result.stderr == (
+        "alvit: error: argument --concurrent: must list whole numbers from 1 to 1024, e.g. 1,2,4, not 'two'; "
+        "see alvit bench --help\n"
+    )
 
 
 def write_check_parts(work, bench_figures):
     (work / "logs").mkdir(parents=True)
-    (work / "steps.tsv").write_text("pytest-gpu\tok\t0\t30\nbench-vit_b16-64\tok\t0\t80\nbench-vit_l16-256\tfailed\t1\t12\n"
-                                    "bench-swinv2_t-64\tskipped\t\t0\n")
+    (work / "steps.tsv").write_text(
+        "pytest-gpu\tok\t0\t30\nbench-vit_b16-64\tok\t0\t80\nbench-vit_l16-256\tfailed\t1\t12\n"
+        "bench-swinv2_t-64\tskipped\t\t0\n"
+    )
     (work / "settings.tsv").write_text("DEVICE\tcuda\nMODELS\tvit_b16 vit_l16\n")
     (work / "logs" / "pytest-gpu.log").write_text("....\n4 passed in 30.0s\n")
     (work / "logs" / "bench-vit_l16-256.log").write_text("Traceback\nRuntimeError: boom\n")
     for i, figures in enumerate(bench_figures):
         (work / f"bench-{i}.json").write_text(json.dumps(figures))
     (work / "run").mkdir()
-    (work / "run" / "rounds.csv").write_text("round,n_labeled,test_acc,suspect_precision\n0,1000,0.5,\n1,2000,0.75,0.4\n")
+    (work / "run" / "rounds.csv").write_text(
+        "round,n_labeled,test_acc,suspect_precision\n0,1000,0.5,\n1,2000,0.75,0.4\n"
+    )
     (work / "run" / "env.json").write_text(json.dumps({"compile": True, "fused_attn": True}))
 
 
 def test_gpu_check_report_is_one_json_with_steps_figures_rounds_and_targets(tmp_path):
     b16 = {"model": "vit_b16", "batch": 64, "mfu": 0.45, "score_mfu": 0.3, "speedup_vs_naive": 5.0, "concurrent": []}
-    b32 = {"model": "vit_b32", "batch": 64, "mfu": 0.2, "score_mfu": 0.2, "speedup_vs_naive": 3.0,
-           "concurrent": [{"processes": 1, "scaling_vs_one": 1.0}, {"processes": 4, "scaling_vs_one": 1.5}]}
+    b32 = {
+        "model": "vit_b32",
+        "batch": 64,
+        "mfu": 0.2,
+        "score_mfu": 0.2,
+        "speedup_vs_naive": 3.0,
+        "concurrent": [{"processes": 1, "scaling_vs_one": 1.0}, {"processes": 4, "scaling_vs_one": 1.5}],
+    }
     write_check_parts(tmp_path, [b16, b32])
     report = gpucheck.collect(tmp_path, budget_s=480, started=0)
     assert {"machine", "settings", "steps", "pytest_gpu", "bench", "rounds", "targets"} <= set(report)
@@ -105,10 +139,17 @@ def test_gpu_check_targets_not_measured_are_null_never_estimated(tmp_path):
 @pytest.mark.slow
 def test_gpu_check_runs_end_to_end_on_a_cpu_in_small_mode(tmp_path):
     env = {**os.environ, "ALVIT_CHECK_SMALL": "1", "PYTHON": sys.executable}
-    subprocess.run(["bash", "benchmarks/gpu_check.sh", str(tmp_path / "out")], cwd=REPO, env=env, check=True, timeout=1200)
+    subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", str(tmp_path / "out")], cwd=REPO, env=env, check=True, timeout=1200
+    )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["gpu_check.json"]
     report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
-    assert [s["name"] for s in report["steps"]] == ["pytest-gpu", "synthetic-data", "two-rounds", "bench-vit_nano_p4-16"]
+    assert [s["name"] for s in report["steps"]] == [
+        "pytest-gpu",
+        "synthetic-data",
+        "two-rounds",
+        "bench-vit_nano_p4-16",
+    ]
     assert all(s["status"] == "ok" for s in report["steps"]), report["steps"]
     (figures,) = report["bench"]
     assert figures["model"] == "vit_nano_p4" and figures["concurrent"] and figures["deterministic_train_img_s"] > 0

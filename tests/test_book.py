@@ -25,7 +25,9 @@ def book_sources(root):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("runs", "pages", "*.ipynb"))
     # The tutorial trains models; it has tests of its own. A stand-in page keeps the contents whole.
-    stand_in = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Active learning under label noise, by hand")])
+    stand_in = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# Active learning under label noise, by hand")]
+    )
     nbformat.write(stand_in, str(root / "book" / "tutorial.ipynb"))
 
 
@@ -54,8 +56,12 @@ def test_the_book_builds_with_warnings_as_errors_and_pages_only_for_chosen_runs(
     assert sorted(p.stem for p in (html / "pages").glob("*.html")) == sorted(chosen)
     root = html.parent  # its index.html only redirects to book/intro.html; _static/ holds templates
     every_page = [page for page in root.rglob("*.html") if "_static" not in page.parts and page != root / "index.html"]
-    assert len(every_page) > 8 and all("Simulated results." in page.read_text() for page in every_page)  # every page says so
-    assert "All 144 runs in this book come from <code>alvit simulate</code>" in (html / "intro.html").read_text()  # the index page too
+    assert len(every_page) > 8 and all(
+        "Simulated results." in page.read_text() for page in every_page
+    )  # every page says so
+    assert (
+        "All 144 runs in this book come from <code>alvit simulate</code>" in (html / "intro.html").read_text()
+    )  # the index page too
     assert not (base / "root" / "_build" / ".staging").exists()  # built, swapped in, staging removed
 
 
@@ -63,14 +69,16 @@ def test_the_book_builds_with_warnings_as_errors_and_pages_only_for_chosen_runs(
 def test_every_figure_and_table_of_the_results_shows_one_setting(mixed_book):
     _, base, _ = mixed_book
     summary = nbformat.read(str(base / "root" / "book" / "summary.ipynb"), as_version=4)
-    heatmaps = outputs_of(summary, "plots.heatmaps(rows, \"test_acc\"")
+    heatmaps = outputs_of(summary, 'plots.heatmaps(rows, "test_acc"')
     assert sum("image/png" in o.get("data", {}) for o in heatmaps) == len(SETTINGS)  # a figure per setting, none pooled
     tables = outputs_of(summary, 'show_tables("test_acc"')
     captions = " ".join(o["data"].get("text/html", "") for o in tables if "data" in o)
     assert all(f"Test accuracy, final round, {name}" in captions for name in SETTINGS)
     gains = outputs_of(summary, "plots.gain_vs_noise")
     assert sum("image/png" in o.get("data", {}) for o in gains) == len(SETTINGS)
-    verdicts = " ".join(o["data"].get("text/html", "") for o in outputs_of(summary, "claims.verdict_table") if "data" in o)
+    verdicts = " ".join(
+        o["data"].get("text/html", "") for o in outputs_of(summary, "claims.verdict_table") if "data" in o
+    )
     assert all(name in verdicts for name in SETTINGS)  # a verdict column per setting
 
 
@@ -78,7 +86,9 @@ def test_every_figure_and_table_of_the_results_shows_one_setting(mixed_book):
 def test_the_run_index_has_a_row_per_run_and_links_the_pages(mixed_book):
     profile, base, built = mixed_book
     index = nbformat.read(str(base / "root" / "book" / "runs.ipynb"), as_version=4)
-    html = " ".join(o["data"].get("text/html", "") for c in index.cells if c.cell_type == "code" for o in c.outputs if "data" in o)
+    html = " ".join(
+        o["data"].get("text/html", "") for c in index.cells if c.cell_type == "code" for o in c.outputs if "data" in o
+    )
     assert html.count("<tr>") == len(profile.configs)  # body rows; header rows carry a style
     assert html.count('<a href="pages/') == built["run_pages"]
     assert "Simulated results" in html
@@ -91,7 +101,9 @@ def test_the_power_page_shows_the_operating_characteristics_a_figure_and_what_wo
     page = nbformat.read(str(base / "root" / "book" / "power.ipynb"), as_version=4)
     table = " ".join(o["data"].get("text/html", "") for o in outputs_of(page, "report.table()") if "data" in o)
     assert "P(holds | true)" in table and "P(does not hold | true)" in table and "P(holds | false)" in table
-    assert all(name in " ".join(str(o.get("data", "")) for o in outputs_of(page, "report.table()")) for name in SETTINGS)
+    assert all(
+        name in " ".join(str(o.get("data", "")) for o in outputs_of(page, "report.table()")) for name in SETTINGS
+    )
     assert any("image/png" in o.get("data", {}) for o in outputs_of(page, "plots.power_vs_seeds"))
     settle = " ".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs_of(page, "settling_sentences"))
     assert "inconclusive" in settle or "No verdict of these runs is inconclusive" in settle
@@ -104,8 +116,11 @@ def test_no_page_of_the_built_book_holds_the_build_machines_paths(mixed_book):
     _, base, _ = mixed_book
     root = str((base / "root").resolve())
     html = base / "root" / "_build" / "html"
-    holding = [str(p.relative_to(html)) for p in html.rglob("*") if p.is_file() and p.suffix in (".html", ".ipynb", ".txt")
-               and root in p.read_text(errors="replace")]
+    holding = [
+        str(p.relative_to(html))
+        for p in html.rglob("*")
+        if p.is_file() and p.suffix in (".html", ".ipynb", ".txt") and root in p.read_text(errors="replace")
+    ]
     assert not holding, holding
 
 
@@ -184,7 +199,10 @@ def test_a_successful_build_replaces_the_html_pages_and_every_executed_notebook(
     publish(staged_build(root), root, root / "_build" / "html", every_notebook=True, tutorial=False)
     assert (root / "_build" / "html" / "index.html").read_text() == "the new book"
     assert [page.name for page in (root / "book" / "pages").iterdir()] == ["new.ipynb"]
-    assert all((root / "book" / name).read_text() == "new notebook" for name in ("summary.ipynb", "runs.ipynb", "another.ipynb"))
+    assert all(
+        (root / "book" / name).read_text() == "new notebook"
+        for name in ("summary.ipynb", "runs.ipynb", "another.ipynb")
+    )
     assert (root / "book" / "tutorial.ipynb").read_text() == "the kept tutorial"  # copied in, not executed: left alone
     assert not (root / "_build" / ".staging").exists() and not (root / "_build" / ".html.replaced").exists()
 
@@ -197,14 +215,18 @@ def test_html_elsewhere_is_a_preview_that_leaves_the_checkouts_book_as_it_was(go
     publish(staging, root, tmp_path / "preview", every_notebook=False, tutorial=True)
     assert (tmp_path / "preview" / "index.html").read_text() == "the new book"
     assert_untouched(root)
-    assert (root / "book" / "tutorial.ipynb").read_text() == "new notebook"  # executed now: kept, it does not depend on the runs
+    assert (
+        root / "book" / "tutorial.ipynb"
+    ).read_text() == "new notebook"  # executed now: kept, it does not depend on the runs
     assert not staging.exists()
 
 
 def test_html_refuses_a_folder_of_other_files(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="--html .*notes holds files that are not a built book; choose a new or empty folder"):
+    with pytest.raises(
+        ConfigError, match="--html .*notes holds files that are not a built book; choose a new or empty folder"
+    ):
         check_destination(tmp_path / "notes")
     with pytest.raises(ConfigError, match="--html .*todo.txt is a file"):
         check_destination(tmp_path / "notes" / "todo.txt")

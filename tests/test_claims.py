@@ -22,25 +22,51 @@ from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE
 
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 PAPER_VITS = ["vit_b16", "vit_b32", "vit_l16", "vit_l32"]
-GFLOPS = {"vit_b16": 35.1, "vit_b32": 8.8, "vit_l16": 123.1, "vit_l32": 30.8, "swinv2_t": 6.0, "swinv2_s": 11.7, "swinv2_b": 20.6}
+GFLOPS = {
+    "vit_b16": 35.1,
+    "vit_b32": 8.8,
+    "vit_l16": 123.1,
+    "vit_l32": 30.8,
+    "swinv2_t": 6.0,
+    "swinv2_s": 11.7,
+    "swinv2_b": 20.6,
+}
 
 
-def results(effect: Callable[..., float], *, datasets=("cifar10", "cifar100"), kinds=("flip",), models=tuple(PAPER_VITS),
-            strategies=("random", "entropy", "gci_vital"), rates=tuple(RATES), seeds=(0, 1, 2), jitter: float = 0.002,
-            metric_effects: dict[str, Callable[..., float]] | None = None) -> pd.DataFrame:
+def results(
+    effect: Callable[..., float],
+    *,
+    datasets=("cifar10", "cifar100"),
+    kinds=("flip",),
+    models=tuple(PAPER_VITS),
+    strategies=("random", "entropy", "gci_vital"),
+    rates=tuple(RATES),
+    seeds=(0, 1, 2),
+    jitter: float = 0.002,
+    metric_effects: dict[str, Callable[..., float]] | None = None,
+) -> pd.DataFrame:
     """Final rounds: ``test_acc = effect(...) + seed noise``; ``ece``/``brier`` from ``metric_effects`` (default 0.1)."""
     metric_effects = metric_effects or {}
     rows = []
-    for dataset, kind, model, strategy, rate, seed in itertools.product(datasets, kinds, models, strategies, rates, seeds):
+    for dataset, kind, model, strategy, rate, seed in itertools.product(
+        datasets, kinds, models, strategies, rates, seeds
+    ):
         where = dict(dataset=dataset, kind=kind, model=model, strategy=strategy, rate=rate)
         noise = jitter * ((seed + zlib.crc32(f"{dataset}{kind}{model}{strategy}{rate}".encode())) % 3 - 1)
-        rows.append({
-            "dataset": dataset, "noise_kind": kind, "model": model, "strategy": strategy, "noise_rate": rate, "seed": seed,
-            "test_acc": effect(**where) + noise,
-            "ece": metric_effects.get("ece", lambda **_: 0.1)(**where) + noise,
-            "brier": metric_effects.get("brier", lambda **_: 0.1)(**where) + noise,
-            "gflops_per_image": GFLOPS.get(model, np.nan),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "noise_kind": kind,
+                "model": model,
+                "strategy": strategy,
+                "noise_rate": rate,
+                "seed": seed,
+                "test_acc": effect(**where) + noise,
+                "ece": metric_effects.get("ece", lambda **_: 0.1)(**where) + noise,
+                "brier": metric_effects.get("brier", lambda **_: 0.1)(**where) + noise,
+                "gflops_per_image": GFLOPS.get(model, np.nan),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -52,6 +78,7 @@ def falling(rate, **_):
 
 
 # --- claim 1 ---------------------------------------------------------------------------------
+
 
 def test_claim_1_holds_when_accuracy_falls_for_every_model_on_every_dataset():
     verdict = claims.check_claim(1, results(falling))
@@ -76,8 +103,10 @@ def test_claim_1_is_inconclusive_with_a_single_seed_and_cannot_say_with_one_rate
 
 # --- claim 2 ---------------------------------------------------------------------------------
 
+
 def l32_better(by: float, calibration_by: float = 0.02, on=("cifar10", "cifar100")):
     """vit_l32 ahead by ``by`` in accuracy and ``calibration_by`` in ECE and Brier on the datasets ``on``, behind elsewhere."""
+
     def ahead(dataset, model):
         return 0.0 if model != "vit_l32" else 1.0 if dataset in on else -1.0
 
@@ -116,6 +145,7 @@ def test_claim_2_is_inconclusive_when_seeds_disagree_and_cannot_say_without_a_ri
 
 
 # --- claim 3 ---------------------------------------------------------------------------------
+
 
 def test_claim_3_holds_when_vit_l32_wins_at_every_rate_at_a_quarter_of_the_flops():
     acc, _ = l32_better(0.03)
@@ -175,12 +205,14 @@ def test_claim_4_cannot_say_without_swin_and_is_inconclusive_with_one_seed():
 
 # --- claim 5 ---------------------------------------------------------------------------------
 
+
 def gain(moderate: float, low: float = 0.0, high: float = 0.0):
     def effect(strategy, rate, **_):
         if strategy == "random":
             return falling(rate)
         bonus = low if rate < 0.3 else moderate if rate <= 0.6 else high
         return falling(rate) + bonus
+
     return effect
 
 
@@ -211,15 +243,24 @@ def test_claim_5_cannot_say_without_gci_vital_or_without_high_noise():
 
 def test_claim_5_keeps_noise_kinds_apart():
     def effect(kind, strategy, rate, **_):
-        return gain(0.05)(strategy=strategy, rate=rate) if kind == "flip" else gain(0.05, low=0.05, high=0.05)(strategy=strategy, rate=rate)
+        return (
+            gain(0.05)(strategy=strategy, rate=rate)
+            if kind == "flip"
+            else gain(0.05, low=0.05, high=0.05)(strategy=strategy, rate=rate)
+        )
 
     verdict = claims.check_claim(5, results(effect, kinds=("flip", "pairflip")))
     assert verdict.verdict == FAILS
-    assert verdict.settings == {"cifar10 · flip": HOLDS, "cifar10 · pairflip": FAILS, "cifar100 · flip": HOLDS,
-                                "cifar100 · pairflip": FAILS}
+    assert verdict.settings == {
+        "cifar10 · flip": HOLDS,
+        "cifar10 · pairflip": FAILS,
+        "cifar100 · flip": HOLDS,
+        "cifar100 · pairflip": FAILS,
+    }
 
 
 # --- claim 6 ---------------------------------------------------------------------------------
+
 
 def excess(low: float, high: float):
     return lambda strategy, rate, **_: 0.05 + (0.0 if strategy == "random" else (high if rate > 0.6 else low))
@@ -243,12 +284,16 @@ def test_claim_6_needs_both_ece_and_brier():
 
 def test_claim_6_cannot_say_without_random_and_is_inconclusive_in_noise():
     calibration = {"ece": excess(0.02, 0.06), "brier": excess(0.02, 0.06)}
-    assert claims.check_claim(6, results(falling, metric_effects=calibration, strategies=("entropy", "gci_vital"))).verdict == CANNOT_SAY
+    assert (
+        claims.check_claim(6, results(falling, metric_effects=calibration, strategies=("entropy", "gci_vital"))).verdict
+        == CANNOT_SAY
+    )
     small = {"ece": excess(0.002, 0.004), "brier": excess(0.002, 0.004)}
     assert claims.check_claim(6, results(falling, metric_effects=small, jitter=0.05)).verdict == INCONCLUSIVE
 
 
 # --- the table -------------------------------------------------------------------------------
+
 
 def test_the_verdict_table_shows_every_claim_with_its_verdict_per_setting():
     table = claims.verdict_table(claims.check_all(results(falling)))

@@ -9,24 +9,35 @@ from conftest import REPO
 
 
 def alvit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "alvit.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "alvit.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
-@pytest.mark.parametrize("what, expected", [
-    ("strategies", "entropy"), ("models", "vit_b16"), ("datasets", "imagefolder:<root>"), ("noise", "pairflip"),
-])
+@pytest.mark.parametrize(
+    "what, expected",
+    [
+        ("strategies", "entropy"),
+        ("models", "vit_b16"),
+        ("datasets", "imagefolder:<root>"),
+        ("noise", "pairflip"),
+    ],
+)
 def test_list_shows_each_name_with_a_description(what, expected):
     result = alvit("list", what)
     assert result.returncode == 0 and expected in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "configs/demo.yaml", "--set", "model=vit_giant_nope"], "model 'vit_giant_nope' is not known"),
-    (["run", "configs/demo.yaml", "--set", "noise.rate=1.2"], "outside [0, 1)"),
-    (["run", "configs/demo.yaml", "--set", "al.initial=2000"], "larger than the pool of 1347"),
-    (["run", "configs/demo.yaml", "--set", "dataset=imagefolder:/missing"], "/missing/train does not exist"),
-    (["run", "configs/missing.yaml"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "configs/demo.yaml", "--set", "model=vit_giant_nope"], "model 'vit_giant_nope' is not known"),
+        (["run", "configs/demo.yaml", "--set", "noise.rate=1.2"], "outside [0, 1)"),
+        (["run", "configs/demo.yaml", "--set", "al.initial=2000"], "larger than the pool of 1347"),
+        (["run", "configs/demo.yaml", "--set", "dataset=imagefolder:/missing"], "/missing/train does not exist"),
+        (["run", "configs/missing.yaml"], "does not exist"),
+    ],
+)
 def test_user_errors_are_one_sentence_without_a_traceback(args, message, tmp_path):
     result = alvit(*args, "--out", str(tmp_path / "run"))
     assert result.returncode == 2
@@ -37,8 +48,10 @@ def test_user_errors_are_one_sentence_without_a_traceback(args, message, tmp_pat
 def test_a_run_folder_under_a_file_is_one_sentence(tmp_path):
     (tmp_path / "notes.txt").write_text("mine\n")
     result = alvit("run", "configs/demo.yaml", "--out", str(tmp_path / "notes.txt" / "run"))
-    assert result.returncode == 2 and result.stderr == (f"alvit: error: output path {tmp_path / 'notes.txt' / 'run'} cannot be a folder: "
-                                                        f"{tmp_path / 'notes.txt'} is a file; choose another --out\n")
+    assert result.returncode == 2 and result.stderr == (
+        f"alvit: error: output path {tmp_path / 'notes.txt' / 'run'} cannot be a folder: "
+        f"{tmp_path / 'notes.txt'} is a file; choose another --out\n"
+    )
 
 
 def test_run_prints_a_summary_line_per_round_and_the_folder(tmp_path):
@@ -53,11 +66,13 @@ def test_run_prints_a_summary_line_per_round_and_the_folder(tmp_path):
 
 def test_a_wrong_value_is_refused_before_torch_is_imported():
     """Each of these sentences comes from the config alone: no model, no data, no torch."""
-    code = ("import sys; from alvit.cli import main\n"
-            "for setting in ['noise.rate=1.2', 'al.initial=2000', 'dataset=imagefolder:/missing']:\n"
-            "    try: main(['run', 'configs/demo.yaml', '--set', setting])\n"
-            "    except SystemExit: pass\n"
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys; from alvit.cli import main\n"
+        "for setting in ['noise.rate=1.2', 'al.initial=2000', 'dataset=imagefolder:/missing']:\n"
+        "    try: main(['run', 'configs/demo.yaml', '--set', setting])\n"
+        "    except SystemExit: pass\n"
+        "print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
     assert result.stderr.count("alvit: error:") == 3
@@ -105,8 +120,11 @@ BAD_VALUES = [  # (command, flag, values it must refuse): every numeric and list
     (["power", DEMO], "--sd", [*NUMBER_BAD, "1.5"]),
     (["power", DEMO], "--tables", [*WHOLE_BAD, "19"]),
 ]
-CASES = [pytest.param(command, flag, value, id=f"{command[0]} {flag} {value!r}")
-         for command, flag, values in BAD_VALUES for value in values]
+CASES = [
+    pytest.param(command, flag, value, id=f"{command[0]} {flag} {value!r}")
+    for command, flag, values in BAD_VALUES
+    for value in values
+]
 
 
 @pytest.mark.parametrize("command, flag, value", CASES)
@@ -122,8 +140,12 @@ def typed_flags() -> dict[tuple[str, str], object]:
     from alvit.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {(name, action.option_strings[0]): action.type for name, sub in commands.choices.items()
-            for action in sub._actions if action.option_strings and (action.type is not None or action.choices)}
+    return {
+        (name, action.option_strings[0]): action.type
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if action.option_strings and (action.type is not None or action.choices)
+    }
 
 
 def test_no_flag_takes_a_bare_int_or_float():
@@ -138,10 +160,35 @@ def test_the_table_covers_every_typed_flag_of_every_command():
 def test_values_inside_their_range_are_parsed():
     from alvit.cli import build_parser
 
-    args = build_parser().parse_args(["sweep", DEMO, "--jobs", "2", "--timeout", "1.5", "--stale-after", "60",
-                                      "--tflops", "350", "--slurm-gpus-per-task", "0", "--slurm-mem-gb", "32"])
-    assert (args.jobs, args.timeout, args.stale_after, args.tflops, args.slurm_gpus_per_task, args.slurm_mem_gb) == (2, 1.5, 60, 350, 0, 32)
-    bench = build_parser().parse_args(["bench", "vit_nano_p4", "--batch", "8", "--seconds", "0.5", "--concurrent", "1,2,4"])
+    args = build_parser().parse_args(
+        [
+            "sweep",
+            DEMO,
+            "--jobs",
+            "2",
+            "--timeout",
+            "1.5",
+            "--stale-after",
+            "60",
+            "--tflops",
+            "350",
+            "--slurm-gpus-per-task",
+            "0",
+            "--slurm-mem-gb",
+            "32",
+        ]
+    )
+    assert (args.jobs, args.timeout, args.stale_after, args.tflops, args.slurm_gpus_per_task, args.slurm_mem_gb) == (
+        2,
+        1.5,
+        60,
+        350,
+        0,
+        32,
+    )
+    bench = build_parser().parse_args(
+        ["bench", "vit_nano_p4", "--batch", "8", "--seconds", "0.5", "--concurrent", "1,2,4"]
+    )
     assert (bench.batch, bench.seconds, bench.concurrent) == (8, 0.5, (1, 2, 4))
 
 
@@ -175,17 +222,23 @@ def test_version_prints_the_package_version(capsys):
     assert in_process(capsys, "--version") == (0, f"alvit {__version__}\n", "")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["sweep", DEMO, "--only", "seed=99"], "--only seed=99 matches no configuration of profile configs/profiles/demo.yaml; "
-                                           "its seed values are: 0, 1, 2"),
-    (["sweep", DEMO, "--only", "model=nosuch"], "its model values are: vit_nano_p4, vit_mini_p8"),
-    (["status", DEMO, "--only", "seed=99"], "matches no configuration"),
-    (["fetch", DEMO, "--only", "seed=99"], "matches no configuration"),
-    (["bench", "vit_nano_p4", "--batch", "0"], "argument --batch: must be a whole number from 1 to 65536, not '0'"),
-    (["sweep", DEMO, "--estimate", "--tflops", "0"], "argument --tflops: must be a number above 0"),
-    (["sweep", DEMO, "--timeout", "-5"], "argument --timeout: must be a number above 0"),
-    (["sweep", DEMO, "--gpus", "0"], "argument --gpus: GPU 0 is not on this machine"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["sweep", DEMO, "--only", "seed=99"],
+            "--only seed=99 matches no configuration of profile configs/profiles/demo.yaml; "
+            "its seed values are: 0, 1, 2",
+        ),
+        (["sweep", DEMO, "--only", "model=nosuch"], "its model values are: vit_nano_p4, vit_mini_p8"),
+        (["status", DEMO, "--only", "seed=99"], "matches no configuration"),
+        (["fetch", DEMO, "--only", "seed=99"], "matches no configuration"),
+        (["bench", "vit_nano_p4", "--batch", "0"], "argument --batch: must be a whole number from 1 to 65536, not '0'"),
+        (["sweep", DEMO, "--estimate", "--tflops", "0"], "argument --tflops: must be a number above 0"),
+        (["sweep", DEMO, "--timeout", "-5"], "argument --timeout: must be a number above 0"),
+        (["sweep", DEMO, "--gpus", "0"], "argument --gpus: GPU 0 is not on this machine"),
+    ],
+)
 def test_the_newcomers_reproductions_are_one_sentence_and_exit_2(capsys, monkeypatch, args, message):
     from alvit import flags
 
@@ -203,9 +256,15 @@ def test_a_profile_that_is_not_yaml_is_one_sentence_naming_the_line(capsys, tmp_
 
 def test_a_sweep_output_that_is_a_file_is_one_sentence_and_the_file_is_kept(capsys, tmp_path):
     (tmp_path / "notes.txt").write_text("mine\n")
-    code, _, err = in_process(capsys, "sweep", DEMO, "--output", str(tmp_path / "notes.txt"), "--only", "seed=0", "--quiet")
-    assert code == 2 and err == f"alvit: error: the sweep's output {tmp_path / 'notes.txt'} is a file, not a folder; " \
-                                "choose a folder for the run folders\n"
+    code, _, err = in_process(
+        capsys, "sweep", DEMO, "--output", str(tmp_path / "notes.txt"), "--only", "seed=0", "--quiet"
+    )
+    assert (
+        code == 2
+        and err
+        == f"alvit: error: the sweep's output {tmp_path / 'notes.txt'} is a file, not a folder; "
+        "choose a folder for the run folders\n"
+    )
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
 
 

@@ -29,7 +29,11 @@ def test_defaults_are_the_study_protocol():
 
 
 def test_compile_takes_auto_true_or_false():
-    assert [load_config(None, [f"train.compile={v}"]).train.compile for v in ("auto", "true", "false")] == ["auto", True, False]
+    assert [load_config(None, [f"train.compile={v}"]).train.compile for v in ("auto", "true", "false")] == [
+        "auto",
+        True,
+        False,
+    ]
 
 
 def test_yaml_and_overrides_combine_with_overrides_winning(tmp_path):
@@ -50,27 +54,42 @@ def test_label_smoothing_defaults_to_the_strategys():
     assert load_config(None, ["strategy=gci_vital", "train.label_smoothing=0.0"]).resolved_label_smoothing() == 0.0
 
 
-@pytest.mark.parametrize("override, message", [
-    (["colour=red"], r"unknown config key 'colour' at the top level; valid keys are: .*dataset"),
-    (["train.lr_max=1"], r"unknown config key 'train.lr_max' in section 'train'; valid keys are: .*train.lr\b"),
-    (["model=vit_huge_imaginary"], r"model 'vit_huge_imaginary' is not known; valid choices are the paper's vit_b16"),
-    (["dataset=mnist"], r"dataset 'mnist' is not known; valid choices are: digits, cifar10, cifar100, imagefolder:<root>"),
-    (["strategy=oracle"], r"strategy 'oracle' is not known; valid choices are: random, entropy"),
-    (["noise.rate=1.0"], r"noise rate 1.0 lies outside \[0, 1\)"),
-    (["noise.rate=-0.1"], r"outside \[0, 1\)"),
-    (["noise.kind=asym"], r"valid choices are: none, flip, uniform, pairflip"),
-    (["al.rounds=two"], r"config key 'al.rounds' must be int, not 'two'"),
-    (["al.query=0"], r"al.query must be a positive integer"),
-    (["device=tpu"], r"valid choices are auto, cpu, cuda, cuda:N"),
-    (["dataset=imagefolder:/no/such/folder"], r"dataset folder /no/such/folder/train does not exist"),
-    (["weights=/no/such/file.safetensors"], r"weights file /no/such/file.safetensors does not exist"),
-    (["noise.rate"], r"not of the form key=value"),
-    (["al.initial=900", "al.query=100", "al.rounds=5", "data.max_pool=1000"], r"budget .* = 1400 is larger than data.max_pool = 1000"),
-    (["train.accumulate=3"], r"train.accumulate 3 does not divide train.batch_size 64 .*valid choices are 1, 2, 4, 8, 16, 32, 64$"),
-    (["train.accumulate=0"], r"train.accumulate must be a positive integer"),
-    (["train.compile=fast"], r"train.compile 'fast' is not known; valid choices are auto, true, false"),
-    (["train.deterministic=maybe"], r"config key 'train.deterministic' must be bool, not 'maybe'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["colour=red"], r"unknown config key 'colour' at the top level; valid keys are: .*dataset"),
+        (["train.lr_max=1"], r"unknown config key 'train.lr_max' in section 'train'; valid keys are: .*train.lr\b"),
+        (
+            ["model=vit_huge_imaginary"],
+            r"model 'vit_huge_imaginary' is not known; valid choices are the paper's vit_b16",
+        ),
+        (
+            ["dataset=mnist"],
+            r"dataset 'mnist' is not known; valid choices are: digits, cifar10, cifar100, imagefolder:<root>",
+        ),
+        (["strategy=oracle"], r"strategy 'oracle' is not known; valid choices are: random, entropy"),
+        (["noise.rate=1.0"], r"noise rate 1.0 lies outside \[0, 1\)"),
+        (["noise.rate=-0.1"], r"outside \[0, 1\)"),
+        (["noise.kind=asym"], r"valid choices are: none, flip, uniform, pairflip"),
+        (["al.rounds=two"], r"config key 'al.rounds' must be int, not 'two'"),
+        (["al.query=0"], r"al.query must be a positive integer"),
+        (["device=tpu"], r"valid choices are auto, cpu, cuda, cuda:N"),
+        (["dataset=imagefolder:/no/such/folder"], r"dataset folder /no/such/folder/train does not exist"),
+        (["weights=/no/such/file.safetensors"], r"weights file /no/such/file.safetensors does not exist"),
+        (["noise.rate"], r"not of the form key=value"),
+        (
+            ["al.initial=900", "al.query=100", "al.rounds=5", "data.max_pool=1000"],
+            r"budget .* = 1400 is larger than data.max_pool = 1000",
+        ),
+        (
+            ["train.accumulate=3"],
+            r"train.accumulate 3 does not divide train.batch_size 64 .*valid choices are 1, 2, 4, 8, 16, 32, 64$",
+        ),
+        (["train.accumulate=0"], r"train.accumulate must be a positive integer"),
+        (["train.compile=fast"], r"train.compile 'fast' is not known; valid choices are auto, true, false"),
+        (["train.deterministic=maybe"], r"config key 'train.deterministic' must be bool, not 'maybe'"),
+    ],
+)
 def test_bad_values_stop_with_one_sentence(override, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_config(None, override)

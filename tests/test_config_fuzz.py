@@ -18,12 +18,20 @@ REAL_KEYS = sorted(flatten(to_dict(ExperimentConfig())))
 SECTIONS = sorted({key.split(".")[0] for key in REAL_KEYS if "." in key})
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
-    st.sampled_from(["digits", "cifar10", "vit_nano_p4", "entropy", "flip", "1e-3", "auto", "cuda:1", "ünïcode", "0x10"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(
+        ["digits", "cifar10", "vit_nano_p4", "entropy", "flip", "1e-3", "auto", "cuda:1", "ünïcode", "0x10"]
+    ),
 )
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                      max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 keys = st.one_of(st.sampled_from(REAL_KEYS + SECTIONS), st.text(min_size=1, max_size=10))
 
 
@@ -43,8 +51,17 @@ def test_any_yaml_file_is_a_valid_config_or_one_sentence(tmp_path_factory, data)
         assert one_sentence(err), str(err)
         return
     assert 0.0 <= cfg.noise.rate < 1.0 and math.isfinite(cfg.train.lr) and cfg.train.lr > 0
-    assert load_config(None, [f"{k}={yaml.safe_dump(v).strip()}" for k, v in flatten(to_dict(cfg)).items()
-                              if not isinstance(v, (dict, list))]) == cfg
+    assert (
+        load_config(
+            None,
+            [
+                f"{k}={yaml.safe_dump(v).strip()}"
+                for k, v in flatten(to_dict(cfg)).items()
+                if not isinstance(v, (dict, list))
+            ],
+        )
+        == cfg
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,7 +12,7 @@ from conftest import REPO
 
 from alvit.book.notebook import KNOBS
 
-DOCS = [REPO / "book" / "reproduce.md", REPO / "README.md"]
+DOCS = [REPO / "book" / "reproduce.md", REPO / "book" / "reference.md", REPO / "README.md"]
 
 
 def shown_commands(path, program: str) -> list[str]:
@@ -47,8 +47,13 @@ def test_the_alvit_engine_runs_a_notebook_without_the_kernels_encryption_warning
     papermill_engines.register("alvit", QuietEngine)  # what the installed entry point does
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
     nbformat.write(notebook, str(tmp_path / "in.ipynb"))
-    papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), engine_name="alvit",
-                               kernel_name="python3", progress_bar=False)
+    papermill.execute_notebook(
+        str(tmp_path / "in.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        engine_name="alvit",
+        kernel_name="python3",
+        progress_bar=False,
+    )
     assert nbformat.read(str(tmp_path / "out.ipynb"), as_version=4).cells[0].outputs[0]["text"] == "42\n"
     assert "without encryption" not in capfd.readouterr().err
 
@@ -81,10 +86,18 @@ def test_each_papermill_command_hands_the_notebook_parameters_of_the_right_types
     args = shlex.split(command)
     assert args[1] == "notebooks/experiment.ipynb"
     out = tmp_path / "prepared.ipynb"
-    result = subprocess.run([sys.executable, "-m", "papermill", args[1], str(out), *args[3:], "--prepare-only"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120, env=papermill_env)
+    result = subprocess.run(
+        [sys.executable, "-m", "papermill", args[1], str(out), *args[3:], "--prepare-only"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=papermill_env,
+    )
     assert result.returncode == 0, result.stderr
-    injected = next(c for c in nbformat.read(str(out), as_version=4).cells if "injected-parameters" in c.metadata.get("tags", []))
+    injected = next(
+        c for c in nbformat.read(str(out), as_version=4).cells if "injected-parameters" in c.metadata.get("tags", [])
+    )
     namespace: dict = {}
     exec(injected.source, namespace)
     assert isinstance(namespace.get("SETTINGS", {}), dict)  # a string here was the old -p SETTINGS bug
@@ -119,9 +132,26 @@ def test_the_conda_environment_installs_what_make_install_does():
 
     environment = yaml.safe_load((REPO / "environment.yml").read_text())
     pip = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
-    assert pip == ["-c constraints.txt", "-e .[test]"]
+    assert pip == ["-c constraints.txt", "-e .[test,lint]"]
     python = next(item for item in environment["dependencies"] if isinstance(item, str) and item.startswith("python="))
     required = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert required == ">=3.10" and tuple(map(int, python.split("=")[1].split("."))) >= (3, 10)
     makefile = (REPO / "Makefile").read_text()
-    assert "-c constraints.txt -e '.[test]'" in makefile
+    assert "-c constraints.txt -e '.[test,lint]'" in makefile
+
+
+def test_the_workflows_run_the_readmes_commands_and_deploy_with_the_official_pages_actions():
+    import yaml
+
+    tests = yaml.safe_load((REPO / ".github" / "workflows" / "tests.yml").read_text())
+    book = yaml.safe_load((REPO / ".github" / "workflows" / "book.yml").read_text())
+    runs = lambda workflow: [step.get("run") for job in workflow["jobs"].values() for step in job["steps"]]  # noqa: E731
+    uses = [step.get("uses", "") for job in book["jobs"].values() for step in job["steps"]]
+    assert "make test" in runs(tests) and "make book" in runs(book)
+    assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
+    assert any(u.startswith("actions/deploy-pages@") for u in uses)
+    pinned = [
+        u for w in (tests, book) for job in w["jobs"].values() for step in job["steps"] if (u := step.get("uses"))
+    ]
+    assert all(re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", u) for u in pinned), pinned  # pinned to a commit
+    assert tests["permissions"] == {} and book["permissions"] == {}  # each job asks for what it needs

@@ -12,7 +12,10 @@ from alvit.data import Preprocessor
 from alvit.models import create_model, resolve_model
 from alvit.train import fit, predict
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine"),
+]
 
 CFG = TrainConfig(epochs=4, lr=1e-3, batch_size=64, eval_batch_size=128, patience=2, augment="flip")
 

@@ -15,14 +15,20 @@ from alvit.sweep.leases import Claims
 
 def dead_pid() -> int:
     """The pid of a process that has exited (and been reaped)."""
-    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    process = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(process.stdout)
 
 
 def write_claim(claims: Claims, run_id: str, host: str, pid: int, age_s: float = 0.0, job=None) -> None:
     claims.folder.mkdir(parents=True, exist_ok=True)
     path = claims.path(run_id)
-    path.write_text(json.dumps({"run_id": run_id, "host": host, "pid": pid, "started": time.time() - age_s, "job": job, "token": "old"}))
+    path.write_text(
+        json.dumps(
+            {"run_id": run_id, "host": host, "pid": pid, "started": time.time() - age_s, "job": job, "token": "old"}
+        )
+    )
     os.utime(path, (time.time() - age_s, time.time() - age_s))
 
 

@@ -131,9 +131,14 @@ def test_run_killed_with_sigkill_resumes_to_the_same_result(tmp_path):
     from conftest import REPO
 
     # The uninterrupted reference runs in this process (the same code, without a second torch import).
-    run_experiment(load_config(REPO / "configs" / "demo.yaml", TINY + ["al.rounds=4", "train.epochs=6"]),
-                   tmp_path / "whole", progress=False)
-    killed = subprocess.Popen(args + [str(tmp_path / "killed")] + extra, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_experiment(
+        load_config(REPO / "configs" / "demo.yaml", TINY + ["al.rounds=4", "train.epochs=6"]),
+        tmp_path / "whole",
+        progress=False,
+    )
+    killed = subprocess.Popen(
+        args + [str(tmp_path / "killed")] + extra, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     rounds = tmp_path / "killed" / "rounds.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (rounds.exists() and len(rounds.read_text().splitlines()) >= 3):
@@ -156,7 +161,9 @@ def test_warm_start_resumes_from_the_saved_weights(tiny_config, tmp_path, monkey
 
 def test_another_configuration_in_the_same_folder_is_refused(finished_run, tiny_config):
     _, path = finished_run
-    with pytest.raises(ConfigError, match=r"holds a run of another configuration \(differs in: noise.rate, train.epochs\)"):
+    with pytest.raises(
+        ConfigError, match=r"holds a run of another configuration \(differs in: noise.rate, train.epochs\)"
+    ):
         run_experiment(tiny_config("noise.rate=0.5", "train.epochs=4"), path, progress=False)
 
 
@@ -164,7 +171,9 @@ def test_a_run_is_the_same_run_on_another_device_or_eval_batch(finished_run, tin
     """device and train.eval_batch_size change how a run is computed, not its results."""
     _, path = finished_run
     before = RunFolder(path).rounds.stat().st_mtime_ns
-    run_experiment(tiny_config("device=cuda:1", "train.eval_batch_size=7"), path, progress=False)  # finished: no CUDA needed
+    run_experiment(
+        tiny_config("device=cuda:1", "train.eval_batch_size=7"), path, progress=False
+    )  # finished: no CUDA needed
     assert RunFolder(path).rounds.stat().st_mtime_ns == before
 
 
@@ -186,9 +195,14 @@ def test_budget_larger_than_the_pool_stops_before_training(tiny_config, tmp_path
     assert not (tmp_path / "x" / "rounds.csv").exists()
 
 
-@pytest.mark.parametrize("extra, smoothing", [
-    (["strategy=gci_vital"], 0.1), (["strategy=entropy"], 0.0), (["strategy=gci_vital", "train.label_smoothing=0.3"], 0.3),
-])
+@pytest.mark.parametrize(
+    "extra, smoothing",
+    [
+        (["strategy=gci_vital"], 0.1),
+        (["strategy=entropy"], 0.0),
+        (["strategy=gci_vital", "train.label_smoothing=0.3"], 0.3),
+    ],
+)
 def test_training_gets_the_configs_resolved_label_smoothing(tiny_config, tmp_path, monkeypatch, extra, smoothing):
     seen = []
 

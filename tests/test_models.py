@@ -100,6 +100,7 @@ def test_only_a_missing_download_reads_as_missing_weights(monkeypatch):
             if pretrained:
                 raise error
             return timm.create_model("vit_tiny_patch16_224", num_classes=num_classes, img_size=8, patch_size=4)
+
         return create
 
     monkeypatch.setattr(models, "_timm_create", fails(FileNotFoundError("not in the cache")))

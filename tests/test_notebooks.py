@@ -41,9 +41,20 @@ def test_experiment_notebook_runs_with_papermill_and_writes_its_run_folder(tmp_p
 
     run_dir = tmp_path / "run"
     papermill.execute_notebook(
-        str(REPO / "notebooks" / "experiment.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(REPO), progress_bar=False,
-        parameters={"CONFIG": None, "DATASET": "digits", "MODEL": "vit_nano_p4", "NOISE_RATE": 0.4,
-                    "STRATEGY": "gci_vital", "SEED": 3, "RUN_DIR": str(run_dir), "SETTINGS": settings_from_tiny()},
+        str(REPO / "notebooks" / "experiment.ipynb"),
+        str(tmp_path / "out.ipynb"),
+        cwd=str(REPO),
+        progress_bar=False,
+        parameters={
+            "CONFIG": None,
+            "DATASET": "digits",
+            "MODEL": "vit_nano_p4",
+            "NOISE_RATE": 0.4,
+            "STRATEGY": "gci_vital",
+            "SEED": 3,
+            "RUN_DIR": str(run_dir),
+            "SETTINGS": settings_from_tiny(),
+        },
     )
     folder = RunFolder(run_dir)
     config = folder.read_config()
@@ -53,10 +64,21 @@ def test_experiment_notebook_runs_with_papermill_and_writes_its_run_folder(tmp_p
     last = folder.read_predictions(2)
     assert rounds["ece"].iloc[-1] == metrics.evaluate_per_sample(last, folder.read_test_labels())["ece"]
     executed = json.loads((tmp_path / "out.ipynb").read_text())
-    images = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"] if "image/png" in o.get("data", {})]
+    images = [
+        o
+        for c in executed["cells"]
+        if c["cell_type"] == "code"
+        for o in c["outputs"]
+        if "image/png" in o.get("data", {})
+    ]
     assert len(images) >= 2  # the learning curve and the reliability diagrams were drawn
-    stderr = [o["text"] for c in executed["cells"] if c["cell_type"] == "code" for o in c["outputs"]
-              if o.get("name") == "stderr"]
+    stderr = [
+        o["text"]
+        for c in executed["cells"]
+        if c["cell_type"] == "code"
+        for o in c["outputs"]
+        if o.get("name") == "stderr"
+    ]
     assert not any("Warning" in text for text in stderr), stderr  # a book page shows no library warnings
 
 
@@ -75,10 +97,16 @@ def test_a_small_sweep_skips_what_is_done_and_the_summary_reads_it(tmp_path):
     for key, value in settings.items():
         section, _, name = key.partition(".")
         base.setdefault(section, {})[name] = value
-    profile_path.write_text(yaml.safe_dump({
-        "name": "tiny", "output": str(tmp_path / "runs"), "base": base,
-        "grid": {"noise.rate": [0.0, 0.5], "strategy": ["random", "entropy"]},
-    }))
+    profile_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "output": str(tmp_path / "runs"),
+                "base": base,
+                "grid": {"noise.rate": [0.0, 0.5], "strategy": ["random", "entropy"]},
+            }
+        )
+    )
     profile = load_profile(profile_path)
     first = run_sweep(profile, jobs=2, progress=False)
     assert sorted(first["done"]) == sorted(cfg.run_id for cfg in profile.configs) and not first["failed"]
@@ -88,8 +116,13 @@ def test_a_small_sweep_skips_what_is_done_and_the_summary_reads_it(tmp_path):
     assert runs["run_id"].nunique() == 4 and not problems
     page = json.loads((tmp_path / "runs" / f"{profile.configs[0].run_id}.ipynb").read_text())
     assert page["cells"][0]["source"][0].startswith("# vit_nano_p4 · flip 0 · random · seed 0")
-    papermill.execute_notebook(str(REPO / "notebooks" / "summary.ipynb"), str(tmp_path / "summary.ipynb"), cwd=str(REPO),
-                               parameters={"PROFILE": "tiny", "RUNS_DIR": str(tmp_path / "runs")}, progress_bar=False)
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "summary.ipynb"),
+        str(tmp_path / "summary.ipynb"),
+        cwd=str(REPO),
+        parameters={"PROFILE": "tiny", "RUNS_DIR": str(tmp_path / "runs")},
+        progress_bar=False,
+    )
     summary = (tmp_path / "summary.ipynb").read_text()
     # One model and one seed: claim 1 (about model sizes) cannot be tested, the others lack seeds.
     assert "Verdict of each claim" in summary and "cannot say" in summary and "inconclusive" in summary
@@ -103,6 +136,8 @@ def test_a_notebook_that_loads_models_shows_no_progress_bar_warning(tmp_path):
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import alvit.models")])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, str(tmp_path / "in.ipynb"))
-    papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(REPO), progress_bar=False)
+    papermill.execute_notebook(
+        str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(REPO), progress_bar=False
+    )
     outputs = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4).cells[0].outputs
     assert not [o for o in outputs if o.get("name") == "stderr"], outputs

@@ -61,8 +61,10 @@ def test_the_introduction_names_the_run_and_shows_unclipped_commands():
 
 @pytest.mark.notebooks
 def test_a_rendered_page_has_its_commands_no_builder_paths_and_no_nan(tmp_path):
-    profile = load_profile(REPO / "tests/profiles/mixed.yaml", only=["dataset=cifar100", "model=vit_l32", "seed=0",
-                                                                    "noise.kind=flip", "noise.rate=0.4", "strategy=entropy"])
+    profile = load_profile(
+        REPO / "tests/profiles/mixed.yaml",
+        only=["dataset=cifar100", "model=vit_l32", "seed=0", "noise.kind=flip", "noise.rate=0.4", "strategy=entropy"],
+    )
     simulate_profile(profile, tmp_path / "runs", test_size=100)
     cfg = profile.configs[0]
     page = render_page(tmp_path / "runs" / cfg.run_id, tmp_path / "page.ipynb")
@@ -72,6 +74,10 @@ def test_a_rendered_page_has_its_commands_no_builder_paths_and_no_nan(tmp_path):
     assert "alvit run \\\n  --set dataset=cifar100" in notebook.cells[0].source
     injected = next(c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "remove-cell" in injected.metadata["tags"] and "RUN_DIR = None" in injected.source
-    tables = " ".join(o.get("data", {}).get("text/plain", "") for c in notebook.cells if c.cell_type == "code"
-                      for o in c.get("outputs", []))
+    tables = " ".join(
+        o.get("data", {}).get("text/plain", "")
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
     assert "—" in tables and "NaN" not in tables

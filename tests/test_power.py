@@ -88,8 +88,12 @@ FOUR_SETTING_POWER = {2: (0.95, 1.0), 3: (0.3, 0.5), 4: (0.9, 1.0), 5: (0.0, 0.0
 def test_two_datasets_and_two_noise_kinds_keep_the_error_rates(claim):
     """Four settings (CIFAR-10 and CIFAR-100, K = 100; flip and pair-flip): one family of statements."""
     grids = paper_grids(("cifar10", "cifar100"), ("flip", "pairflip"))
-    assert sorted(g.name for g in grids) == ["cifar10 · flip", "cifar10 · pairflip", "cifar100 · flip",
-                                             "cifar100 · pairflip"]
+    assert sorted(g.name for g in grids) == [
+        "cifar10 · flip",
+        "cifar10 · pairflip",
+        "cifar100 · flip",
+        "cifar100 · pairflip",
+    ]
     oc = power.characteristics(claim, grids, 3, EFFECT, 200)
     assert oc.fails_if_true <= ERROR_BOUND and oc.holds_if_false <= ERROR_BOUND
     low, high = FOUR_SETTING_POWER[claim]
@@ -107,9 +111,23 @@ def test_power_grows_with_seeds_and_the_report_names_the_fewest_for_80_percent()
 
 def test_the_spread_defaults_to_the_runs_present_per_setting():
     configs = load_profile("configs/profiles/demo.yaml").configs
-    final = power.pd.DataFrame([{"dataset": c.dataset, "noise_kind": c.noise.kind, "model": c.model,
-                                 "strategy": c.strategy, "noise_rate": c.noise.rate, "seed": c.seed, "run_id": c.run_id,
-                                 "test_acc": 0.5 + 0.03 * (c.seed - 1), "ece": 0.1, "brier": 0.2} for c in configs])
+    final = power.pd.DataFrame(
+        [
+            {
+                "dataset": c.dataset,
+                "noise_kind": c.noise.kind,
+                "model": c.model,
+                "strategy": c.strategy,
+                "noise_rate": c.noise.rate,
+                "seed": c.seed,
+                "run_id": c.run_id,
+                "test_acc": 0.5 + 0.03 * (c.seed - 1),
+                "ece": 0.1,
+                "brier": 0.2,
+            }
+            for c in configs
+        ]
+    )
     grid = power.setting_grids(configs, final)[0]
     assert grid.sd["test_acc"] == pytest.approx(0.03) and grid.sd_source.startswith("runs present")
     assert grid.sd["ece"] == power.DEFAULT_SD  # no spread in the runs: the stated default
@@ -118,8 +136,9 @@ def test_the_spread_defaults_to_the_runs_present_per_setting():
 
 
 def test_claims_the_grid_cannot_test_are_named_not_simulated():
-    report = power.power_report("demo", power.setting_grids(load_profile("configs/profiles/demo.yaml").configs),
-                                seeds=(3,), tables=50)
+    report = power.power_report(
+        "demo", power.setting_grids(load_profile("configs/profiles/demo.yaml").configs), seeds=(3,), tables=50
+    )
     untestable = {p.claim: p.untestable for p in report.claims}
     assert untestable[2] and "vit_l32" in untestable[2] and untestable[5] is None
     assert "not testable in this grid" in report.format()
@@ -127,8 +146,25 @@ def test_claims_the_grid_cannot_test_are_named_not_simulated():
 
 def test_alvit_power_prints_its_table_and_writes_json(tmp_path):
     out = tmp_path / "power.json"
-    result = subprocess.run([sys.executable, "-m", "alvit.cli", "power", PAPER, "--seeds", "3,5", "--tables", "50",
-                             "--runs", str(tmp_path / "none"), "--json", str(out)], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alvit.cli",
+            "power",
+            PAPER,
+            "--seeds",
+            "3,5",
+            "--tables",
+            "50",
+            "--runs",
+            str(tmp_path / "none"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "P(holds|true)" in result.stdout and "cifar100 · flip" in result.stdout
     written = json.loads(out.read_text())
@@ -136,8 +172,18 @@ def test_alvit_power_prints_its_table_and_writes_json(tmp_path):
     assert {r["seeds"] for r in written["claims"][2]["rows"]} == {3, 5}
 
 
-@pytest.mark.parametrize("arguments", [dict(seeds=(1,)), dict(seeds=(31,)), dict(effect=0.0), dict(effect=float("nan")),
-                                       dict(sd=0.0), dict(sd=float("inf")), dict(tables=19)])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        dict(seeds=(1,)),
+        dict(seeds=(31,)),
+        dict(effect=0.0),
+        dict(effect=float("nan")),
+        dict(sd=0.0),
+        dict(sd=float("inf")),
+        dict(tables=19),
+    ],
+)
 def test_power_from_python_refuses_a_value_outside_its_range_in_one_sentence(arguments):
     """The command line refuses these where it parses them (tests/test_cli.py); the function does too."""
     with pytest.raises(power.ConfigError):

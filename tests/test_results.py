@@ -46,8 +46,16 @@ def test_every_file_of_a_run_folder_is_read_by_another_user(tiny_config, umask_0
         os.chmod(base, 0o755)  # the shared folder itself is the collaborators' to open (mkdtemp makes it 0700)
         run = run_experiment(tiny_config("al.warm_start=true"), Path(base) / "run", progress=False)
         files = sorted(path for path in run.rglob("*") if path.is_file())
-        assert {"config.yaml", "rounds.csv", "queries.npz", "env.json", "test_labels.npy", "round_000.npz",
-                "final_probs.npy", "round_001.pt"} <= {path.name for path in files}
+        assert {
+            "config.yaml",
+            "rounds.csv",
+            "queries.npz",
+            "env.json",
+            "test_labels.npy",
+            "round_000.npz",
+            "final_probs.npy",
+            "round_001.pt",
+        } <= {path.name for path in files}
         assert {stat.S_IMODE(path.stat().st_mode) for path in files} == {0o644}
         assert {stat.S_IMODE(path.stat().st_mode) for path in run.rglob("*") if path.is_dir()} <= {0o755}
         read = subprocess.run(["cat", *map(str, files)], user="nobody", capture_output=True, timeout=60)
@@ -71,11 +79,15 @@ def rounds_with(tmp_path, **second_row):
 @pytest.mark.parametrize("column, value", [("test_acc", "abc"), ("ece", "0.1.2"), ("n_labeled", "many")])
 def test_a_word_among_the_numbers_of_rounds_csv_names_the_file_the_column_and_the_row(tmp_path, column, value):
     folder = rounds_with(tmp_path, **{column: value})
-    with pytest.raises(ResultsError, match=rf"{folder.rounds} has the non-numeric value '{value}' in column {column} \(row 2\)"):
+    with pytest.raises(
+        ResultsError, match=rf"{folder.rounds} has the non-numeric value '{value}' in column {column} \(row 2\)"
+    ):
         folder.read_rounds()
 
 
 def test_empty_cells_and_numbers_in_any_notation_are_read(tmp_path):
-    folder = rounds_with(tmp_path, suspect_precision="", test_acc="1e-1")  # no suspect flagged: NaN, as the loop writes it
+    folder = rounds_with(
+        tmp_path, suspect_precision="", test_acc="1e-1"
+    )  # no suspect flagged: NaN, as the loop writes it
     table = folder.read_rounds()
     assert table["test_acc"].iloc[1] == 0.1 and table["suspect_precision"].isna().iloc[1]

@@ -71,9 +71,13 @@ def test_the_oracle_and_initial_set_are_the_loops_and_never_depend_on_the_strate
 def test_simulating_again_gives_identical_folders_and_never_overwrites(cifar100_slice, tmp_path):
     profile, out, _ = cifar100_slice
     cfg = profile.configs[0]
-    again = simulate_profile(load_profile(PAPER, ["model=vit_b32", "noise.rate=0.3", "seed=0,1"]), tmp_path, test_size=300)
+    again = simulate_profile(
+        load_profile(PAPER, ["model=vit_b32", "noise.rate=0.3", "seed=0,1"]), tmp_path, test_size=300
+    )
     assert len(again["written"]) == 12
-    pd.testing.assert_frame_equal(RunFolder(out / cfg.run_id).read_rounds(), RunFolder(tmp_path / cfg.run_id).read_rounds())
+    pd.testing.assert_frame_equal(
+        RunFolder(out / cfg.run_id).read_rounds(), RunFolder(tmp_path / cfg.run_id).read_rounds()
+    )
     kept = simulate_profile(profile, out, test_size=300)
     assert not kept["written"] and len(kept["kept"]) == 12
 
@@ -92,30 +96,62 @@ def test_a_full_size_cifar100_run_folder_stays_under_10_mb(tmp_path):
 
 
 def test_the_command_line_writes_the_folders_and_says_how_to_preview(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "alvit.cli", "simulate", str(PAPER), "--out", str(tmp_path / "sim"),
-                             "--test-size", "200", "--only", "model=vit_b16", "--only", "noise.rate=0.0", "--only", "seed=0"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alvit.cli",
+            "simulate",
+            str(PAPER),
+            "--out",
+            str(tmp_path / "sim"),
+            "--test-size",
+            "200",
+            "--only",
+            "model=vit_b16",
+            "--only",
+            "noise.rate=0.0",
+            "--only",
+            "seed=0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "simulated 6 runs of profile paper" in result.stdout and "alvit book" in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "alvit.cli", "simulate", "configs/profiles/none.yaml", "--out", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-m", "alvit.cli", "simulate", "configs/profiles/none.yaml", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("alvit: error: ") and "Traceback" not in bad.stderr
 
 
 def simulate_cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "alvit.cli", "simulate", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "alvit.cli", "simulate", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 DEMO = "configs/profiles/demo.yaml"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--out", "{tmp}/file"], "--out {tmp}/file is a file, not a folder"),
-    (["--out", "{tmp}/file/sub"], "--out {tmp}/file/sub cannot be a folder: a file stands in its path"),
-    (["--out", "{tmp}/new", "--test-size", "100000"], "--test-size 100000 is more than the 450 test samples of digits in profile demo; "
-                                                      "choose 1 to 450"),
-    (["--out", "{tmp}/new", "--only", "seed=99"], "--only seed=99 matches no configuration"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--out", "{tmp}/file"], "--out {tmp}/file is a file, not a folder"),
+        (["--out", "{tmp}/file/sub"], "--out {tmp}/file/sub cannot be a folder: a file stands in its path"),
+        (
+            ["--out", "{tmp}/new", "--test-size", "100000"],
+            "--test-size 100000 is more than the 450 test samples of digits in profile demo; choose 1 to 450",
+        ),
+        (["--out", "{tmp}/new", "--only", "seed=99"], "--only seed=99 matches no configuration"),
+    ],
+)
 def test_an_output_or_filter_simulate_cannot_use_is_one_sentence_and_writes_nothing(tmp_path, args, message):
     (tmp_path / "file").write_text("a file\n")
     result = simulate_cli(DEMO, *(arg.format(tmp=tmp_path) for arg in args))
@@ -125,9 +161,13 @@ def test_an_output_or_filter_simulate_cannot_use_is_one_sentence_and_writes_noth
 
 
 def test_simulate_shows_a_progress_bar_unless_quiet(tmp_path):
-    shown = simulate_cli(DEMO, "--out", str(tmp_path / "a"), "--only", "model=vit_nano_p4", "--only", "seed=0", "--test-size", "50")
+    shown = simulate_cli(
+        DEMO, "--out", str(tmp_path / "a"), "--only", "model=vit_nano_p4", "--only", "seed=0", "--test-size", "50"
+    )
     assert shown.returncode == 0, shown.stderr
     assert "simulate demo: 100%" in shown.stderr and "12/12" in shown.stderr
     assert shown.stdout.startswith("simulated 12 runs of profile demo")
-    quiet = simulate_cli(DEMO, "--out", str(tmp_path / "b"), "--only", "model=vit_nano_p4", "--only", "seed=0", "--quiet")
+    quiet = simulate_cli(
+        DEMO, "--out", str(tmp_path / "b"), "--only", "model=vit_nano_p4", "--only", "seed=0", "--quiet"
+    )
     assert quiet.returncode == 0 and "simulate demo" not in quiet.stderr

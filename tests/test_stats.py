@@ -21,6 +21,7 @@ def one_cell(*seeds: float) -> stats.Contrast:
 
 # --- the contrast and its interval -----------------------------------------------------------
 
+
 def test_one_cell_is_the_one_sample_t_test():
     values = [0.03, 0.05, -0.01]
     est = one_cell(*values)
@@ -84,6 +85,7 @@ def test_runs_that_agree_exactly_are_a_certain_difference():
 
 # --- statements ------------------------------------------------------------------------------
 
+
 def test_an_effect_holds_above_zero_is_refuted_below_and_is_inconclusive_across():
     assert stats.judge([stats.effect_test("gain", one_cell(0.05, 0.06, 0.04))]).verdict[0] == HOLDS
     assert stats.judge([stats.effect_test("gain", one_cell(-0.05, -0.06, -0.04))]).verdict[0] == FAILS
@@ -96,10 +98,14 @@ def test_no_gain_is_two_one_sided_tests_within_the_margin():
     assert stats.judge([stats.no_gain_test("none", one_cell(0.05, 0.051, 0.049))]).verdict[0] == FAILS
     assert stats.judge([stats.no_gain_test("none", one_cell(-0.05, -0.051, -0.049))]).verdict[0] == FAILS
     assert stats.judge([stats.no_gain_test("none", one_cell(0.0, 0.05, -0.04))]).verdict[0] == INCONCLUSIVE
-    assert stats.judge([stats.no_gain_test("none", one_cell(margin * 0.9, margin * 0.9, margin * 0.9))]).verdict[0] == HOLDS
+    assert (
+        stats.judge([stats.no_gain_test("none", one_cell(margin * 0.9, margin * 0.9, margin * 0.9))]).verdict[0]
+        == HOLDS
+    )
 
 
 # --- a claim: intersection-union for holds, Holm for does not hold ----------------------------
+
 
 def test_holm_steps_down_and_stops_at_the_first_survivor():
     rejected = stats.holm(np.array([[0.01, 0.04, 0.03]]), alpha=0.05)

@@ -31,10 +31,17 @@ def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tm
     record_failure(output, failed.run_id, "ConfigError: the pool is too small", "details")
     fake_finished_run(output, with_overrides(stale, {"train.lr": 0.1}), page=False)
     fake_finished_run(output, partial, page=False)
-    RunFolder(output / partial.run_id).write_rounds(pd.DataFrame(0.0, index=[0], columns=ROUND_COLUMNS).assign(round=[0]))
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
-    (output / "_claims" / f"{abandoned.run_id}.json").write_text(json.dumps(
-        {"host": socket.gethostname(), "pid": int(dead.stdout), "started": time.time(), "job": None, "token": "t"}))
+    RunFolder(output / partial.run_id).write_rounds(
+        pd.DataFrame(0.0, index=[0], columns=ROUND_COLUMNS).assign(round=[0])
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    (output / "_claims" / f"{abandoned.run_id}.json").write_text(
+        json.dumps(
+            {"host": socket.gethostname(), "pid": int(dead.stdout), "started": time.time(), "job": None, "token": "t"}
+        )
+    )
 
     rows = {row.run_id: row for row in sweep_status(profile)}
     assert rows[done.run_id].state == "done"
@@ -57,21 +64,31 @@ def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tm
 def test_status_of_a_sweep_not_started_lists_counts_only(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0, 1]}))
     text = format_status(profile, sweep_status(profile))
-    assert text.splitlines()[1:] == ["done 0 / running 0 / failed 0 / pending 2 / stale 0 / simulated 0",
-                                     "(2 pending runs not started are not listed; --all lists every run)"]
+    assert text.splitlines()[1:] == [
+        "done 0 / running 0 / failed 0 / pending 2 / stale 0 / simulated 0",
+        "(2 pending runs not started are not listed; --all lists every run)",
+    ]
 
 
 def test_alvit_status_prints_the_counts_from_any_folder(tmp_path):
     profile_path = write_profile(tmp_path, {"seed": [0, 1]})
     fake_finished_run(tmp_path / "runs", load_profile(profile_path).configs[0])
-    result = subprocess.run([sys.executable, "-m", "alvit.cli", "status", str(profile_path), "--all"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "alvit.cli", "status", str(profile_path), "--all"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert result.stdout.splitlines()[1] == "done 1 / running 0 / failed 0 / pending 1 / stale 0 / simulated 0"
     assert len(result.stdout.splitlines()) == 5  # header, counts, blank, one row per run
 
 
 def status(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "alvit.cli", "status", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "alvit.cli", "status", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_status_json_lists_counts_and_runs_and_exits_1_when_a_run_failed(tmp_path):
@@ -82,7 +99,10 @@ def test_status_json_lists_counts_and_runs_and_exits_1_when_a_run_failed(tmp_pat
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["counts"] == {"done": 1, "running": 0, "failed": 0, "pending": 1, "stale": 0, "simulated": 0}
-    assert [(run["run_id"], run["state"]) for run in report["runs"]] == [(first.run_id, "done"), (second.run_id, "pending")]
+    assert [(run["run_id"], run["state"]) for run in report["runs"]] == [
+        (first.run_id, "done"),
+        (second.run_id, "pending"),
+    ]
     record_failure(tmp_path / "runs", second.run_id, "TimeoutError: ran over")
     failed = status(str(profile_path), "--json", cwd=tmp_path)
     assert failed.returncode == 1 and json.loads(failed.stdout)["counts"]["failed"] == 1

@@ -86,8 +86,14 @@ def test_every_strategy_runs_in_the_loop(name, tiny_config, tmp_path):
 
 def test_strategies_disagree_with_each_other_where_they_should():
     view = full_view()
-    picks = {name: frozenset(create_strategy(name).select(view, 25, np.random.default_rng(0)).indices) for name in STRATEGIES}
-    assert picks["entropy"] != picks["coreset"] and picks["entropy"] != picks["badge"] and picks["entropy"] != picks["bald"]
+    picks = {
+        name: frozenset(create_strategy(name).select(view, 25, np.random.default_rng(0)).indices) for name in STRATEGIES
+    }
+    assert (
+        picks["entropy"] != picks["coreset"]
+        and picks["entropy"] != picks["badge"]
+        and picks["entropy"] != picks["bald"]
+    )
 
 
 def test_top_k_breaks_ties_by_the_seeded_generator():
@@ -98,12 +104,14 @@ def test_top_k_breaks_ties_by_the_seeded_generator():
     assert top_k(np.array([0.1, 0.9, 0.5]), 2, np.random.default_rng(0)).tolist() == [1, 2]
 
 
-CRAFTED = np.array([
-    [0.97, 0.01, 0.01, 0.01],  # confident
-    [0.40, 0.30, 0.30, 0.00],  # high entropy, clear top class
-    [0.50, 0.50, 0.00, 0.00],  # a coin toss between two classes
-    [0.30, 0.25, 0.25, 0.20],  # flattest: highest entropy, lowest top probability
-])
+CRAFTED = np.array(
+    [
+        [0.97, 0.01, 0.01, 0.01],  # confident
+        [0.40, 0.30, 0.30, 0.00],  # high entropy, clear top class
+        [0.50, 0.50, 0.00, 0.00],  # a coin toss between two classes
+        [0.30, 0.25, 0.25, 0.20],  # flattest: highest entropy, lowest top probability
+    ]
+)
 
 
 def pick_one(name: str, **fields) -> int:
@@ -193,8 +201,12 @@ def test_gci_vital_ranks_a_divergent_attention_map_above_an_equally_uncertain_ty
     divergent = np.zeros((H, T))
     divergent[:, 0] = 1.0  # all attention on one token
     probs = np.array([[0.6, 0.4], [0.6, 0.4]])  # equally uncertain, both predicted class 0
-    view = PoolView(probs=probs, attention=np.stack([typical, divergent]),
-                    reference_attention=np.stack([typical] * 4), reference_labels=np.array([0, 0, 1, 1]))
+    view = PoolView(
+        probs=probs,
+        attention=np.stack([typical, divergent]),
+        reference_attention=np.stack([typical] * 4),
+        reference_labels=np.array([0, 0, 1, 1]),
+    )
     selection = create_strategy("gci_vital").select(view, 1, np.random.default_rng(0))
     assert selection.indices.tolist() == [1] and selection.utilities[1] > selection.utilities[0]
 
@@ -202,8 +214,12 @@ def test_gci_vital_ranks_a_divergent_attention_map_above_an_equally_uncertain_ty
 def test_gci_vital_names_the_nearest_class_mean_for_suspect_flags():
     means = np.stack([np.eye(T)[0], np.eye(T)[1]])[:, None, :].repeat(H, axis=1)  # class c attends token c
     attention = means[[1, 0]]  # sample 0 looks like class 1, sample 1 like class 0
-    view = PoolView(probs=np.array([[0.5, 0.5], [0.5, 0.5]]), attention=attention,
-                    reference_attention=means, reference_labels=np.array([0, 1]))
+    view = PoolView(
+        probs=np.array([[0.5, 0.5], [0.5, 0.5]]),
+        attention=attention,
+        reference_attention=means,
+        reference_labels=np.array([0, 1]),
+    )
     selection = create_strategy("gci_vital").select(view, 2, np.random.default_rng(0))
     assert dict(zip(selection.indices.tolist(), selection.attention_class.tolist())) == {0: 1, 1: 0}
 

@@ -9,15 +9,28 @@ from alvit.book import summary
 
 def runs_table(rows: list[dict]) -> pd.DataFrame:
     """A tidy runs table (one row per run and round) with the columns load_runs gives."""
-    base = {"noise_kind": "flip", "strategy": "random", "seed": 0, "rounds_planned": 2, "simulated": False,
-            "ece": 0.1, "brier": 0.2, "train_s": 1.0, "select_s": 0.5, "path": "/nowhere"}
+    base = {
+        "noise_kind": "flip",
+        "strategy": "random",
+        "seed": 0,
+        "rounds_planned": 2,
+        "simulated": False,
+        "ece": 0.1,
+        "brier": 0.2,
+        "train_s": 1.0,
+        "select_s": 0.5,
+        "path": "/nowhere",
+    }
     table = pd.DataFrame([{**base, **row} for row in rows])
     table["finished"] = table.groupby("run_id")["round"].transform("count") == table["rounds_planned"]
     return table
 
 
 def two_round_run(run_id: str, accs: tuple[float, float], **identity) -> list[dict]:
-    return [{"run_id": run_id, "round": r, "n_labeled": 100 * (r + 1), "test_acc": acc, **identity} for r, acc in enumerate(accs)]
+    return [
+        {"run_id": run_id, "round": r, "n_labeled": 100 * (r + 1), "test_acc": acc, **identity}
+        for r, acc in enumerate(accs)
+    ]
 
 
 @pytest.fixture
@@ -27,10 +40,26 @@ def runs():
         for strategy, bonus in (("random", 0.0), ("entropy", 0.05)):
             for seed in (0, 1):
                 base = 0.8 if dataset == "cifar10" else 0.5
-                rows += two_round_run(f"{dataset}-{strategy}-s{seed}", (base - 0.1, base + bonus + 0.01 * seed),
-                                      dataset=dataset, model="vit_b16", strategy=strategy, seed=seed, noise_rate=0.3)
-    rows += [{"run_id": "cifar10-unfinished", "round": 0, "n_labeled": 100, "test_acc": 0.3, "dataset": "cifar10",
-              "model": "vit_b16", "noise_rate": 0.6}]
+                rows += two_round_run(
+                    f"{dataset}-{strategy}-s{seed}",
+                    (base - 0.1, base + bonus + 0.01 * seed),
+                    dataset=dataset,
+                    model="vit_b16",
+                    strategy=strategy,
+                    seed=seed,
+                    noise_rate=0.3,
+                )
+    rows += [
+        {
+            "run_id": "cifar10-unfinished",
+            "round": 0,
+            "n_labeled": 100,
+            "test_acc": 0.3,
+            "dataset": "cifar10",
+            "model": "vit_b16",
+            "noise_rate": 0.6,
+        }
+    ]
     return runs_table(rows)
 
 
@@ -61,8 +90,9 @@ def test_tables_and_figures_come_one_per_setting(runs):
 
 
 def test_two_noise_kinds_are_two_settings_not_two_seeds():
-    rows = two_round_run("a", (0.5, 0.6), dataset="cifar10", model="m", noise_rate=0.3, noise_kind="flip") \
-        + two_round_run("b", (0.5, 0.2), dataset="cifar10", model="m", noise_rate=0.3, noise_kind="pairflip")
+    rows = two_round_run(
+        "a", (0.5, 0.6), dataset="cifar10", model="m", noise_rate=0.3, noise_kind="flip"
+    ) + two_round_run("b", (0.5, 0.2), dataset="cifar10", model="m", noise_rate=0.3, noise_kind="pairflip")
     final = summary.final_rounds(runs_table(rows))
     tables = {name: summary.mean_std_table(rows, "test_acc") for name, rows in summary.by_setting(final)}
     assert tables["cifar10 · flip"].iloc[0, 0] == "0.600" and tables["cifar10 · pairflip"].iloc[0, 0] == "0.200"

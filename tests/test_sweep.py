@@ -53,13 +53,19 @@ def test_only_given_twice_for_one_key_keeps_either_value():
     assert {cfg.seed for cfg in profile.configs} == {0, 1} and len(profile.configs) == 4 * 3 * 2
 
 
-@pytest.mark.parametrize("only, message", [
-    (["model"], "not of the form key=value"),
-    (["colour=red"], "--only key 'colour' is not a config key"),
-    (["seed=99"], r"--only seed=99 matches no configuration of profile .*demo.yaml; its seed values are: 0, 1, 2$"),
-    (["model=nosuch"], "--only model=nosuch matches no configuration .*; its model values are: vit_nano_p4, vit_mini_p8$"),
-    (["dataset=cifar10"], "--only dataset=cifar10 matches no configuration .*; its dataset values are: digits$"),
-])
+@pytest.mark.parametrize(
+    "only, message",
+    [
+        (["model"], "not of the form key=value"),
+        (["colour=red"], "--only key 'colour' is not a config key"),
+        (["seed=99"], r"--only seed=99 matches no configuration of profile .*demo.yaml; its seed values are: 0, 1, 2$"),
+        (
+            ["model=nosuch"],
+            "--only model=nosuch matches no configuration .*; its model values are: vit_nano_p4, vit_mini_p8$",
+        ),
+        (["dataset=cifar10"], "--only dataset=cifar10 matches no configuration .*; its dataset values are: digits$"),
+    ],
+)
 def test_bad_only_filters_are_one_sentence(only, message):
     with pytest.raises(ConfigError, match=message):
         load_profile(PROFILES / "demo.yaml", only)
@@ -88,12 +94,21 @@ def test_notebook_parameters_reproduce_the_configuration_exactly(tmp_path):
 
     cfg = load_profile(PROFILES / "demo.yaml").configs[7]
     params = notebook_parameters(cfg, tmp_path)
-    rebuilt = config_from_parameters(params["CONFIG"], params["SETTINGS"], **{k: params[k] for k in params if k not in ("CONFIG", "SETTINGS", "RUN_DIR")})
+    rebuilt = config_from_parameters(
+        params["CONFIG"],
+        params["SETTINGS"],
+        **{k: params[k] for k in params if k not in ("CONFIG", "SETTINGS", "RUN_DIR")},
+    )
     assert rebuilt == cfg
 
 
 def test_gpu_hours_scale_with_flops():
-    rows = {row["model"]: row for row in estimate_gpu_hours(load_profile(PROFILES / "paper.yaml", ["seed=0", "dataset=cifar10", "noise.rate=0.0", "strategy=random"]))}
+    rows = {
+        row["model"]: row
+        for row in estimate_gpu_hours(
+            load_profile(PROFILES / "paper.yaml", ["seed=0", "dataset=cifar10", "noise.rate=0.0", "strategy=random"])
+        )
+    }
     assert rows["vit_l16"]["gflops_per_image"] / rows["vit_l32"]["gflops_per_image"] == pytest.approx(4.0, rel=0.1)
     assert rows["vit_l16"]["gpu_hours"] > rows["vit_b16"]["gpu_hours"] > rows["vit_b32"]["gpu_hours"] > 0
 
@@ -108,8 +123,11 @@ def write_profile(tmp_path, grid, pages="all", base=None, **extra):
             node = node.setdefault(part, {})
         node[key.split(".")[-1]] = value
     path = tmp_path / "profile.yaml"
-    path.write_text(yaml.safe_dump({"name": "t", "output": str(tmp_path / "runs"), "base": tree, "grid": grid,
-                                    "pages": pages, **extra}))
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "t", "output": str(tmp_path / "runs"), "base": tree, "grid": grid, "pages": pages, **extra}
+        )
+    )
     return path
 
 
@@ -118,7 +136,9 @@ def fake_finished_run(output, cfg, page=True):
     folder = RunFolder(output / cfg.run_id)
     folder.path.mkdir(parents=True)
     folder.config.write_text(dump_yaml(cfg, {"device": "cpu"}))
-    folder.write_rounds(pd.DataFrame(0.0, index=range(cfg.al.rounds + 1), columns=ROUND_COLUMNS).assign(round=range(cfg.al.rounds + 1)))
+    folder.write_rounds(
+        pd.DataFrame(0.0, index=range(cfg.al.rounds + 1), columns=ROUND_COLUMNS).assign(round=range(cfg.al.rounds + 1))
+    )
     if page:
         (output / f"{cfg.run_id}.ipynb").write_text("{}")
 
@@ -136,13 +156,18 @@ def test_pages_select_runs_matching_every_listed_key(tmp_path):
     assert all(map((p := load_profile(write_profile(tmp_path, grid))).wants_page, p.configs))
     assert not any(map((p := load_profile(write_profile(tmp_path, grid, pages="none"))).wants_page, p.configs))
     profile = load_profile(write_profile(tmp_path, grid, pages={"noise.rate": [0.5], "strategy": "random"}))
-    assert [cfg.run_id for cfg in profile.configs if profile.wants_page(cfg)] == ["digits-vit_nano_p4-flip0.5-random-s0"]
+    assert [cfg.run_id for cfg in profile.configs if profile.wants_page(cfg)] == [
+        "digits-vit_nano_p4-flip0.5-random-s0"
+    ]
 
 
-@pytest.mark.parametrize("pages, message", [
-    ({"colour": [1]}, "pages key 'colour' in profile .* is not a config key"),
-    ("some", "pages in profile .* must be all, none, or a mapping"),
-])
+@pytest.mark.parametrize(
+    "pages, message",
+    [
+        ({"colour": [1]}, "pages key 'colour' in profile .* is not a config key"),
+        ("some", "pages in profile .* must be all, none, or a mapping"),
+    ],
+)
 def test_bad_pages_are_one_sentence(tmp_path, pages, message):
     with pytest.raises(ConfigError, match=message):
         load_profile(write_profile(tmp_path, {"seed": [0]}, pages=pages))
@@ -158,8 +183,11 @@ def test_a_finished_run_of_another_configuration_is_stale_and_refused(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0]}, base={"train": {"epochs": 4}}))
     output = tmp_path / "runs"
     fake_finished_run(output, with_overrides(profile.configs[0], {"train.epochs": 3}))
-    with pytest.raises(ConfigError, match=r"1 run folder\(s\) in .* hold runs of another configuration \(differing in "
-                                          r"train.epochs\).*rerun them with --rerun-stale"):
+    with pytest.raises(
+        ConfigError,
+        match=r"1 run folder\(s\) in .* hold runs of another configuration \(differing in "
+        r"train.epochs\).*rerun them with --rerun-stale",
+    ):
         run_sweep(profile, progress=False)
     assert (output / profile.configs[0].run_id / "rounds.csv").exists()  # nothing moved or lost
 
@@ -169,7 +197,12 @@ def test_rerun_stale_moves_the_old_run_and_its_page_aside(tmp_path):
     output, run_id = tmp_path / "runs", profile.configs[0].run_id
     fake_finished_run(output, with_overrides(profile.configs[0], {"train.epochs": 3}))
     tasks, skipped, stale, simulated = plan(profile, output, SweepOptions())
-    assert [task.run_id for task in tasks] == [run_id] and not skipped and stale == {run_id: ["train.epochs"]} and not simulated
+    assert (
+        [task.run_id for task in tasks] == [run_id]
+        and not skipped
+        and stale == {run_id: ["train.epochs"]}
+        and not simulated
+    )
     set_aside(output, stale, 60)
     [moved] = (output / "_stale").glob(f"{run_id}-*[0-9]")
     assert RunFolder(moved).read_config()["train"]["epochs"] == 3 and moved.with_name(moved.name + ".ipynb").exists()
@@ -179,7 +212,11 @@ def test_rerun_stale_moves_the_old_run_and_its_page_aside(tmp_path):
 
 def test_a_run_differing_only_in_device_or_eval_batch_is_finished(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0]}, pages="none"))
-    fake_finished_run(tmp_path / "runs", with_overrides(profile.configs[0], {"device": "cuda:1", "train.eval_batch_size": 8}), page=False)
+    fake_finished_run(
+        tmp_path / "runs",
+        with_overrides(profile.configs[0], {"device": "cuda:1", "train.eval_batch_size": 8}),
+        page=False,
+    )
     tasks, skipped, stale, _ = plan(profile, tmp_path / "runs", SweepOptions())
     assert not tasks and skipped == [profile.configs[0].run_id] and not stale
 
@@ -254,8 +291,13 @@ def test_gpu_slots_spread_workers_round_robin_at_most_per_gpu(monkeypatch):
 
 
 def test_slurm_settings_come_from_the_profile_and_the_command_line(tmp_path):
-    profile = load_profile(write_profile(tmp_path, {"seed": [0]}, slurm={"partition": "gpu", "gpus_per_task": 1, "mem_gb": 32,
-                                                                         "extra": {"qos": "high"}}))
+    profile = load_profile(
+        write_profile(
+            tmp_path,
+            {"seed": [0]},
+            slurm={"partition": "gpu", "gpus_per_task": 1, "mem_gb": 32, "extra": {"qos": "high"}},
+        )
+    )
     settings = SlurmSettings.from_dict({**profile.slurm, "time_min": 90}, "x")
     params = settings.submitit_parameters(None, 8)
     assert params["slurm_partition"] == "gpu" and params["gpus_per_node"] == 1 and params["mem_gb"] == 32
@@ -264,11 +306,14 @@ def test_slurm_settings_come_from_the_profile_and_the_command_line(tmp_path):
     assert SlurmSettings().time_limit_min(timeout_s=150) == 3 and SlurmSettings().time_limit_min(None) == 60
 
 
-@pytest.mark.parametrize("slurm, message", [
-    ({"partitions": "gpu"}, "slurm setting 'partitions' in profile .* is not known; valid ones are: partition"),
-    ({"gpus_per_task": "two"}, "gpus_per_task in profile .* must be an integer of at least 0, not 'two'"),
-    ({"mem_gb": -1}, "mem_gb in profile .* must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "slurm, message",
+    [
+        ({"partitions": "gpu"}, "slurm setting 'partitions' in profile .* is not known; valid ones are: partition"),
+        ({"gpus_per_task": "two"}, "gpus_per_task in profile .* must be an integer of at least 0, not 'two'"),
+        ({"mem_gb": -1}, "mem_gb in profile .* must be a positive number"),
+    ],
+)
 def test_bad_slurm_settings_are_one_sentence(tmp_path, slurm, message):
     with pytest.raises(ConfigError, match=message):
         load_profile(write_profile(tmp_path, {"seed": [0]}, slurm=slurm))
@@ -286,7 +331,9 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert outcome["done"] == [good] and outcome["failed"] == [bad]
     output = tmp_path / "runs"
     reason = (output / "_failed" / f"{bad}.txt").read_text().splitlines()[0]
-    assert reason == f"ConfigError: {empty / 'train'} holds no images (.bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)"
+    assert (
+        reason == f"ConfigError: {empty / 'train'} holds no images (.bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)"
+    )
     assert (output / f"{good}.ipynb").exists() and not (output / f"{bad}.ipynb").exists()
     assert not list((output / "_claims").iterdir())
 
@@ -307,10 +354,14 @@ def test_a_hung_run_is_stopped_at_its_timeout_and_a_fresh_worker_goes_on(tmp_pat
 
 
 def test_two_sweeps_at_once_run_every_configuration_exactly_once(tmp_path):
-    profile_path = write_profile(tmp_path, {"noise.rate": [0.0, 0.5], "strategy": ["random", "entropy"]},
-                                 pages={"strategy": ["random"]})
+    profile_path = write_profile(
+        tmp_path, {"noise.rate": [0.0, 0.5], "strategy": ["random", "entropy"]}, pages={"strategy": ["random"]}
+    )
     command = [sys.executable, "-m", "alvit.cli", "sweep", str(profile_path), "--quiet"]
-    sweeps = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    sweeps = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [sweep.communicate(timeout=600)[0] for sweep in sweeps]
     counts = []
     for text in outputs:
@@ -322,8 +373,10 @@ def test_two_sweeps_at_once_run_every_configuration_exactly_once(tmp_path):
     assert "without encryption" not in "".join(outputs)  # no kernel warnings, one summary line each
     runs, problems = load_runs(tmp_path / "runs")
     assert not problems and runs.groupby("run_id")["finished"].all().sum() == 4
-    assert sorted(p.name for p in (tmp_path / "runs").glob("*.ipynb")) == ["digits-vit_nano_p4-flip0-random-s0.ipynb",
-                                                                           "digits-vit_nano_p4-flip0.5-random-s0.ipynb"]
+    assert sorted(p.name for p in (tmp_path / "runs").glob("*.ipynb")) == [
+        "digits-vit_nano_p4-flip0-random-s0.ipynb",
+        "digits-vit_nano_p4-flip0.5-random-s0.ipynb",
+    ]
     assert not list((tmp_path / "runs" / "_claims").iterdir())
 
 
@@ -332,5 +385,7 @@ def test_the_slurm_executor_without_slurm_is_one_sentence(tmp_path, monkeypatch)
 
     monkeypatch.setattr(shutil, "which", lambda tool, *args, **kwargs: None)
     with pytest.raises(ConfigError, match="--executor slurm needs SLURM's sbatch, squeue, scontrol on the PATH"):
-        run_sweep(load_profile(write_profile(tmp_path, {"seed": [0]})), options=SweepOptions(executor="slurm", progress=False))
+        run_sweep(
+            load_profile(write_profile(tmp_path, {"seed": [0]})), options=SweepOptions(executor="slurm", progress=False)
+        )
     assert not (tmp_path / "runs").exists()

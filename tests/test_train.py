@@ -45,7 +45,9 @@ def train_once(digits, labels, cfg, seed=0):
 
 def test_fit_learns_digits_and_keeps_the_best_epoch(digits):
     data, pre = digits
-    model, result = train_once(digits, data.train_labels[:300], TrainConfig(epochs=15, lr=2e-3, batch_size=16, patience=4))
+    model, result = train_once(
+        digits, data.train_labels[:300], TrainConfig(epochs=15, lr=2e-3, batch_size=16, patience=4)
+    )
     accuracy = np.mean(predict(model, data.test_images, pre, 256).probs.argmax(1) == data.test_labels)
     assert accuracy > 0.6
     assert 1 <= result.best_epoch <= result.epochs and np.isfinite(result.val_loss)
@@ -88,8 +90,15 @@ def test_every_training_step_sees_exactly_batch_size_samples(digits, n_labeled):
     torch.manual_seed(0)
     model = create_model(resolve_model("vit_nano_p4"), num_classes=10)
     sizes = batch_sizes_seen(model)
-    fit(model, data.train_images[:n_labeled], data.train_labels[:n_labeled], TrainConfig(epochs=2, batch_size=64),
-        pre, np.random.SeedSequence(0), progress=False)
+    fit(
+        model,
+        data.train_images[:n_labeled],
+        data.train_labels[:n_labeled],
+        TrainConfig(epochs=2, batch_size=64),
+        pre,
+        np.random.SeedSequence(0),
+        progress=False,
+    )
     assert sizes and set(sizes) == {64}
 
 
@@ -99,8 +108,15 @@ def test_weight_decay_spares_biases_norms_and_the_models_no_weight_decay_paramet
     decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
     named = dict(model.named_parameters())
     assert len(decay) == len(named)
-    spared = ["pos_embed", "cls_token", "patch_embed.proj.bias", "blocks.0.norm1.weight", "blocks.0.attn.qkv.bias",
-              "norm.weight", "head.bias"]
+    spared = [
+        "pos_embed",
+        "cls_token",
+        "patch_embed.proj.bias",
+        "blocks.0.norm1.weight",
+        "blocks.0.attn.qkv.bias",
+        "norm.weight",
+        "head.bias",
+    ]
     decayed = ["patch_embed.proj.weight", "blocks.0.attn.qkv.weight", "blocks.1.mlp.fc2.weight", "head.weight"]
     assert all(decay[id(named[name])] == 0.0 for name in spared)
     assert all(decay[id(named[name])] == 0.05 for name in decayed)
@@ -110,7 +126,9 @@ def test_label_smoothing_is_read_from_the_train_config_and_changes_training(digi
     data, _ = digits
     labels = data.train_labels[:300]
     plain, plain_result = train_once(digits, labels, TrainConfig(epochs=2, lr=2e-3, batch_size=32))
-    smooth, smooth_result = train_once(digits, labels, TrainConfig(epochs=2, lr=2e-3, batch_size=32, label_smoothing=0.3))
+    smooth, smooth_result = train_once(
+        digits, labels, TrainConfig(epochs=2, lr=2e-3, batch_size=32, label_smoothing=0.3)
+    )
     assert smooth_result.val_loss != pytest.approx(plain_result.val_loss, rel=1e-3)
     assert not torch.equal(plain.head.weight, smooth.head.weight)
 
@@ -128,8 +146,16 @@ def test_a_non_finite_loss_stops_training_naming_the_round_and_epoch(digits):
     data, pre = digits
     model = create_model(resolve_model("vit_nano_p4"), num_classes=10)
     with pytest.raises(TrainingError, match=r"^round 2/5, epoch 1: the training loss is nan.*lower train.lr"):
-        fit(model, data.train_images[:100], data.train_labels[:100], TrainConfig(epochs=3, lr=1e30, grad_clip=0.0),
-            pre, np.random.SeedSequence(0), desc="round 2/5", progress=False)
+        fit(
+            model,
+            data.train_images[:100],
+            data.train_labels[:100],
+            TrainConfig(epochs=3, lr=1e30, grad_clip=0.0),
+            pre,
+            np.random.SeedSequence(0),
+            desc="round 2/5",
+            progress=False,
+        )
 
 
 def run_out_of_memory_above(model, limit):
@@ -148,10 +174,25 @@ def test_out_of_memory_in_training_stops_and_suggests_gradient_accumulation(digi
     run_out_of_memory_above(model, 16)
     cfg = TrainConfig(epochs=1, batch_size=32)
     with pytest.raises(TrainingError, match=r"round 0/3, epoch 1: .*out of memory.* set train.accumulate=2 "):
-        fit(model, data.train_images[:100], data.train_labels[:100], cfg, pre, np.random.SeedSequence(0),
-            desc="round 0/3", progress=False)
-    fit(model, data.train_images[:100], data.train_labels[:100], dataclasses.replace(cfg, accumulate=2), pre,
-        np.random.SeedSequence(0), progress=False)  # micro-batches of 16 fit
+        fit(
+            model,
+            data.train_images[:100],
+            data.train_labels[:100],
+            cfg,
+            pre,
+            np.random.SeedSequence(0),
+            desc="round 0/3",
+            progress=False,
+        )
+    fit(
+        model,
+        data.train_images[:100],
+        data.train_labels[:100],
+        dataclasses.replace(cfg, accumulate=2),
+        pre,
+        np.random.SeedSequence(0),
+        progress=False,
+    )  # micro-batches of 16 fit
 
 
 def test_out_of_memory_in_prediction_halves_the_batch_and_gives_the_same_result(digits, caplog):
@@ -171,8 +212,15 @@ def test_deterministic_mode_is_on_while_training_and_restored_after(digits):
     model = create_model(resolve_model("vit_nano_p4"), num_classes=10)
     seen = []
     model.register_forward_pre_hook(lambda m, args: seen.append(torch.are_deterministic_algorithms_enabled()))
-    fit(model, data.train_images[:64], data.train_labels[:64], TrainConfig(epochs=1, batch_size=32, deterministic=True),
-        pre, np.random.SeedSequence(0), progress=False)
+    fit(
+        model,
+        data.train_images[:64],
+        data.train_labels[:64],
+        TrainConfig(epochs=1, batch_size=32, deterministic=True),
+        pre,
+        np.random.SeedSequence(0),
+        progress=False,
+    )
     assert seen and all(seen) and not torch.are_deterministic_algorithms_enabled()
 
 

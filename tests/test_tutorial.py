@@ -22,14 +22,21 @@ def tutorial():
 
 
 def test_no_code_line_is_cut_off_on_the_page(tutorial):
-    long = [line for cell in tutorial.cells if cell.cell_type == "code" for line in cell.source.splitlines()
-            if len(line) > PAGE_WIDTH]
+    long = [
+        line
+        for cell in tutorial.cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > PAGE_WIDTH
+    ]
     assert not long, long
 
 
 def test_every_exercise_has_a_hint_a_worked_solution_and_solution_code_folded_away(tutorial):
     cells = tutorial.cells
-    exercises = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and re.match(r"\*\*\d\. ", cell.source)]
+    exercises = [
+        i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and re.match(r"\*\*\d\. ", cell.source)
+    ]
     assert len(exercises) == 5
     for i in exercises:
         assert "```{dropdown} Hint" in cells[i].source and "```{dropdown} Worked solution" in cells[i].source
@@ -38,7 +45,9 @@ def test_every_exercise_has_a_hint_a_worked_solution_and_solution_code_folded_aw
 
 
 def test_exercise_1_asks_for_several_seeds_before_a_conclusion(tutorial):
-    first = next(cell.source for cell in tutorial.cells if cell.cell_type == "markdown" and cell.source.startswith("**1."))
+    first = next(
+        cell.source for cell in tutorial.cells if cell.cell_type == "markdown" and cell.source.startswith("**1.")
+    )
     assert "three seeds" in first
 
 
@@ -64,9 +73,21 @@ def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(tmp_p
     jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"  # the venv's
     subprocess.run([jupyter_book, "build", str(root), "-W"], check=True, capture_output=True)
     page = root / "_build" / "html" / "book" / "tutorial.html"
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert "<mjx-container" in dom  # MathJax ran from the book's own _static, with no network
     assert "\\(H(x)" not in dom
 

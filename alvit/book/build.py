@@ -62,10 +62,19 @@ def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path |
     import papermill
 
     try:
-        papermill.execute_notebook(str(template), str(output), parameters=parameters, cwd=str(cwd or paths.book_root()),
-                                   progress_bar=False, kernel_name="python3", kernel_manager_class=encrypted_kernel_manager())
+        papermill.execute_notebook(
+            str(template),
+            str(output),
+            parameters=parameters,
+            cwd=str(cwd or paths.book_root()),
+            progress_bar=False,
+            kernel_name="python3",
+            kernel_manager_class=encrypted_kernel_manager(),
+        )
     except Exception as err:
-        raise ConfigError(f"{template.name} failed ({one_line(err)}); the partly executed notebook is {output}") from err
+        raise ConfigError(
+            f"{template.name} failed ({one_line(err)}); the partly executed notebook is {output}"
+        ) from err
     executed = nbformat.read(str(output), as_version=4)
     without_builder_paths(executed, cwd or paths.book_root())
     nbformat.write(executed, str(output))
@@ -93,8 +102,10 @@ def check_runs(runs_dir: Path) -> tuple[int, int]:
         raise ResultsError(problems[0] + more)
     finished = runs[runs["finished"]].drop_duplicates("run_id")
     if finished.empty:
-        raise ConfigError(f"{runs_dir} holds no finished run folder; run the sweep first (alvit sweep <profile>), "
-                          f"or simulate one (alvit simulate <profile> --out DIR) and pass --runs DIR")
+        raise ConfigError(
+            f"{runs_dir} holds no finished run folder; run the sweep first (alvit sweep <profile>), "
+            f"or simulate one (alvit simulate <profile> --out DIR) and pass --runs DIR"
+        )
     return len(finished), int(finished["simulated"].sum())
 
 
@@ -117,21 +128,35 @@ def collect_pages(run_ids: list[str], runs_dir: Path, pages_dir: Path, progress:
     if not to_render:
         return
     # Processes, not threads: each render runs a kernel, and papermill is not thread-safe.
-    with ProcessPoolExecutor(RENDER_WORKERS, mp_context=get_context("spawn")) as pool, \
-            tqdm(total=len(to_render), desc="book: run pages", unit="page", disable=not progress, dynamic_ncols=True) as bar:
-        jobs = {pool.submit(render_page, runs_dir / run_id, pages_dir / f"{run_id}.ipynb"): run_id for run_id in to_render}
+    with (
+        ProcessPoolExecutor(RENDER_WORKERS, mp_context=get_context("spawn")) as pool,
+        tqdm(
+            total=len(to_render), desc="book: run pages", unit="page", disable=not progress, dynamic_ncols=True
+        ) as bar,
+    ):
+        jobs = {
+            pool.submit(render_page, runs_dir / run_id, pages_dir / f"{run_id}.ipynb"): run_id for run_id in to_render
+        }
         for job in as_completed(jobs):
             run_id = jobs[job]
             try:
                 job.result()
             except Exception as err:
-                raise ConfigError(f"the page of run {run_id} could not be rendered ({one_line(err)}); "
-                                  f"see {pages_dir / (run_id + '.ipynb')}") from err
+                raise ConfigError(
+                    f"the page of run {run_id} could not be rendered ({one_line(err)}); "
+                    f"see {pages_dir / (run_id + '.ipynb')}"
+                ) from err
             bar.update(1)
 
 
-def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial: bool = True,
-               root: Path | None = None, html: str | Path | None = None, progress: bool = True) -> dict[str, object]:
+def build_book(
+    profile_path: str | Path,
+    runs_dir: Path | None = None,
+    tutorial: bool = True,
+    root: Path | None = None,
+    html: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, object]:
     """Build the book of the profile at ``profile_path`` from the run folders in ``runs_dir``.
 
     ``root`` is the folder holding ``_config.yml``, ``_toc.yml`` and ``book/`` (default: the
@@ -144,8 +169,10 @@ def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial:
     root = root or paths.book_root()
     runs_dir = paths.resolve(runs_dir if runs_dir is not None else profile.output)
     if not runs_dir.is_dir():
-        raise ConfigError(f"{runs_dir} does not exist; run the sweep first (alvit sweep <profile>), "
-                          f"or simulate one (alvit simulate <profile> --out DIR) and pass --runs DIR")
+        raise ConfigError(
+            f"{runs_dir} does not exist; run the sweep first (alvit sweep <profile>), "
+            f"or simulate one (alvit simulate <profile> --out DIR) and pass --runs DIR"
+        )
     destination = paths.resolve(html) if html is not None else root / "_build" / "html"
     if html is not None:
         check_destination(destination)
@@ -159,30 +186,53 @@ def build_book(profile_path: str | Path, runs_dir: Path | None = None, tutorial:
     run_ids = page_runs(profile, runs_dir)
     collect_pages(run_ids, runs_dir, book / "pages", progress)
     phase.done(f"{len(run_ids)} run pages")
-    execute_notebook(paths.notebook_template("protocol.ipynb"), book / "protocol.ipynb", {"PROFILE": str(paths.resolve(profile_path))}, root)
-    execute_notebook(paths.notebook_template("summary.ipynb"), book / "summary.ipynb",
-                     {"PROFILE": profile.name, "RUNS_DIR": str(runs_dir)}, root)
+    execute_notebook(
+        paths.notebook_template("protocol.ipynb"),
+        book / "protocol.ipynb",
+        {"PROFILE": str(paths.resolve(profile_path))},
+        root,
+    )
+    execute_notebook(
+        paths.notebook_template("summary.ipynb"),
+        book / "summary.ipynb",
+        {"PROFILE": profile.name, "RUNS_DIR": str(runs_dir)},
+        root,
+    )
     phase.done("results summary")
-    execute_notebook(paths.notebook_template("power.ipynb"), book / "power.ipynb",
-                     {"PROFILE": str(paths.resolve(profile_path)), "RUNS_DIR": str(runs_dir)}, root)
+    execute_notebook(
+        paths.notebook_template("power.ipynb"),
+        book / "power.ipynb",
+        {"PROFILE": str(paths.resolve(profile_path)), "RUNS_DIR": str(runs_dir)},
+        root,
+    )
     phase.done("power of the verdicts")
     execute_notebook(paths.notebook_template("performance.ipynb"), book / "performance.ipynb", {}, root)
     phase.done("performance and cost")
-    execute_notebook(paths.notebook_template("runs.ipynb"), book / "runs.ipynb", {"RUNS_DIR": str(runs_dir), "PAGES": run_ids}, root)
+    execute_notebook(
+        paths.notebook_template("runs.ipynb"), book / "runs.ipynb", {"RUNS_DIR": str(runs_dir), "PAGES": run_ids}, root
+    )
     phase.done("run index")
     fresh_tutorial = stage_tutorial(root, book, tutorial)
     if fresh_tutorial:
         phase.done("tutorial")
-    result = subprocess.run([jupyter_book, "build", str(staging), "--warningiserror", "--keep-going"], capture_output=True, text=True)
+    result = subprocess.run(
+        [jupyter_book, "build", str(staging), "--warningiserror", "--keep-going"], capture_output=True, text=True
+    )
     phase.done("HTML (jupyter-book build)")
     if result.returncode != 0:
         lines = (result.stdout + result.stderr).strip().splitlines()
         problems = [line for line in lines if "WARNING" in line or "ERROR" in line] or lines[-25:]
-        raise ConfigError(f"the book did not build (warnings are errors; the previous build is untouched, this one is in {staging}); "
-                          "jupyter-book said:\n" + "\n".join(problems[:25]))
+        raise ConfigError(
+            f"the book did not build (warnings are errors; the previous build is untouched, this one is in {staging}); "
+            "jupyter-book said:\n" + "\n".join(problems[:25])
+        )
     publish(staging, root, destination, every_notebook=html is None, tutorial=fresh_tutorial)
-    return {"index": destination / "index.html", "run_pages": len(run_ids),
-            "html_pages": len(list(destination.rglob("*.html"))), "seconds": round(time.perf_counter() - start, 1)}
+    return {
+        "index": destination / "index.html",
+        "run_pages": len(run_ids),
+        "html_pages": len(list(destination.rglob("*.html"))),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
 
 
 def check_destination(destination: Path) -> None:
@@ -198,8 +248,10 @@ def simulated_banner(n_simulated: int, n_runs: int) -> str:
     if not n_simulated:
         return ""
     which = f"All {n_runs} runs" if n_simulated == n_runs else f"{n_simulated} of the {n_runs} runs"
-    return (f"<strong>Simulated results.</strong> {which} in this book come from <code>alvit simulate</code>, "
-            "with no training: their numbers preview the layout and are not measurements.")
+    return (
+        f"<strong>Simulated results.</strong> {which} in this book come from <code>alvit simulate</code>, "
+        "with no training: their numbers preview the layout and are not measurements."
+    )
 
 
 def stage_sources(root: Path, announcement: str) -> Path:
@@ -290,14 +342,32 @@ def profile_facts(profile: Profile, path: str) -> dict[str, object]:
         seen = list(dict.fromkeys(str(lookup(cfg, key)) for cfg in configs))
         return ", ".join(seen)
 
-    noise = "; ".join(f"{kind} noise at rates {', '.join(f'{r:g}' for r in sorted({c.noise.rate for c in configs if c.noise.kind == kind}))}"
-                      for kind in dict.fromkeys(c.noise.kind for c in configs))
+    noise = "; ".join(
+        f"{kind} noise at rates {', '.join(f'{r:g}' for r in sorted({c.noise.rate for c in configs if c.noise.kind == kind}))}"
+        for kind in dict.fromkeys(c.noise.kind for c in configs)
+    )
     return {
-        "name": profile.name, "path": path, "description": profile.description or "no description",
-        "runs": len(configs), "datasets": values("dataset"), "models": values("model"),
-        "weights": "pretrained" if all(c.pretrained for c in configs) else "trained from scratch" if not any(c.pretrained for c in configs) else "pretrained and from scratch",
-        "noise": noise, "strategies": values("strategy"), "seeds": values("seed"),
-        "initial": values("al.initial"), "query": values("al.query"), "rounds": values("al.rounds"), "budget": values("budget"),
-        "epochs": values("train.epochs"), "lr": values("train.lr"), "batch": values("train.batch_size"),
-        "patience": values("train.patience"), "augment": values("train.augment"),
+        "name": profile.name,
+        "path": path,
+        "description": profile.description or "no description",
+        "runs": len(configs),
+        "datasets": values("dataset"),
+        "models": values("model"),
+        "weights": "pretrained"
+        if all(c.pretrained for c in configs)
+        else "trained from scratch"
+        if not any(c.pretrained for c in configs)
+        else "pretrained and from scratch",
+        "noise": noise,
+        "strategies": values("strategy"),
+        "seeds": values("seed"),
+        "initial": values("al.initial"),
+        "query": values("al.query"),
+        "rounds": values("al.rounds"),
+        "budget": values("budget"),
+        "epochs": values("train.epochs"),
+        "lr": values("train.lr"),
+        "batch": values("train.batch_size"),
+        "patience": values("train.patience"),
+        "augment": values("train.augment"),
     }

@@ -48,7 +48,7 @@ RULE = (
     f"spread is pooled over the cells of one noise rate and the rates are combined with Welch-Satterthwaite "
     f"degrees of freedom, which keeps its coverage at 2 to 5 seeds (a cell needs at least {stats.MIN_SEEDS}). "
     f"Each statement is a one-sided test at level {stats.ALPHA:g}, shown as a {1 - 2 * stats.ALPHA:.0%} "
-    f"interval: an effect is established when the interval lies above zero; \"no gain\" (claim 5 outside "
+    f'interval: an effect is established when the interval lies above zero; "no gain" (claim 5 outside '
     f"moderate noise) is an equivalence test (two one-sided tests) that holds when the interval lies within "
     f"±{stats.NO_GAIN_MARGIN:g}. A claim is all its statements on every dataset and noise kind present. "
     f"It **holds** when every statement holds (intersection-union: if any part of the claim is false, this "
@@ -89,8 +89,9 @@ class Cube:
         index = pd.MultiIndex.from_product([models, strategies, rates, seeds])
         grouped = rows.groupby(["model", "strategy", "noise_rate", "seed"])
         shape = (1, len(models), len(strategies), len(rates), len(seeds))
-        metrics = {name: grouped[name].mean().reindex(index).to_numpy(float).reshape(shape)
-                   for name in METRICS if name in rows}
+        metrics = {
+            name: grouped[name].mean().reindex(index).to_numpy(float).reshape(shape) for name in METRICS if name in rows
+        }
         gflops = rows.groupby("model")["gflops_per_image"].mean().to_dict() if "gflops_per_image" in rows else {}
         return cls(models, strategies, rates, metrics, gflops)
 
@@ -115,8 +116,12 @@ def band(rates: np.ndarray, name: str) -> np.ndarray:
     return np.ones(len(rates), dtype=bool)
 
 
-def _by_rate(values: np.ndarray, rates: np.ndarray, keep: np.ndarray,
-             weigh: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> stats.Contrast:
+def _by_rate(
+    values: np.ndarray,
+    rates: np.ndarray,
+    keep: np.ndarray,
+    weigh: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> stats.Contrast:
     """Contrast over the cells (group, rate) of ``values`` ``[T, groups, R, N]`` at the rates ``keep``.
 
     The seed spread is pooled within each noise rate. ``weigh(rate_of_cell, present)`` gives the
@@ -142,9 +147,13 @@ def tests_claim_1(cube: Cube) -> list[Test]:
     if len(cube.rates) < 2:
         return [stats.missing_test("slope", "needs at least two noise rates", cube.tables)]
     keep = np.ones(len(cube.rates), dtype=bool)
-    return [stats.effect_test(f"{model} accuracy lost per unit of noise",
-                              _by_rate(-cube.of_model("test_acc", model), cube.rates, keep, stats.slope_weights))
-            for model in cube.models]
+    return [
+        stats.effect_test(
+            f"{model} accuracy lost per unit of noise",
+            _by_rate(-cube.of_model("test_acc", model), cube.rates, keep, stats.slope_weights),
+        )
+        for model in cube.models
+    ]
 
 
 def tests_claim_2(cube: Cube) -> list[Test]:
@@ -160,8 +169,11 @@ def tests_claim_2(cube: Cube) -> list[Test]:
             for name in ("all", "moderate", "high"):
                 keep = band(cube.rates, name)
                 test_name = f"over {rival}, {label}, {name} noise"
-                tests.append(stats.effect_test(test_name, _by_rate(advantage, cube.rates, keep)) if keep.any()
-                             else stats.missing_test(test_name, f"no {name} noise rates", cube.tables))
+                tests.append(
+                    stats.effect_test(test_name, _by_rate(advantage, cube.rates, keep))
+                    if keep.any()
+                    else stats.missing_test(test_name, f"no {name} noise rates", cube.tables)
+                )
     return tests
 
 
@@ -171,13 +183,20 @@ def tests_claim_3(cube: Cube) -> list[Test]:
     if why:
         return [stats.missing_test("vit_l32 against vit_l16", why, cube.tables)]
     advantage = cube.of_model("test_acc", "vit_l32") - cube.of_model("test_acc", "vit_l16")
-    tests = [stats.effect_test(f"at noise {rate:g}", _by_rate(advantage, cube.rates, cube.rates == rate))
-             for rate in cube.rates]
+    tests = [
+        stats.effect_test(f"at noise {rate:g}", _by_rate(advantage, cube.rates, cube.rates == rate))
+        for rate in cube.rates
+    ]
     ratio = cube.gflops.get("vit_l16", np.nan) / cube.gflops.get("vit_l32", np.nan)
     known = bool(np.isfinite(ratio))
-    tests.append(stats.fact_test("FLOPs per image vit_l16 / vit_l32",
-                                 (FLOPS_RATIO[0] <= ratio <= FLOPS_RATIO[1]) if known else None,
-                                 f"= {ratio:.2f}" if known else "unknown (runs without gflops_per_image)", cube.tables))
+    tests.append(
+        stats.fact_test(
+            "FLOPs per image vit_l16 / vit_l32",
+            (FLOPS_RATIO[0] <= ratio <= FLOPS_RATIO[1]) if known else None,
+            f"= {ratio:.2f}" if known else "unknown (runs without gflops_per_image)",
+            cube.tables,
+        )
+    )
     return tests
 
 
@@ -190,16 +209,21 @@ def tests_claim_4(cube: Cube) -> list[Test]:
     vits = [m for m in VITS if m in cube.models]
     swins = [m for m in SWINS if m in cube.models]
     if not vits or not swins or len(cube.rates) < 2:
-        return [stats.missing_test("SwinV2 against ViT", "needs a paper ViT, a SwinV2 model and two noise rates",
-                                   cube.tables)]
+        return [
+            stats.missing_test(
+                "SwinV2 against ViT", "needs a paper ViT, a SwinV2 model and two noise rates", cube.tables
+            )
+        ]
     acc = cube.metrics["test_acc"]  # [T, M, S, R, N]
     loss = acc[:, :, :, :1] - acc  # [T, M, S, R, N], accuracy lost since the lowest rate
     with np.errstate(invalid="ignore"):
         swin = np.nanmean(loss[:, [cube.models.index(m) for m in swins]], axis=1)  # [T, S, R, N]
         vit = np.nanmean(loss[:, [cube.models.index(m) for m in vits]], axis=1)
     extra = swin - vit
-    return [stats.effect_test(f"at noise {rate:g}", _by_rate(extra, cube.rates, cube.rates == rate))
-            for rate in cube.rates[1:]]
+    return [
+        stats.effect_test(f"at noise {rate:g}", _by_rate(extra, cube.rates, cube.rates == rate))
+        for rate in cube.rates[1:]
+    ]
 
 
 def tests_claim_5(cube: Cube) -> list[Test]:
@@ -213,8 +237,11 @@ def tests_claim_5(cube: Cube) -> list[Test]:
         for name, make in (("low", stats.no_gain_test), ("moderate", stats.effect_test), ("high", stats.no_gain_test)):
             keep = band(cube.rates, name)
             test_name = f"{strategy}, {name} noise"
-            tests.append(make(test_name, _by_rate(gain, cube.rates, keep)) if keep.any()
-                         else stats.missing_test(test_name, "no runs", cube.tables))
+            tests.append(
+                make(test_name, _by_rate(gain, cube.rates, keep))
+                if keep.any()
+                else stats.missing_test(test_name, "no runs", cube.tables)
+            )
     return tests
 
 
@@ -234,13 +261,27 @@ def tests_claim_6(cube: Cube) -> list[Test]:
             if high.all() or not high.any():
                 tests.append(stats.missing_test(name, f"needs rates on both sides of {MODERATE[1]:g}", cube.tables))
                 continue
-            tests.append(stats.effect_test(name, _by_rate(excess, cube.rates, everywhere,
-                                                          lambda rate, present: stats.split_weights(band(rate, "high"), present))))
+            tests.append(
+                stats.effect_test(
+                    name,
+                    _by_rate(
+                        excess,
+                        cube.rates,
+                        everywhere,
+                        lambda rate, present: stats.split_weights(band(rate, "high"), present),
+                    ),
+                )
+            )
     return tests
 
 
 TESTS: dict[int, Callable[[Cube], list[Test]]] = {
-    1: tests_claim_1, 2: tests_claim_2, 3: tests_claim_3, 4: tests_claim_4, 5: tests_claim_5, 6: tests_claim_6,
+    1: tests_claim_1,
+    2: tests_claim_2,
+    3: tests_claim_3,
+    4: tests_claim_4,
+    5: tests_claim_5,
+    6: tests_claim_6,
 }
 
 
@@ -278,7 +319,9 @@ def check_claim(claim: int, final: pd.DataFrame) -> Verdict:
         outcomes = [stats.outcome(judgement, index + i) for i in range(len(setting_tests))]
         index += len(setting_tests)
         per_setting[name] = _setting_outcome(outcomes, setting_tests)
-        listed = "; ".join(f"{test.describe()} ({_label(test, outcome)})" for test, outcome in zip(setting_tests, outcomes))
+        listed = "; ".join(
+            f"{test.describe()} ({_label(test, outcome)})" for test, outcome in zip(setting_tests, outcomes)
+        )
         parts.append(f"{name}: {per_setting[name]}; {_tally(outcomes, setting_tests)}: {listed}")
     return Verdict(claim, CLAIMS[claim], str(judgement.verdict[0]), " | ".join(parts), per_setting)
 
@@ -319,4 +362,3 @@ def evidence_markdown(verdicts: list[Verdict]) -> str:
         lines.append(f"{v.claim}. *{v.statement}* **{v.verdict}**.")
         lines += [f"   - {part}" for part in v.evidence.split(" | ")]
     return "\n".join(lines)
-

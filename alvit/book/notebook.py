@@ -24,11 +24,29 @@ from alvit.results import RunFolder
 
 # Notebook parameter -> config key. Everything else travels in SETTINGS as dotted keys.
 KNOBS = {
-    "DATASET": "dataset", "MODEL": "model", "PRETRAINED": "pretrained", "NOISE_KIND": "noise.kind",
-    "NOISE_RATE": "noise.rate", "STRATEGY": "strategy", "INITIAL": "al.initial", "QUERY": "al.query",
-    "ROUNDS": "al.rounds", "SEED": "seed",
+    "DATASET": "dataset",
+    "MODEL": "model",
+    "PRETRAINED": "pretrained",
+    "NOISE_KIND": "noise.kind",
+    "NOISE_RATE": "noise.rate",
+    "STRATEGY": "strategy",
+    "INITIAL": "al.initial",
+    "QUERY": "al.query",
+    "ROUNDS": "al.rounds",
+    "SEED": "seed",
 }
-ROUND_TABLE_COLUMNS = ["round", "n_labeled", "noise_realized", "test_acc", "ece", "brier", "nll", "epochs", "train_s", "select_s"]
+ROUND_TABLE_COLUMNS = [
+    "round",
+    "n_labeled",
+    "noise_realized",
+    "test_acc",
+    "ece",
+    "brier",
+    "nll",
+    "epochs",
+    "train_s",
+    "select_s",
+]
 SIMULATED_BANNER = (
     '<div class="admonition warning"><p class="admonition-title">Simulated results</p>'
     "<p>{what} come from <code>alvit simulate</code>: run folders filled from a seeded effect model, "
@@ -36,7 +54,9 @@ SIMULATED_BANNER = (
 )
 
 
-def config_from_parameters(config: str | None, settings: dict[str, Any] | None = None, **knobs: Any) -> ExperimentConfig:
+def config_from_parameters(
+    config: str | None, settings: dict[str, Any] | None = None, **knobs: Any
+) -> ExperimentConfig:
     """The configuration a notebook's parameters describe.
 
     ``config`` (a YAML file, or None for alvit's defaults) is read first, then ``settings``
@@ -44,9 +64,13 @@ def config_from_parameters(config: str | None, settings: dict[str, Any] | None =
     """
     unknown = sorted(set(knobs) - set(KNOBS))
     if unknown:
-        raise ConfigError(f"unknown notebook parameter {unknown[0]}; valid ones are CONFIG, SETTINGS, RUN_DIR, {', '.join(KNOBS)}")
+        raise ConfigError(
+            f"unknown notebook parameter {unknown[0]}; valid ones are CONFIG, SETTINGS, RUN_DIR, {', '.join(KNOBS)}"
+        )
     if settings is not None and not isinstance(settings, dict):
-        raise ConfigError(f"SETTINGS must be a mapping of dotted keys to values (pass it with papermill -y), not {type(settings).__name__}")
+        raise ConfigError(
+            f"SETTINGS must be a mapping of dotted keys to values (pass it with papermill -y), not {type(settings).__name__}"
+        )
     overrides = dict(settings or {})
     overrides.update({KNOBS[name]: value for name, value in knobs.items() if value is not None})
     return with_overrides(load_config(config), overrides)
@@ -109,7 +133,9 @@ def learning_curve_figure(folder: RunFolder) -> plt.Figure:
     return fig
 
 
-def reliability_figure(folder: RunFolder, rounds: list[int] | None = None, n_bins: int = metrics.DEFAULT_BINS) -> plt.Figure:
+def reliability_figure(
+    folder: RunFolder, rounds: list[int] | None = None, n_bins: int = metrics.DEFAULT_BINS
+) -> plt.Figure:
     """Reliability diagrams of the given rounds (default: the first and the last)."""
     done = folder.read_rounds()
     rounds = rounds if rounds is not None else sorted({0, int(done["round"].max())})
@@ -118,7 +144,9 @@ def reliability_figure(folder: RunFolder, rounds: list[int] | None = None, n_bin
     for ax, round_ in zip(axes[0], rounds):
         per_sample = folder.read_predictions(round_)
         n_labeled = int(done.loc[done["round"] == round_, "n_labeled"].iloc[0])
-        plots.reliability_panel(ax, per_sample.confidence, per_sample.correct(labels), f"round {round_} ({n_labeled} labels)", n_bins)
+        plots.reliability_panel(
+            ax, per_sample.confidence, per_sample.correct(labels), f"round {round_} ({n_labeled} labels)", n_bins
+        )
     axes[0][0].legend(fontsize="x-small", loc="upper left")
     fig.tight_layout()
     return fig

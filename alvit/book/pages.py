@@ -55,7 +55,9 @@ def rerun_commands(cfg: ExperimentConfig) -> tuple[str, str]:
     """
     knobs = {key: lookup(cfg, key) for key in KNOBS.values()}  # always shown: they name the run
     settings = {key: value for key, value in _changed_from_defaults(cfg).items() if key not in knobs}
-    run = ["alvit run"] + [f"--set {shlex.quote(f'{key}={_yaml_value(value)}')}" for key, value in {**knobs, **settings}.items()]
+    run = ["alvit run"] + [
+        f"--set {shlex.quote(f'{key}={_yaml_value(value)}')}" for key, value in {**knobs, **settings}.items()
+    ]
     papermill = ["papermill notebooks/experiment.ipynb out.ipynb", "-p CONFIG None"]
     papermill += [f"-p {param} {shlex.quote(_papermill_value(knobs[key]))}" for param, key in KNOBS.items()]
     if settings:
@@ -67,15 +69,17 @@ def rerun_commands(cfg: ExperimentConfig) -> tuple[str, str]:
 def page_introduction(cfg: ExperimentConfig) -> str:
     """The first cell of a run's page: its title, what it shows, and the commands that rerun it."""
     run, papermill = rerun_commands(cfg)
-    return (f"# {page_title(cfg)}\n\n"
-            "One active-learning run under label noise, trained and evaluated round by round with `alvit`. "
-            "Rerun it from a checkout of the repository (after `make install`, with `.venv/bin/` in front "
-            "of the commands, or inside the virtual environment):\n\n"
-            f"```bash\n{run}\n```\n\n"
-            "or rerun this page itself, with any parameter changed:\n\n"
-            f"```bash\n{papermill}\n```\n\n"
-            "Either writes its run folder to `results/<run-id>/`; rerunning resumes an interrupted run "
-            "and never redoes finished rounds.")
+    return (
+        f"# {page_title(cfg)}\n\n"
+        "One active-learning run under label noise, trained and evaluated round by round with `alvit`. "
+        "Rerun it from a checkout of the repository (after `make install`, with `.venv/bin/` in front "
+        "of the commands, or inside the virtual environment):\n\n"
+        f"```bash\n{run}\n```\n\n"
+        "or rerun this page itself, with any parameter changed:\n\n"
+        f"```bash\n{papermill}\n```\n\n"
+        "Either writes its run folder to `results/<run-id>/`; rerunning resumes an interrupted run "
+        "and never redoes finished rounds."
+    )
 
 
 def without_builder_paths(notebook: Any, root: Path, parameters: dict[str, Any] | None = None) -> None:
@@ -99,8 +103,9 @@ def without_builder_paths(notebook: Any, root: Path, parameters: dict[str, Any] 
     for key in ("input_path", "output_path"):
         record.pop(key, None)
     recorded = parameters if parameters is not None else record.get("parameters", {})
-    record["parameters"] = {name: value.replace(prefix, "") if isinstance(value, str) else value
-                            for name, value in recorded.items()}
+    record["parameters"] = {
+        name: value.replace(prefix, "") if isinstance(value, str) else value for name, value in recorded.items()
+    }
 
 
 def page_title(cfg: ExperimentConfig) -> str:
@@ -121,8 +126,13 @@ def render_page(run_dir: Path, page: Path, cfg: ExperimentConfig | None = None, 
     cfg = cfg if cfg is not None else load_config(run_dir / "config.yaml")
     page.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
-        str(paths.notebook_template(EXPERIMENT_NOTEBOOK)), str(page), parameters=notebook_parameters(cfg, run_dir),
-        progress_bar=False, log_output=False, kernel_name="python3", execution_timeout=timeout_s,
+        str(paths.notebook_template(EXPERIMENT_NOTEBOOK)),
+        str(page),
+        parameters=notebook_parameters(cfg, run_dir),
+        progress_bar=False,
+        log_output=False,
+        kernel_name="python3",
+        execution_timeout=timeout_s,
         kernel_manager_class=encrypted_kernel_manager(),
     )
     executed = nbformat.read(str(page), as_version=4)

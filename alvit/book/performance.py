@@ -15,13 +15,31 @@ import pandas as pd
 
 from alvit import paths
 
-TIMING_COLUMNS = {"name": "what", "seconds": "seconds", "command": "command", "date": "date", "commit": "commit",
-                  "cores": "cores", "load_before": "load before", "load_after": "load after"}
-BENCH_COLUMNS = {"model": "model", "device_name": "device", "batch": "batch", "train_img_s": "train img/s",
-                 "naive_train_img_s": "naive train img/s", "speedup_vs_naive": "train fast / naive",
-                 "score_img_s": "score img/s", "naive_score_img_s": "naive score img/s",
-                 "score_speedup_vs_naive": "score fast / naive", "mfu": "train MFU", "score_mfu": "score MFU",
-                 "torch_threads": "threads", "torch": "torch"}
+TIMING_COLUMNS = {
+    "name": "what",
+    "seconds": "seconds",
+    "command": "command",
+    "date": "date",
+    "commit": "commit",
+    "cores": "cores",
+    "load_before": "load before",
+    "load_after": "load after",
+}
+BENCH_COLUMNS = {
+    "model": "model",
+    "device_name": "device",
+    "batch": "batch",
+    "train_img_s": "train img/s",
+    "naive_train_img_s": "naive train img/s",
+    "speedup_vs_naive": "train fast / naive",
+    "score_img_s": "score img/s",
+    "naive_score_img_s": "naive score img/s",
+    "score_speedup_vs_naive": "score fast / naive",
+    "mfu": "train MFU",
+    "score_mfu": "score MFU",
+    "torch_threads": "threads",
+    "torch": "torch",
+}
 
 
 def results_dir() -> Path:
@@ -45,7 +63,9 @@ def bench_table(results: list[dict]) -> pd.DataFrame:
 
 def benches(folder: Path | None = None) -> pd.DataFrame:
     """:func:`bench_table` of every ``bench-*.json``."""
-    return bench_table([json.loads(path.read_text()) for path in sorted((folder or results_dir()).glob("bench-*.json"))])
+    return bench_table(
+        [json.loads(path.read_text()) for path in sorted((folder or results_dir()).glob("bench-*.json"))]
+    )
 
 
 def acquisition(folder: Path | None = None) -> pd.DataFrame:

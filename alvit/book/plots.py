@@ -17,8 +17,14 @@ import pandas as pd
 from alvit import metrics
 
 METRIC_LABELS = {
-    "test_acc": "test accuracy", "ece": "ECE (15 bins)", "mce": "MCE", "adaptive_ece": "adaptive ECE",
-    "brier": "Brier score", "nll": "NLL", "aulc": "area under learning curve", "gain": "gain over random",
+    "test_acc": "test accuracy",
+    "ece": "ECE (15 bins)",
+    "mce": "MCE",
+    "adaptive_ece": "adaptive ECE",
+    "brier": "Brier score",
+    "nll": "NLL",
+    "aulc": "area under learning curve",
+    "gain": "gain over random",
 }
 
 
@@ -31,12 +37,28 @@ def reliability_diagram(ax: plt.Axes, bins: pd.DataFrame, title: str = "") -> pl
     """
     width = bins["upper"] - bins["lower"]
     filled = bins["count"] > 0
-    ax.bar(bins["lower"][filled], bins["accuracy"][filled], width=width[filled], align="edge",
-           color="#4c72b0", edgecolor="white", label="accuracy")
+    ax.bar(
+        bins["lower"][filled],
+        bins["accuracy"][filled],
+        width=width[filled],
+        align="edge",
+        color="#4c72b0",
+        edgecolor="white",
+        label="accuracy",
+    )
     gap_bottom = np.minimum(bins["accuracy"], bins["confidence"])[filled]
-    ax.bar(bins["lower"][filled], np.abs(bins["accuracy"] - bins["confidence"])[filled], bottom=gap_bottom,
-           width=width[filled], align="edge", fill=False, edgecolor="#c44e52", hatch="///", linewidth=0.8,
-           label="gap to confidence")
+    ax.bar(
+        bins["lower"][filled],
+        np.abs(bins["accuracy"] - bins["confidence"])[filled],
+        bottom=gap_bottom,
+        width=width[filled],
+        align="edge",
+        fill=False,
+        edgecolor="#c44e52",
+        hatch="///",
+        linewidth=0.8,
+        label="gap to confidence",
+    )
     ax.plot([0, 1], [0, 1], color="black", linestyle="--", linewidth=1)
     share = bins["count"] / max(1, bins["count"].sum())
     ax.plot(bins["lower"] + width / 2, share, color="grey", marker=".", linewidth=1, label="share of samples")
@@ -45,8 +67,9 @@ def reliability_diagram(ax: plt.Axes, bins: pd.DataFrame, title: str = "") -> pl
     return ax
 
 
-def reliability_panel(ax: plt.Axes, confidence: np.ndarray, correct: np.ndarray, heading: str,
-                      n_bins: int = metrics.DEFAULT_BINS) -> plt.Axes:
+def reliability_panel(
+    ax: plt.Axes, confidence: np.ndarray, correct: np.ndarray, heading: str, n_bins: int = metrics.DEFAULT_BINS
+) -> plt.Axes:
     """A reliability diagram of top-label ``confidence`` ``[N]`` and ``correct`` ``[N]``, titled
     with ``heading`` and the predictions' accuracy and ECE."""
     title = f"{heading}\nacc {np.mean(correct):.3f}, ECE {metrics.ece_from(confidence, correct, n_bins):.3f}"
@@ -59,10 +82,13 @@ def model_colours(models: list[str]) -> dict[str, str]:
     return {name: palette[i % len(palette)] for i, name in enumerate(sorted(models))}
 
 
-def _panels(count: int, width: float, height: float, columns: int, sharey: bool = True) -> tuple[plt.Figure, np.ndarray]:
+def _panels(
+    count: int, width: float, height: float, columns: int, sharey: bool = True
+) -> tuple[plt.Figure, np.ndarray]:
     rows = int(np.ceil(count / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), sharey=sharey, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), sharey=sharey, squeeze=False, layout="constrained"
+    )
     for ax in axes.flat[count:]:
         ax.set_visible(False)
     return fig, axes.flat[:count]
@@ -80,8 +106,13 @@ def metric_vs_noise(rows: pd.DataFrame, metric: str, title: str, dots: bool = Fa
         for model, group in rows[rows["strategy"] == strategy].groupby("model", sort=True):
             stats = group.groupby("noise_rate")[metric].agg(["mean", "std"]).reset_index().fillna(0.0)
             ax.plot(stats["noise_rate"], stats["mean"], marker="o", markersize=3, color=colours[model], label=model)
-            ax.fill_between(stats["noise_rate"], stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                            color=colours[model], alpha=0.15)
+            ax.fill_between(
+                stats["noise_rate"],
+                stats["mean"] - stats["std"],
+                stats["mean"] + stats["std"],
+                color=colours[model],
+                alpha=0.15,
+            )
             if dots:
                 ax.scatter(group["noise_rate"], group[metric], s=8, color=colours[model], alpha=0.5)
         ax.set(title=strategy, xlabel="noise rate")
@@ -121,8 +152,17 @@ def heatmaps(rows: pd.DataFrame, metric: str, title: str) -> plt.Figure:
     for ax, strategy in zip(axes, strategies):
         grid = table[strategy].unstack("noise_rate").reindex(index=models, columns=rates)
         grid.columns = [f"{rate:g}" for rate in rates]
-        sns.heatmap(grid, ax=ax, vmin=float(table.min()), vmax=float(table.max()), annot=True, fmt=".2f",
-                    cmap="viridis_r" if metric in LOWER_IS_BETTER else "viridis", annot_kws={"fontsize": 7}, cbar=False)
+        sns.heatmap(
+            grid,
+            ax=ax,
+            vmin=float(table.min()),
+            vmax=float(table.max()),
+            annot=True,
+            fmt=".2f",
+            cmap="viridis_r" if metric in LOWER_IS_BETTER else "viridis",
+            annot_kws={"fontsize": 7},
+            cbar=False,
+        )
         ax.set(title=strategy, xlabel="noise rate", ylabel="model")
         ax.tick_params(axis="y", rotation=0)
     fig.colorbar(axes[0].collections[0], ax=list(axes), label=METRIC_LABELS.get(metric, metric), shrink=0.8)
@@ -152,8 +192,13 @@ def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = 
 
     at_rate = rows[np.isclose(rows["noise_rate"], rate)]
     models, strategies = sorted(at_rate["model"].unique()), sorted(at_rate["strategy"].unique())
-    fig, axes = plt.subplots(len(models), len(strategies), figsize=(2.7 * len(strategies), 2.9 * len(models)), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        len(models),
+        len(strategies),
+        figsize=(2.7 * len(strategies), 2.9 * len(models)),
+        squeeze=False,
+        layout="constrained",
+    )
     for r, model in enumerate(models):
         for c, strategy in enumerate(strategies):
             runs = at_rate[(at_rate["model"] == model) & (at_rate["strategy"] == strategy)]
@@ -171,7 +216,9 @@ def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = 
     return fig
 
 
-def learning_curves(runs: pd.DataFrame, metric: str = "test_acc", hue: str = "strategy", ax: plt.Axes | None = None) -> plt.Axes:
+def learning_curves(
+    runs: pd.DataFrame, metric: str = "test_acc", hue: str = "strategy", ax: plt.Axes | None = None
+) -> plt.Axes:
     """Mean metric against labels bought, one line per ``hue`` value, band = one std over seeds."""
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     for value, group in runs.groupby(hue, sort=True):
@@ -186,14 +233,24 @@ def learning_curves(runs: pd.DataFrame, metric: str = "test_acc", hue: str = "st
 def learning_curve_grid(runs: pd.DataFrame, rates: list[float], title: str, metric: str = "test_acc") -> plt.Figure:
     """One setting: learning curves, a row per model and a column per noise rate, a line per strategy."""
     models = sorted(runs["model"].unique())
-    fig, axes = plt.subplots(len(models), len(rates), figsize=(2.9 * len(rates), 2.3 * len(models)), sharex=True,
-                             sharey=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(models),
+        len(rates),
+        figsize=(2.9 * len(rates), 2.3 * len(models)),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for r, model in enumerate(models):
         for c, rate in enumerate(rates):
             ax = axes[r][c]
             learning_curves(runs[(runs["model"] == model) & np.isclose(runs["noise_rate"], rate)], metric, ax=ax)
             ax.set_title(f"{model}, noise {rate:g}", fontsize=8)
-            ax.set(xlabel="labels bought" if r == len(models) - 1 else "", ylabel=METRIC_LABELS.get(metric, metric) if c == 0 else "")
+            ax.set(
+                xlabel="labels bought" if r == len(models) - 1 else "",
+                ylabel=METRIC_LABELS.get(metric, metric) if c == 0 else "",
+            )
             ax.tick_params(labelsize=7)
     _finish(fig, title, axes[0][0], "strategy")
     return fig

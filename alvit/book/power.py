@@ -73,13 +73,26 @@ def spread(rows: pd.DataFrame, metric: str) -> float:
 
 def setting_grids(configs: Sequence, final: pd.DataFrame | None = None, sd: float | None = None) -> list[SettingGrid]:
     """The settings of a profile's ``configs``, each with its spread: ``sd``, else the runs', else the default."""
-    table = pd.DataFrame([{"dataset": c.dataset, "noise_kind": c.noise.kind, "model": c.model, "strategy": c.strategy,
-                           "noise_rate": float(c.noise.rate)} for c in configs])
+    table = pd.DataFrame(
+        [
+            {
+                "dataset": c.dataset,
+                "noise_kind": c.noise.kind,
+                "model": c.model,
+                "strategy": c.strategy,
+                "noise_rate": float(c.noise.rate),
+            }
+            for c in configs
+        ]
+    )
     grids = []
     for (dataset, kind), rows in table.groupby(["dataset", "noise_kind"], sort=True):
         name = f"{dataset} · {kind}"
-        present = None if final is None or final.empty else \
-            final[(final["dataset"] == dataset) & (final["noise_kind"] == kind)]
+        present = (
+            None
+            if final is None or final.empty
+            else final[(final["dataset"] == dataset) & (final["noise_kind"] == kind)]
+        )
         if sd is not None:
             spreads, source = {metric: sd for metric in METRICS}, "given"
         elif present is not None and np.isfinite(spread(present, "test_acc")):
@@ -88,8 +101,16 @@ def setting_grids(configs: Sequence, final: pd.DataFrame | None = None, sd: floa
             source = f"runs present ({present['run_id'].nunique() if 'run_id' in present else len(present)} runs)"
         else:
             spreads, source = {metric: DEFAULT_SD for metric in METRICS}, "default"
-        grids.append(SettingGrid(name, tuple(sorted(rows["model"].unique())), tuple(sorted(rows["strategy"].unique())),
-                                 tuple(sorted(rows["noise_rate"].unique())), spreads, source))
+        grids.append(
+            SettingGrid(
+                name,
+                tuple(sorted(rows["model"].unique())),
+                tuple(sorted(rows["strategy"].unique())),
+                tuple(sorted(rows["noise_rate"].unique())),
+                spreads,
+                source,
+            )
+        )
     return grids
 
 
@@ -120,12 +141,14 @@ def claim_effects(claim: int, grid: SettingGrid, effect: float) -> dict[str, np.
     return means
 
 
-def simulated_cube(grid: SettingGrid, means: dict[str, np.ndarray], seeds: int, tables: int,
-                   rng: np.random.Generator) -> Cube:
+def simulated_cube(
+    grid: SettingGrid, means: dict[str, np.ndarray], seeds: int, tables: int, rng: np.random.Generator
+) -> Cube:
     """``tables`` final-round tables of ``grid``: ``means`` (in sds) plus seed noise, scaled by each metric's sd."""
     shape = (tables, *means["test_acc"].shape, seeds)
-    metrics = {metric: grid.sd[metric] * (means[metric][None, ..., None] + rng.standard_normal(shape))
-               for metric in METRICS}
+    metrics = {
+        metric: grid.sd[metric] * (means[metric][None, ..., None] + rng.standard_normal(shape)) for metric in METRICS
+    }
     return Cube(grid.models, grid.strategies, np.asarray(grid.rates, float), metrics, dict(SIMULATED_GFLOPS))
 
 
@@ -139,14 +162,17 @@ class Characteristics:
     holds_if_false: float
 
 
-def characteristics(claim: int, grids: list[SettingGrid], seeds: int, effect: float, tables: int,
-                    seed: int = 0) -> Characteristics:
+def characteristics(
+    claim: int, grids: list[SettingGrid], seeds: int, effect: float, tables: int, seed: int = 0
+) -> Characteristics:
     """Shares of ``tables`` simulated tables judged holds / does not hold, claim true and claim false."""
     shares = []
     for truth in (True, False):
         rng = np.random.default_rng([seed, claim, seeds, int(truth)])
-        cubes = {g.name: simulated_cube(g, claim_effects(claim, g, effect if truth else 0.0), seeds, tables, rng)
-                 for g in grids}
+        cubes = {
+            g.name: simulated_cube(g, claim_effects(claim, g, effect if truth else 0.0), seeds, tables, rng)
+            for g in grids
+        }
         verdicts = claims.judge_settings(claim, cubes)[0].verdict
         shares.append(((verdicts == stats.HOLDS).mean(), (verdicts == stats.FAILS).mean()))
     return Characteristics(seeds, float(shares[0][0]), float(shares[0][1]), float(shares[1][0]))
@@ -154,14 +180,24 @@ def characteristics(claim: int, grids: list[SettingGrid], seeds: int, effect: fl
 
 def testable(claim: int, grids: list[SettingGrid]) -> str | None:
     """Why the profile's grid cannot test ``claim`` (None if it can)."""
-    tests = [t for g in grids for t in claims.TESTS[claim](simulated_cube(g, claim_effects(claim, g, 0.0), 2, 1,
-                                                                          np.random.default_rng(0)))]
+    tests = [
+        t
+        for g in grids
+        for t in claims.TESTS[claim](simulated_cube(g, claim_effects(claim, g, 0.0), 2, 1, np.random.default_rng(0)))
+    ]
     missing = [t.detail for t in tests if not t.available]
     return missing[0] if missing else None
 
 
-def seeds_for_power(claim: int, grids: list[SettingGrid], effect: float, tables: int, target: float = TARGET_POWER,
-                    most: int = MAX_SEEDS, seed: int = 0) -> int | None:
+def seeds_for_power(
+    claim: int,
+    grids: list[SettingGrid],
+    effect: float,
+    tables: int,
+    target: float = TARGET_POWER,
+    most: int = MAX_SEEDS,
+    seed: int = 0,
+) -> int | None:
     """The fewest seeds (2 to ``most``) whose power reaches ``target``; None if none does."""
     for n in range(2, most + 1):
         if characteristics(claim, grids, n, effect, tables, seed).holds_if_true >= target:
@@ -191,39 +227,70 @@ class PowerReport:
         rows = []
         for power in self.claims:
             for row in power.rows:
-                rows.append({"claim": power.claim, "seeds": row.seeds, "P(holds | true)": row.holds_if_true,
-                             "P(does not hold | true)": row.fails_if_true, "P(holds | false)": row.holds_if_false,
-                             "seeds for 80% power": str(power.seeds_for_80 or f"more than {MAX_SEEDS}")})
+                rows.append(
+                    {
+                        "claim": power.claim,
+                        "seeds": row.seeds,
+                        "P(holds | true)": row.holds_if_true,
+                        "P(does not hold | true)": row.fails_if_true,
+                        "P(holds | false)": row.holds_if_false,
+                        "seeds for 80% power": str(power.seeds_for_80 or f"more than {MAX_SEEDS}"),
+                    }
+                )
         return pd.DataFrame(rows)
 
     def to_json(self) -> dict:
-        return {"profile": self.profile, "effect_in_sd": self.effect, "tables": self.tables,
-                "settings": [asdict(s) for s in self.settings],
-                "claims": [{"claim": p.claim, "statement": p.statement, "untestable": p.untestable,
-                            "seeds_for_80_percent_power": p.seeds_for_80, "rows": [asdict(r) for r in p.rows]}
-                           for p in self.claims]}
+        return {
+            "profile": self.profile,
+            "effect_in_sd": self.effect,
+            "tables": self.tables,
+            "settings": [asdict(s) for s in self.settings],
+            "claims": [
+                {
+                    "claim": p.claim,
+                    "statement": p.statement,
+                    "untestable": p.untestable,
+                    "seeds_for_80_percent_power": p.seeds_for_80,
+                    "rows": [asdict(r) for r in p.rows],
+                }
+                for p in self.claims
+            ],
+        }
 
     def format(self) -> str:
         """The report as text: the spreads assumed, then a line per claim and number of seeds."""
-        lines = [f"profile {self.profile}: effect {self.effect:g} seed-sds, {self.tables} simulated tables per estimate"]
+        lines = [
+            f"profile {self.profile}: effect {self.effect:g} seed-sds, {self.tables} simulated tables per estimate"
+        ]
         for s in self.settings:
-            lines.append(f"  {s.name}: sd accuracy {s.sd['test_acc']:.4f}, ECE {s.sd['ece']:.4f}, "
-                         f"Brier {s.sd['brier']:.4f} ({s.sd_source})")
-        lines.append(f"{'claim':>5} {'seeds':>5} {'P(holds|true)':>14} {'P(not|true)':>12} {'P(holds|false)':>15}"
-                     f"  seeds for 80%")
+            lines.append(
+                f"  {s.name}: sd accuracy {s.sd['test_acc']:.4f}, ECE {s.sd['ece']:.4f}, "
+                f"Brier {s.sd['brier']:.4f} ({s.sd_source})"
+            )
+        lines.append(
+            f"{'claim':>5} {'seeds':>5} {'P(holds|true)':>14} {'P(not|true)':>12} {'P(holds|false)':>15}  seeds for 80%"
+        )
         for power in self.claims:
             if power.untestable:
                 lines.append(f"{power.claim:>5}  not testable in this grid: {power.untestable}")
                 continue
             needed = power.seeds_for_80 if power.seeds_for_80 is not None else f"more than {MAX_SEEDS}"
             for i, row in enumerate(power.rows):
-                lines.append(f"{power.claim:>5} {row.seeds:>5} {row.holds_if_true:>14.3f} {row.fails_if_true:>12.3f} "
-                             f"{row.holds_if_false:>15.3f}  {needed if i == 0 else ''}")
+                lines.append(
+                    f"{power.claim:>5} {row.seeds:>5} {row.holds_if_true:>14.3f} {row.fails_if_true:>12.3f} "
+                    f"{row.holds_if_false:>15.3f}  {needed if i == 0 else ''}"
+                )
         return "\n".join(lines)
 
 
-def power_report(profile_name: str, grids: list[SettingGrid], seeds: Sequence[int] = DEFAULT_SEEDS,
-                 effect: float = DEFAULT_EFFECT, tables: int = DEFAULT_TABLES, seed: int = 0) -> PowerReport:
+def power_report(
+    profile_name: str,
+    grids: list[SettingGrid],
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    effect: float = DEFAULT_EFFECT,
+    tables: int = DEFAULT_TABLES,
+    seed: int = 0,
+) -> PowerReport:
     """Operating characteristics of every claim at each of ``seeds``, and the fewest seeds for 80% power."""
     report = PowerReport(profile_name, effect, tables, grids, [])
     for claim, statement in claims.CLAIMS.items():
@@ -240,16 +307,23 @@ def check_arguments(seeds: Sequence[int], effect: float, sd: float | None, table
     if not seeds or any(not SEED_COUNTS[0] <= n <= SEED_COUNTS[1] for n in seeds):
         raise ConfigError(f"seeds must be numbers of seeds from {SEED_COUNTS[0]} to {SEED_COUNTS[1]}, e.g. 3,5,10")
     if not 0 < effect <= 100:  # False for NaN too
-        raise ConfigError(f"the effect must be a number of seed-sds above 0 and at most 100 (e.g. {DEFAULT_EFFECT:g}), "
-                          f"not {effect}")
+        raise ConfigError(
+            f"the effect must be a number of seed-sds above 0 and at most 100 (e.g. {DEFAULT_EFFECT:g}), not {effect}"
+        )
     if sd is not None and not 0 < sd <= 1:
         raise ConfigError(f"the seed-to-seed sd must be above 0 and at most 1 (e.g. {DEFAULT_SD:g}), not {sd}")
     if tables < MIN_TABLES:
         raise ConfigError(f"tables must be at least {MIN_TABLES} (default {DEFAULT_TABLES}), not {tables}")
 
 
-def profile_power(profile_path: str | Path, runs_dir: str | Path | None = None, seeds: Sequence[int] = DEFAULT_SEEDS,
-                  effect: float = DEFAULT_EFFECT, sd: float | None = None, tables: int = DEFAULT_TABLES) -> PowerReport:
+def profile_power(
+    profile_path: str | Path,
+    runs_dir: str | Path | None = None,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    effect: float = DEFAULT_EFFECT,
+    sd: float | None = None,
+    tables: int = DEFAULT_TABLES,
+) -> PowerReport:
     """The power report of a profile; spreads from the finished runs in ``runs_dir`` (default: its output)."""
     from alvit import paths
     from alvit.book.summary import final_rounds
@@ -266,11 +340,20 @@ def profile_power(profile_path: str | Path, runs_dir: str | Path | None = None, 
     return power_report(profile.name, setting_grids(profile.configs, final, sd), sorted(set(seeds)), effect, tables)
 
 
-def power_curve(grids: list[SettingGrid], effect: float = DEFAULT_EFFECT, tables: int = DEFAULT_TABLES,
-                seeds: Sequence[int] = CURVE_SEEDS, seed: int = 0) -> pd.DataFrame:
+def power_curve(
+    grids: list[SettingGrid],
+    effect: float = DEFAULT_EFFECT,
+    tables: int = DEFAULT_TABLES,
+    seeds: Sequence[int] = CURVE_SEEDS,
+    seed: int = 0,
+) -> pd.DataFrame:
     """P(holds | true) of every claim the grid can test, at each of ``seeds``: columns claim, seeds, power."""
-    rows = [{"claim": claim, "seeds": n, "power": characteristics(claim, grids, n, effect, tables, seed).holds_if_true}
-            for claim in claims.CLAIMS if testable(claim, grids) is None for n in seeds]
+    rows = [
+        {"claim": claim, "seeds": n, "power": characteristics(claim, grids, n, effect, tables, seed).holds_if_true}
+        for claim in claims.CLAIMS
+        if testable(claim, grids) is None
+        for n in seeds
+    ]
     return pd.DataFrame(rows, columns=["claim", "seeds", "power"])
 
 
@@ -283,14 +366,20 @@ def settling_sentences(verdicts: Sequence[claims.Verdict], report: PowerReport, 
             continue
         needed, effect = by_claim[verdict.claim].seeds_for_80, f"{report.effect:g} seed-sds"
         if needed is None:
-            sentences.append(f"Claim {verdict.claim} is inconclusive, and even {MAX_SEEDS} seeds at this spread would "
-                             f"confirm a true effect of {effect} less than 80% of the time: it needs a larger effect "
-                             f"or less seed-to-seed noise.")
+            sentences.append(
+                f"Claim {verdict.claim} is inconclusive, and even {MAX_SEEDS} seeds at this spread would "
+                f"confirm a true effect of {effect} less than 80% of the time: it needs a larger effect "
+                f"or less seed-to-seed noise."
+            )
         elif needed > seeds_now:
-            sentences.append(f"Claim {verdict.claim} is inconclusive with {seeds_now} seeds; about {needed} seeds at "
-                             f"this spread would settle it (they confirm a true effect of {effect} 80% of the time).")
+            sentences.append(
+                f"Claim {verdict.claim} is inconclusive with {seeds_now} seeds; about {needed} seeds at "
+                f"this spread would settle it (they confirm a true effect of {effect} 80% of the time)."
+            )
         else:
-            sentences.append(f"Claim {verdict.claim} is inconclusive although {seeds_now} seeds confirm a true effect "
-                             f"of {effect} at least 80% of the time: any effect in these runs is smaller than that, "
-                             f"and more seeds would only settle a smaller one.")
+            sentences.append(
+                f"Claim {verdict.claim} is inconclusive although {seeds_now} seeds confirm a true effect "
+                f"of {effect} at least 80% of the time: any effect in these runs is smaller than that, "
+                f"and more seeds would only settle a smaller one."
+            )
     return sentences

@@ -132,11 +132,11 @@ def contrast(values: np.ndarray, weights: np.ndarray, strata: np.ndarray | None 
         df_stratum = np.where(cells, n - 1, 0).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             pooled = np.where(df_stratum > 0, np.where(cells, squares, 0.0).sum(axis=1) / df_stratum, 0.0)
-        part = pooled * np.where(cells, weights ** 2 / np.maximum(n, 1), 0.0).sum(axis=1)
+        part = pooled * np.where(cells, weights**2 / np.maximum(n, 1), 0.0).sum(axis=1)
         variance += part
-        welch_denominator += np.where(df_stratum > 0, part ** 2 / np.maximum(df_stratum, 1), 0.0)
+        welch_denominator += np.where(df_stratum > 0, part**2 / np.maximum(df_stratum, 1), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        df = np.where(welch_denominator > 0, variance ** 2 / welch_denominator, np.inf)
+        df = np.where(welch_denominator > 0, variance**2 / welch_denominator, np.inf)
     min_seeds = np.where(used, n, np.iinfo(np.int64).max).min(axis=1)
     min_seeds = np.where(used.any(axis=1), min_seeds, 0)
     return Contrast(value, np.sqrt(variance), df, min_seeds)
@@ -153,7 +153,7 @@ def slope_weights(x: np.ndarray, present: np.ndarray) -> np.ndarray:
     x = np.broadcast_to(np.asarray(x, dtype=float), present.shape)
     count = np.maximum(present.sum(axis=1, keepdims=True), 1)
     centred = np.where(present, x - np.where(present, x, 0.0).sum(axis=1, keepdims=True) / count, 0.0)
-    spread = (centred ** 2).sum(axis=1, keepdims=True)
+    spread = (centred**2).sum(axis=1, keepdims=True)
     return np.where(spread > 0, centred / np.where(spread > 0, spread, 1.0), 0.0)
 
 
@@ -247,8 +247,9 @@ def judge(tests: list[Test], alpha: float = ALPHA) -> Judgement:
     holds = usable & (p_hold <= alpha)
     refuted = usable & holm(np.where(usable, p_refute, 1.0), alpha)
     missing = not all(t.available for t in tests)
-    verdict = np.where(refuted.any(axis=1), FAILS,
-                       CANNOT_SAY if missing else np.where(holds.all(axis=1), HOLDS, INCONCLUSIVE))
+    verdict = np.where(
+        refuted.any(axis=1), FAILS, CANNOT_SAY if missing else np.where(holds.all(axis=1), HOLDS, INCONCLUSIVE)
+    )
     return Judgement(np.asarray(verdict, dtype=object), holds, refuted)
 
 
@@ -257,4 +258,3 @@ def outcome(judgement: Judgement, index: int, table: int = 0) -> str:
     if judgement.refuted[table, index]:
         return FAILS
     return HOLDS if judgement.holds[table, index] else INCONCLUSIVE
-

@@ -51,8 +51,10 @@ def final_rounds(runs: pd.DataFrame) -> pd.DataFrame:
 def mean_std_table(rows: pd.DataFrame, metric: str, digits: int = 3) -> pd.DataFrame:
     """One setting: rows (model, strategy), columns noise rate, cells "mean ± std" over seeds."""
     stats = rows.groupby(["model", "strategy", "noise_rate"])[metric].agg(["mean", "std", "count"]).reset_index()
-    stats["cell"] = [f"{m:.{digits}f}" + ("" if n < 2 else f" ± {s:.{digits}f}")
-                     for m, s, n in zip(stats["mean"], stats["std"], stats["count"])]
+    stats["cell"] = [
+        f"{m:.{digits}f}" + ("" if n < 2 else f" ± {s:.{digits}f}")
+        for m, s, n in zip(stats["mean"], stats["std"], stats["count"])
+    ]
     table = stats.pivot_table(index=["model", "strategy"], columns="noise_rate", values="cell", aggfunc="first")
     table.columns = [f"{rate:g}" for rate in table.columns]
     table.columns.name = "noise rate"
@@ -111,8 +113,20 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"total_train_s": "training s / run", "total_select_s": "scoring + selection s / run"})
 
 
-RUN_INDEX_COLUMNS = ["page", "dataset", "noise_kind", "noise_rate", "model", "strategy", "seed", "status",
-                     "test_acc", "ece", "brier", "aulc"]
+RUN_INDEX_COLUMNS = [
+    "page",
+    "dataset",
+    "noise_kind",
+    "noise_rate",
+    "model",
+    "strategy",
+    "seed",
+    "status",
+    "test_acc",
+    "ece",
+    "brier",
+    "aulc",
+]
 
 
 def run_index(runs: pd.DataFrame, final: pd.DataFrame, pages: dict[str, str]) -> pd.DataFrame:
@@ -123,12 +137,20 @@ def run_index(runs: pd.DataFrame, final: pd.DataFrame, pages: dict[str, str]) ->
     per_run = runs.sort_values("round").groupby("run_id", sort=True).tail(1).set_index("run_id")
     finals = final.set_index("run_id")[["aulc"]] if len(final) else pd.DataFrame(columns=["aulc"])
     table = per_run.join(finals, how="left")
-    table["status"] = np.where(table["finished"].astype(bool), "finished",
-                               "round " + table["round"].astype(int).astype(str) + " of " + (table["rounds_planned"] - 1).astype(int).astype(str))
+    table["status"] = np.where(
+        table["finished"].astype(bool),
+        "finished",
+        "round "
+        + table["round"].astype(int).astype(str)
+        + " of "
+        + (table["rounds_planned"] - 1).astype(int).astype(str),
+    )
     table["page"] = [f'<a href="{pages[run_id]}">{run_id}</a>' if run_id in pages else run_id for run_id in table.index]
     for metric in ("test_acc", "ece", "brier", "aulc"):
         table[metric] = table[metric].astype(float).round(3)
-    return table.sort_values(["dataset", "noise_kind", "model", "strategy", "noise_rate", "seed"])[RUN_INDEX_COLUMNS].reset_index(drop=True)
+    return table.sort_values(["dataset", "noise_kind", "model", "strategy", "noise_rate", "seed"])[
+        RUN_INDEX_COLUMNS
+    ].reset_index(drop=True)
 
 
 def accuracy_sentence(final: pd.DataFrame) -> str:

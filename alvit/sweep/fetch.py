@@ -45,8 +45,10 @@ def needs(configs: Iterable[ExperimentConfig]) -> list[Need]:
     """What the configurations download, each once, datasets first."""
     datasets = sorted({cfg.dataset for cfg in configs if cfg.dataset in DOWNLOADED_DATASETS})
     found = [Need("dataset", name, str(data_home() / name)) for name in datasets]
-    models = sorted({(cfg.model, cfg.img_size) for cfg in configs if cfg.pretrained and cfg.weights is None},
-                    key=lambda item: (item[0], item[1] or 0))
+    models = sorted(
+        {(cfg.model, cfg.img_size) for cfg in configs if cfg.pretrained and cfg.weights is None},
+        key=lambda item: (item[0], item[1] or 0),
+    )
     seen = set()
     for model, img_size in models:
         need = _weights_need(model, img_size)
@@ -66,7 +68,9 @@ def _weights_need(model: str, img_size: int | None) -> Need:
     pretrained = pretrained.to_dict() if pretrained is not None else {}
     source = pretrained.get("hf_hub_id") or pretrained.get("url")
     if not source:
-        raise ConfigError(f"timm has no pretrained weights for {spec.timm_name} (model {model}); set pretrained: false, or weights: <file>")
+        raise ConfigError(
+            f"timm has no pretrained weights for {spec.timm_name} (model {model}); set pretrained: false, or weights: <file>"
+        )
     return Need("weights", model, source)
 
 
@@ -100,9 +104,13 @@ def missing(found: list[Need]) -> list[str]:
         if need.kind == "dataset":
             lines.append(f"missing dataset {need.name}: not in {need.source} (or damaged)")
         elif "://" in need.source:
-            lines.append(f"missing weights of {need.name}: {need.source} is not in {_torch_hub_file(need.source).parent}")
+            lines.append(
+                f"missing weights of {need.name}: {need.source} is not in {_torch_hub_file(need.source).parent}"
+            )
         else:
-            lines.append(f"missing weights of {need.name}: {need.source} is not in the Hugging Face cache {constants.HF_HUB_CACHE}")
+            lines.append(
+                f"missing weights of {need.name}: {need.source} is not in the Hugging Face cache {constants.HF_HUB_CACHE}"
+            )
     return lines
 
 
@@ -123,8 +131,10 @@ def download(need: Need) -> None:
             _download_from_hub(need.source)
     except OSError as err:  # a network or hub failure (requests' and huggingface_hub's errors are OSErrors)
         offline = " (HF_HUB_OFFLINE is set: unset it to download)" if os.environ.get("HF_HUB_OFFLINE") else ""
-        raise ConfigError(f"could not download the {need.describe()}: {err.__class__.__name__}{offline}; "
-                          f"run alvit fetch on a machine with network") from err
+        raise ConfigError(
+            f"could not download the {need.describe()}: {err.__class__.__name__}{offline}; "
+            f"run alvit fetch on a machine with network"
+        ) from err
 
 
 def _download_from_hub(repo: str) -> None:

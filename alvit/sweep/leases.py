@@ -91,8 +91,14 @@ class Claims:
     def acquire(self, run_id: str, job: str | None = None) -> Claim | None:
         """Claim ``run_id`` for this process (``job``: the asking SLURM array task); None if it is taken."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        mine = Claim(run_id=run_id, host=socket.gethostname(), pid=os.getpid(), started=time.time(), job=job,
-                     token=uuid.uuid4().hex)
+        mine = Claim(
+            run_id=run_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=time.time(),
+            job=job,
+            token=uuid.uuid4().hex,
+        )
         if self._create(mine):
             return mine
         current = self.read(run_id)
@@ -144,8 +150,14 @@ class Claims:
             fd = os.open(self.path(claim.run_id), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        record = {"run_id": claim.run_id, "host": claim.host, "pid": claim.pid, "started": claim.started,
-                  "job": claim.job, "token": claim.token}
+        record = {
+            "run_id": claim.run_id,
+            "host": claim.host,
+            "pid": claim.pid,
+            "started": claim.started,
+            "job": claim.job,
+            "token": claim.token,
+        }
         with os.fdopen(fd, "w") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
@@ -189,12 +201,20 @@ def _read(path: Path, run_id: str) -> Claim | None:
         return None
     try:
         data = json.loads(text)
-        return Claim(run_id=run_id, host=str(data["host"]), pid=int(data["pid"]), started=float(data["started"]),
-                     job=data.get("job"), token=str(data["token"]), heartbeat=heartbeat)
+        return Claim(
+            run_id=run_id,
+            host=str(data["host"]),
+            pid=int(data["pid"]),
+            started=float(data["started"]),
+            job=data.get("job"),
+            token=str(data["token"]),
+            heartbeat=heartbeat,
+        )
     except (ValueError, KeyError, TypeError):
         # Being written this very moment, or damaged: it counts as a claim until its heartbeat is stale.
-        return Claim(run_id=run_id, host="", pid=0, started=heartbeat, job=None, token="", heartbeat=heartbeat,
-                     readable=False)
+        return Claim(
+            run_id=run_id, host="", pid=0, started=heartbeat, job=None, token="", heartbeat=heartbeat, readable=False
+        )
 
 
 def _pid_alive(pid: int) -> bool:

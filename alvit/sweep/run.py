@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "slurm")
 
+
 @dataclass(frozen=True)
 class SweepOptions:
     """How to run a sweep: where (executor, slots), how long a run may take, what to do with stale runs."""
@@ -65,8 +66,13 @@ class SweepOptions:
     progress: bool = True
 
 
-def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, options: SweepOptions | None = None,
-              profile_path: str | Path | None = None) -> dict[str, list[str]]:
+def run_sweep(
+    profile: Profile,
+    jobs: int | None = None,
+    progress: bool = True,
+    options: SweepOptions | None = None,
+    profile_path: str | Path | None = None,
+) -> dict[str, list[str]]:
     """Run every configuration of ``profile`` not yet finished; return run ids by outcome.
 
     Outcomes: ``done`` (run here), ``skipped`` (finished before), ``failed`` (reason in
@@ -79,9 +85,11 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
     tasks, skipped, stale, simulated = plan(profile, output, options)
     if stale and not options.rerun_stale:
         keys = sorted({key for changed in stale.values() for key in changed})
-        raise ConfigError(f"{len(stale)} run folder(s) in {output} hold runs of another configuration (differing in "
-                          f"{', '.join(keys)}), e.g. {next(iter(stale))}; rerun them with --rerun-stale, which moves the old "
-                          f"folders to {output / STALE_DIR}/")
+        raise ConfigError(
+            f"{len(stale)} run folder(s) in {output} hold runs of another configuration (differing in "
+            f"{', '.join(keys)}), e.g. {next(iter(stale))}; rerun them with --rerun-stale, which moves the old "
+            f"folders to {output / STALE_DIR}/"
+        )
     if options.executor == "slurm" and tasks:
         from alvit.sweep.slurm import check_offline
 
@@ -90,11 +98,20 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
     set_aside(output, stale, options.stale_after_s)
     if simulated:
         set_aside(output, simulated, options.stale_after_s, into=SIMULATED_DIR)
-        log.info("%d simulated run folder(s) (from alvit simulate) moved to %s/; their real runs are trained now",
-                 len(simulated), output / SIMULATED_DIR)
+        log.info(
+            "%d simulated run folder(s) (from alvit simulate) moved to %s/; their real runs are trained now",
+            len(simulated),
+            output / SIMULATED_DIR,
+        )
     outcome: dict[str, list[str]] = {DONE: [], SKIPPED: list(skipped), FAILED: [], CLAIMED: []}
-    bar = tqdm(total=len(profile.configs), initial=len(skipped), desc=f"sweep {profile.name}", unit="run",
-               disable=not options.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(profile.configs),
+        initial=len(skipped),
+        desc=f"sweep {profile.name}",
+        unit="run",
+        disable=not options.progress,
+        dynamic_ncols=True,
+    )
     try:
         with logging_redirect_tqdm():  # log lines above the bar, not through it
             for result in execute(tasks) if tasks else ():
@@ -109,8 +126,10 @@ def run_sweep(profile: Profile, jobs: int | None = None, progress: bool = True, 
 
 def summary_line(outcome: dict[str, list[str]]) -> str:
     """``done N / skipped M / failed F / claimed elsewhere C``."""
-    return (f"done {len(outcome[DONE])} / skipped {len(outcome[SKIPPED])} / failed {len(outcome[FAILED])} / "
-            f"claimed elsewhere {len(outcome[CLAIMED])}")
+    return (
+        f"done {len(outcome[DONE])} / skipped {len(outcome[SKIPPED])} / failed {len(outcome[FAILED])} / "
+        f"claimed elsewhere {len(outcome[CLAIMED])}"
+    )
 
 
 class Plan(NamedTuple):
@@ -126,8 +145,13 @@ def plan(profile: Profile, output: Path, options: SweepOptions) -> Plan:
     """Sort the configurations: tasks to run, run ids complete, stale run ids with their differing keys, simulated ones."""
     tasks, skipped, stale, simulated = [], [], {}, []
     for cfg in profile.configs:
-        task = Task(cfg=cfg, output=output, page=profile.wants_page(cfg), timeout_s=options.timeout_s,
-                    stale_after_s=options.stale_after_s)
+        task = Task(
+            cfg=cfg,
+            output=output,
+            page=profile.wants_page(cfg),
+            timeout_s=options.timeout_s,
+            stale_after_s=options.stale_after_s,
+        )
         try:
             if is_complete(task):
                 skipped.append(cfg.run_id)
@@ -175,10 +199,14 @@ def _executor(profile: Profile, options: SweepOptions) -> Executor:
 
     slots = make_slots(options.jobs, options.gpus, options.per_gpu)
     if options.gpus:
-        pinned = sorted({cfg.device for cfg in profile.configs if cfg.device.startswith("cuda:") and cfg.device != "cuda:0"})
+        pinned = sorted(
+            {cfg.device for cfg in profile.configs if cfg.device.startswith("cuda:") and cfg.device != "cuda:0"}
+        )
         if pinned:
-            raise ConfigError(f"with --gpus each worker sees its one GPU as cuda:0, so device {pinned[0]} does not exist there; "
-                              f"set device: auto (or cuda) in the profile")
+            raise ConfigError(
+                f"with --gpus each worker sees its one GPU as cuda:0, so device {pinned[0]} does not exist there; "
+                f"set device: auto (or cuda) in the profile"
+            )
     return lambda tasks: run_local(tasks, slots, options.timeout_s)
 
 
@@ -211,8 +239,14 @@ def estimate_gpu_hours(profile: Profile, sustained_tflops: float = ASSUMED_SUSTA
         passes = 1 + (cfg.acq.mc_passes if cfg.strategy == "bald" else 0)
         for round_ in range(cfg.al.rounds + 1):
             labeled = cfg.al.initial + round_ * cfg.al.query
-            images += TRAIN_FORWARD_PASSES * labeled * cfg.train.epochs + test + (pool - labeled) * passes * (round_ < cfg.al.rounds)
-        row = per_model.setdefault(cfg.model, {"model": cfg.model, "runs": 0, "gflops_per_image": flops_cache[key] / 1e9, "gpu_hours": 0.0})
+            images += (
+                TRAIN_FORWARD_PASSES * labeled * cfg.train.epochs
+                + test
+                + (pool - labeled) * passes * (round_ < cfg.al.rounds)
+            )
+        row = per_model.setdefault(
+            cfg.model, {"model": cfg.model, "runs": 0, "gflops_per_image": flops_cache[key] / 1e9, "gpu_hours": 0.0}
+        )
         row["runs"] += 1
         row["gpu_hours"] += images * flops_cache[key] / (sustained_tflops * 1e12) / 3600
     return sorted(per_model.values(), key=lambda row: -row["gpu_hours"])

@@ -77,9 +77,13 @@ def dataset_shape(name: str) -> DatasetShape:
     if name.startswith("imagefolder:"):
         root = Path(name.split(":", 1)[1]).expanduser()
         classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-        counts = [sum(1 for f in (root / split / c).iterdir() if f.is_file()) for split in ("train", "test") for c in classes]
-        return DatasetShape(sum(counts[:len(classes)]), sum(counts[len(classes):]), len(classes))
-    raise ConfigError(f"dataset {name!r} cannot be simulated; valid choices are {', '.join(DATASET_SIZES)} or imagefolder:<root>")
+        counts = [
+            sum(1 for f in (root / split / c).iterdir() if f.is_file()) for split in ("train", "test") for c in classes
+        ]
+        return DatasetShape(sum(counts[: len(classes)]), sum(counts[len(classes) :]), len(classes))
+    raise ConfigError(
+        f"dataset {name!r} cannot be simulated; valid choices are {', '.join(DATASET_SIZES)} or imagefolder:<root>"
+    )
 
 
 def label_signal(kind: str, rate: float, num_classes: int) -> float:
@@ -109,21 +113,29 @@ def target_accuracy(cfg: ExperimentConfig, shape: DatasetShape, n_labeled: int, 
     """The effect model's accuracy for ``n_labeled`` labels; ``noise`` is the seed noise in logits."""
     chance = 1.0 / shape.classes
     ceiling = CEILING.get(cfg.dataset, 0.9)
-    logit = (BASE_LOGIT.get(cfg.dataset, 1.0) + 0.6 * np.log2(n_labeled / cfg.al.initial) + model_offset(cfg.model)
-             + strategy_gain(cfg.strategy, cfg.noise.rate) + noise)
+    logit = (
+        BASE_LOGIT.get(cfg.dataset, 1.0)
+        + 0.6 * np.log2(n_labeled / cfg.al.initial)
+        + model_offset(cfg.model)
+        + strategy_gain(cfg.strategy, cfg.noise.rate)
+        + noise
+    )
     signal = label_signal(cfg.noise.kind, cfg.noise.rate, shape.classes)
-    return float(chance + (ceiling - chance) * expit(logit) * signal ** 0.4)
+    return float(chance + (ceiling - chance) * expit(logit) * signal**0.4)
 
 
 def target_confidence(cfg: ExperimentConfig, accuracy: float, num_classes: int, rng: np.random.Generator) -> float:
     """Mean confidence: the accuracy plus an over-confidence that grows with noise."""
     rate = cfg.noise.rate
-    excess = 0.02 + 0.3 * rate + (0.05 * rate if cfg.strategy in UNCERTAINTY_STRATEGIES else 0.0) + rng.normal(0.0, 0.01)
+    excess = (
+        0.02 + 0.3 * rate + (0.05 * rate if cfg.strategy in UNCERTAINTY_STRATEGIES else 0.0) + rng.normal(0.0, 0.01)
+    )
     return float(np.clip(accuracy + excess, 1.0 / num_classes + 0.01, 0.995))
 
 
-def simulated_probs(labels: np.ndarray, num_classes: int, accuracy: float, mean_confidence: float,
-                    rng: np.random.Generator) -> np.ndarray:
+def simulated_probs(
+    labels: np.ndarray, num_classes: int, accuracy: float, mean_confidence: float, rng: np.random.Generator
+) -> np.ndarray:
     """Probabilities ``float32 [M, K]`` with about ``accuracy`` right and mean top confidence ``mean_confidence``.
 
     Right samples get higher confidence than wrong ones; the other classes share the rest of
@@ -159,8 +171,9 @@ def simulated_probs(labels: np.ndarray, num_classes: int, accuracy: float, mean_
     return probs.astype(np.float32)
 
 
-def simulate_run(cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, test_size: int | None,
-                 gflops: float) -> None:
+def simulate_run(
+    cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, test_size: int | None, gflops: float
+) -> None:
     """Fill ``folder`` with a finished simulated run of ``cfg`` on a dataset of ``shape``."""
     pool = min(shape.pool, cfg.data.max_pool or shape.pool)
     test = min(shape.test, cfg.data.max_test or shape.test, test_size or shape.test)
@@ -176,18 +189,32 @@ def simulate_run(cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, 
 
     folder.path.mkdir(parents=True, exist_ok=True)
     resolved = {
-        "timm_name": PAPER_MODELS.get(cfg.model, cfg.model), "label_smoothing": cfg.resolved_label_smoothing(),
-        "device": "none (simulated)", "budget": cfg.budget, "pool_size": pool, "test_size": test,
-        "num_classes": k, "classes": [str(c) for c in range(k)], "gflops_per_image": gflops,
+        "timm_name": PAPER_MODELS.get(cfg.model, cfg.model),
+        "label_smoothing": cfg.resolved_label_smoothing(),
+        "device": "none (simulated)",
+        "budget": cfg.budget,
+        "pool_size": pool,
+        "test_size": test,
+        "num_classes": k,
+        "classes": [str(c) for c in range(k)],
+        "gflops_per_image": gflops,
     }
-    folder.write_json(folder.env, {"simulated": True, "simulator": "alvit.sweep.simulate", "alvit": __version__,
-                                   "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    folder.write_json(
+        folder.env,
+        {
+            "simulated": True,
+            "simulator": "alvit.sweep.simulate",
+            "alvit": __version__,
+            "python": platform.python_version(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
     atomic_save_npy(folder.test_labels, test_labels)
     labeled = initial
     queries: dict[str, list[np.ndarray]] = {name: [] for name in QUERY_FIELDS}
     rows = []
     for round_ in range(cfg.al.rounds + 1):
-        given = np.concatenate([pool_labels[initial], noisy[labeled[len(initial):]]])  # the initial set is clean
+        given = np.concatenate([pool_labels[initial], noisy[labeled[len(initial) :]]])  # the initial set is clean
         accuracy = target_accuracy(cfg, shape, len(labeled), run_noise + effects.normal(0.0, 0.1))
         probs = simulated_probs(test_labels, k, accuracy, target_confidence(cfg, accuracy, k, effects), effects)
         per_sample = metrics.PerSample.from_probs(probs, test_labels)
@@ -196,31 +223,55 @@ def simulate_run(cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, 
             atomic_save_npy(folder.final_probs, probs)
         epochs = int(min(cfg.train.epochs, 4 + effects.geometric(0.25)))
         unlabeled = pool - len(labeled)
-        row = {"round": round_, "n_labeled": len(labeled), "noise_realized": realized_noise(given, pool_labels[labeled]),
-               **metrics.evaluate_per_sample(per_sample, test_labels),
-               "epochs": epochs, "best_epoch": max(1, epochs - cfg.train.patience), "val_loss": float(effects.uniform(0.3, 2.5)),
-               "train_s": round(TRAIN_FORWARD_PASSES * len(labeled) * epochs * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3),
-               "select_s": 0.0, "n_queried": 0, "n_suspect": 0, "suspect_precision": np.nan}
+        row = {
+            "round": round_,
+            "n_labeled": len(labeled),
+            "noise_realized": realized_noise(given, pool_labels[labeled]),
+            **metrics.evaluate_per_sample(per_sample, test_labels),
+            "epochs": epochs,
+            "best_epoch": max(1, epochs - cfg.train.patience),
+            "val_loss": float(effects.uniform(0.3, 2.5)),
+            "train_s": round(
+                TRAIN_FORWARD_PASSES * len(labeled) * epochs * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3
+            ),
+            "select_s": 0.0,
+            "n_queried": 0,
+            "n_suspect": 0,
+            "suspect_precision": np.nan,
+        }
         if round_ < cfg.al.rounds:
             unlabeled_mask = np.ones(pool, dtype=bool)
             unlabeled_mask[labeled] = False
             candidates = np.flatnonzero(unlabeled_mask)
             picked = seeds.rng(cfg.seed, "strategy", round_).choice(candidates, size=cfg.al.query, replace=False)
             wrong = noisy[picked] != pool_labels[picked]
-            flags = (effects.random(len(picked)) < np.where(wrong, 0.6, 0.15)).astype(np.int64) if cfg.strategy == "gci_vital" \
+            flags = (
+                (effects.random(len(picked)) < np.where(wrong, 0.6, 0.15)).astype(np.int64)
+                if cfg.strategy == "gci_vital"
                 else np.full(len(picked), -1, dtype=np.int64)
-            answers = (np.full(len(picked), round_ + 1), picked, noisy[picked], pool_labels[picked],
-                       effects.random(len(picked)), flags)
+            )
+            answers = (
+                np.full(len(picked), round_ + 1),
+                picked,
+                noisy[picked],
+                pool_labels[picked],
+                effects.random(len(picked)),
+                flags,
+            )
             for name, values in zip(QUERY_FIELDS, answers, strict=True):
                 queries[name].append(values)
-            row.update(select_s=round(unlabeled * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3), n_queried=len(picked),
-                       n_suspect=int((flags == 1).sum()))
+            row.update(
+                select_s=round(unlabeled * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3),
+                n_queried=len(picked),
+                n_suspect=int((flags == 1).sum()),
+            )
             if row["n_suspect"]:
                 row["suspect_precision"] = float(wrong[flags == 1].mean())
             labeled = np.concatenate([labeled, picked])
         rows.append(row)
-    folder.write_queries({name: np.concatenate(values) if values else np.zeros(0, dtype=np.int64)
-                          for name, values in queries.items()})
+    folder.write_queries(
+        {name: np.concatenate(values) if values else np.zeros(0, dtype=np.int64) for name, values in queries.items()}
+    )
     atomic_write_text(folder.config, dump_yaml(cfg, resolved))
     folder.write_rounds(pd.DataFrame(rows))  # last, as in the loop: the run counts as done only now
 
@@ -232,7 +283,9 @@ def model_gflops(cfg: ExperimentConfig, num_classes: int) -> float:
     return gflops_per_image(resolve_model(cfg.model, cfg.img_size), num_classes)
 
 
-def simulate_profile(profile: Profile, out: Path, test_size: int | None = None, progress: bool = False) -> dict[str, list[str]]:
+def simulate_profile(
+    profile: Profile, out: Path, test_size: int | None = None, progress: bool = False
+) -> dict[str, list[str]]:
     """Simulate every configuration of ``profile`` into ``out``; return run ids written and kept.
 
     A folder that already holds a run is kept as it is (a real run is never overwritten).
@@ -244,7 +297,9 @@ def simulate_profile(profile: Profile, out: Path, test_size: int | None = None, 
     paths.make_folder(out, "--out")
     outcome: dict[str, list[str]] = {"written": [], "kept": []}
     flops: dict[tuple[str, int | None, int], float] = {}
-    for cfg in tqdm(profile.configs, desc=f"simulate {profile.name}", unit="run", disable=not progress, dynamic_ncols=True):
+    for cfg in tqdm(
+        profile.configs, desc=f"simulate {profile.name}", unit="run", disable=not progress, dynamic_ncols=True
+    ):
         folder = RunFolder(out / cfg.run_id)
         if folder.config.exists() or folder.rounds.exists():
             outcome["kept"].append(cfg.run_id)
@@ -265,6 +320,7 @@ def check_test_size(profile: Profile, shapes: dict[str, DatasetShape], test_size
     for cfg in profile.configs:
         available = min(shapes[cfg.dataset].test, cfg.data.max_test or shapes[cfg.dataset].test)
         if test_size > available:
-            raise ConfigError(f"--test-size {test_size} is more than the {available} test samples of {cfg.dataset} "
-                              f"in profile {profile.name}; choose 1 to {available}")
-
+            raise ConfigError(
+                f"--test-size {test_size} is more than the {available} test samples of {cfg.dataset} "
+                f"in profile {profile.name}; choose 1 to {available}"
+            )

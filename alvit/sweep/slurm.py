@@ -72,8 +72,10 @@ def require_slurm() -> None:
     """Refuse, in one sentence, where there is no SLURM to submit to."""
     missing = [tool for tool in ("sbatch", "squeue", "scontrol") if shutil.which(tool) is None]
     if missing:
-        raise ConfigError(f"--executor slurm needs SLURM's {', '.join(missing)} on the PATH (run the sweep on the cluster's "
-                          f"login node), or use --executor local")
+        raise ConfigError(
+            f"--executor slurm needs SLURM's {', '.join(missing)} on the PATH (run the sweep on the cluster's "
+            f"login node), or use --executor local"
+        )
 
 
 def check_offline(tasks: Sequence[Task], profile_path: str) -> None:
@@ -85,18 +87,26 @@ def check_offline(tasks: Sequence[Task], profile_path: str) -> None:
 
     absent = missing(needs([task.cfg for task in tasks]))
     if absent:
-        raise ConfigError(f"{len(absent)} dataset(s) or weights the runs need are not here, so every job would fail; "
-                          f"download them on a machine with network with alvit fetch {profile_path}, then sweep again:\n  "
-                          + "\n  ".join(absent))
+        raise ConfigError(
+            f"{len(absent)} dataset(s) or weights the runs need are not here, so every job would fail; "
+            f"download them on a machine with network with alvit fetch {profile_path}, then sweep again:\n  "
+            + "\n  ".join(absent)
+        )
 
 
-def run_slurm(tasks: Sequence[Task], settings: SlurmSettings, timeout_s: float | None = None, name: str = "alvit") -> Iterator[Outcome]:
+def run_slurm(
+    tasks: Sequence[Task], settings: SlurmSettings, timeout_s: float | None = None, name: str = "alvit"
+) -> Iterator[Outcome]:
     """Submit ``tasks`` as job arrays, wait for them, and yield each outcome as it comes."""
     import submitit
 
     require_slurm()
     claims = Claims(tasks[0].output, tasks[0].stale_after_s)
-    live = {task.run_id: claim for task in tasks if (claim := claims.read(task.run_id)) is not None and claims.is_live(claim)}
+    live = {
+        task.run_id: claim
+        for task in tasks
+        if (claim := claims.read(task.run_id)) is not None and claims.is_live(claim)
+    }
     for run_id, claim in live.items():
         yield Outcome(run_id, CLAIMED, claim.describe())
     tasks = [task for task in tasks if task.run_id not in live]
@@ -104,19 +114,23 @@ def run_slurm(tasks: Sequence[Task], settings: SlurmSettings, timeout_s: float |
         return
     folder = sweep_folder(tasks[0].output)
     size = max_array_size()
-    chunks = [list(tasks[start:start + size]) for start in range(0, len(tasks), size)]
+    chunks = [list(tasks[start : start + size]) for start in range(0, len(tasks), size)]
     jobs = []
     for index, chunk in enumerate(chunks):
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
         share = settings.array_parallelism // len(chunks) + (index < settings.array_parallelism % len(chunks))
-        executor.update_parameters(name=name, slurm_setup=job_environment(), **settings.submitit_parameters(timeout_s, max(1, share)))
+        executor.update_parameters(
+            name=name, slurm_setup=job_environment(), **settings.submitit_parameters(timeout_s, max(1, share))
+        )
         jobs += list(zip(executor.map_array(SweepTask(), chunk), chunk))
     log.info("submitted %d array task(s) in %d array(s); logs in %s", len(jobs), len(chunks), folder)
     try:
         yield from _follow(jobs)
     except KeyboardInterrupt:
         arrays = sorted({job.job_id.split("_")[0] for job, _ in jobs})
-        log.warning("the SLURM jobs keep running; follow them with alvit status, or stop them with scancel %s", " ".join(arrays))
+        log.warning(
+            "the SLURM jobs keep running; follow them with alvit status, or stop them with scancel %s", " ".join(arrays)
+        )
         raise
 
 
@@ -141,7 +155,9 @@ def job_environment() -> list[str]:
 def max_array_size() -> int:
     """The cluster's ``MaxArraySize`` (arrays hold task ids 0 .. MaxArraySize - 1)."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60, check=False).stdout
+        config = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
         match = re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.MULTILINE)
         if match:
             return max(1, int(match.group(1)))
@@ -176,8 +192,9 @@ def _queued(arrays: list[str]) -> set[str] | None:
     queued: set[str] = set()
     for array in arrays:  # one at a time: squeue refuses a whole list for one forgotten id
         try:
-            result = subprocess.run(["squeue", "-h", "-r", "-o", "%i", "-j", array], capture_output=True,
-                                    text=True, timeout=60, check=False)
+            result = subprocess.run(
+                ["squeue", "-h", "-r", "-o", "%i", "-j", array], capture_output=True, text=True, timeout=60, check=False
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         if result.returncode != 0 and "Invalid job id" not in result.stderr:
@@ -197,7 +214,11 @@ def _lost(job: Any, task: Task) -> Outcome:
     state = _job_state(job.job_id)
     if state is None and not job.paths.stdout.exists():
         return _failed(job, task, f"slurm job {job.job_id} ended before it started (cancelled while pending?)")
-    return _failed(job, task, f"slurm job {job.job_id} ended without a result ({state or 'state unknown'}); its log: {job.paths.stderr}")
+    return _failed(
+        job,
+        task,
+        f"slurm job {job.job_id} ended without a result ({state or 'state unknown'}); its log: {job.paths.stderr}",
+    )
 
 
 def _failed(job: Any, task: Task, reason: str) -> Outcome:
@@ -215,7 +236,9 @@ def _failed(job: Any, task: Task, reason: str) -> Outcome:
 def _job_state(job_id: str) -> str | None:
     """``CANCELLED``, ``OUT_OF_MEMORY``, ... from ``scontrol show job`` (kept a few minutes after the end); None if unknown."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        text = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=60, check=False).stdout
+        text = subprocess.run(
+            ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
         match = re.search(r"JobState=(\S+)", text)
         if match:
             reason = re.search(r"Reason=(\S+)", text)

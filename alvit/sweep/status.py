@@ -60,7 +60,11 @@ def _status(task: Task, claim: Claim | None, claims: Claims) -> RunStatus:
         if is_complete(task):
             return RunStatus(task.run_id, "done")
         if RunFolder(task.run_dir).is_simulated():
-            return RunStatus(task.run_id, "simulated", "a preview from alvit simulate; the next sweep moves it aside and trains the run")
+            return RunStatus(
+                task.run_id,
+                "simulated",
+                "a preview from alvit simulate; the next sweep moves it aside and trains the run",
+            )
         changed = stale_keys(task.cfg, task.output)
     except ResultsError as err:
         return RunStatus(task.run_id, "failed", str(err))
@@ -93,17 +97,31 @@ def state_counts(rows: list[RunStatus]) -> dict[str, int]:
 
 def status_json(profile: Profile, rows: list[RunStatus]) -> str:
     """The sweep's state for programs: profile, output, counts by state, and every run's state and detail."""
-    return json.dumps({"profile": profile.name, "output": str(paths.resolve(profile.output)), "configurations": len(rows),
-                       "counts": state_counts(rows), "runs": [asdict(row) for row in rows]}, indent=2)
+    return json.dumps(
+        {
+            "profile": profile.name,
+            "output": str(paths.resolve(profile.output)),
+            "configurations": len(rows),
+            "counts": state_counts(rows),
+            "runs": [asdict(row) for row in rows],
+        },
+        indent=2,
+    )
 
 
 def format_status(profile: Profile, rows: list[RunStatus], every: bool = False) -> str:
     """Counts by state, then a table of the runs worth a look (``every``: all of them)."""
     counts = state_counts(rows)
-    lines = [f"profile {profile.name}: {plural(len(rows), 'configuration')} in {paths.resolve(profile.output)}",
-             " / ".join(f"{state} {counts[state]}" for state in STATES)]
+    lines = [
+        f"profile {profile.name}: {plural(len(rows), 'configuration')} in {paths.resolve(profile.output)}",
+        " / ".join(f"{state} {counts[state]}" for state in STATES),
+    ]
     simulated = counts["simulated"]
-    shown = [row for row in rows if every or (row.state not in ("done", "simulated") and (row.state != "pending" or row.detail))]
+    shown = [
+        row
+        for row in rows
+        if every or (row.state not in ("done", "simulated") and (row.state != "pending" or row.detail))
+    ]
     if shown:
         width = max(len(row.run_id) for row in shown)
         lines.append("")
@@ -112,8 +130,10 @@ def format_status(profile: Profile, rows: list[RunStatus], every: bool = False) 
     if hidden:
         lines.append(f"({hidden} pending runs not started are not listed; --all lists every run)")
     if simulated and not every:
-        lines.append(f"({plural(simulated, 'run folder')} from alvit simulate: previews, not trained runs; "
-                     f"the next sweep moves them to _simulated/ and trains the runs; --all lists them)")
+        lines.append(
+            f"({plural(simulated, 'run folder')} from alvit simulate: previews, not trained runs; "
+            f"the next sweep moves them to _simulated/ and trains the runs; --all lists them)"
+        )
     return "\n".join(lines)
 
 

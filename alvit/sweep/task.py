@@ -163,6 +163,19 @@ def failure_reason(output: Path, run_id: str) -> str | None:
 
 
 __all__ = [
-    "CLAIMED", "DONE", "SIMULATED_DIR", "STALE_DIR", "FAILED", "SKIPPED", "Outcome", "Task", "clear_failure", "failure_reason", "is_complete",
-    "move_aside", "record_failure", "run_task", "stale_keys",
+    "CLAIMED",
+    "DONE",
+    "SIMULATED_DIR",
+    "STALE_DIR",
+    "FAILED",
+    "SKIPPED",
+    "Outcome",
+    "Task",
+    "clear_failure",
+    "failure_reason",
+    "is_complete",
+    "move_aside",
+    "record_failure",
+    "run_task",
+    "stale_keys",
 ]

@@ -61,8 +61,10 @@ def make_slots(jobs: int | None, gpus: Sequence[str] = (), per_gpu: int = 1) -> 
     if jobs < 1:
         raise ConfigError(f"--jobs must be 1 or more, not {jobs}")
     if capacity is not None and jobs > capacity:
-        raise ConfigError(f"--jobs {jobs} is more than --gpus {','.join(gpus)} x --per-gpu {per_gpu} = {capacity} runs at once; "
-                          f"lower --jobs or raise --per-gpu")
+        raise ConfigError(
+            f"--jobs {jobs} is more than --gpus {','.join(gpus)} x --per-gpu {per_gpu} = {capacity} runs at once; "
+            f"lower --jobs or raise --per-gpu"
+        )
     threads = max(1, (os.cpu_count() or 1) // jobs)
     return [Slot(index=i, gpu=gpus[i % len(gpus)] if gpus else None, threads=threads) for i in range(jobs)]
 
@@ -102,8 +104,12 @@ class _Worker:
         if self.process is None:
             context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked threads or CUDA state
             self.conn, child = context.Pipe()
-            self.process = context.Process(target=_worker_main, args=(child, self.slot.environment(), self.slot.threads),
-                                           name=f"alvit-worker-{self.slot.index}", daemon=True)
+            self.process = context.Process(
+                target=_worker_main,
+                args=(child, self.slot.environment(), self.slot.threads),
+                name=f"alvit-worker-{self.slot.index}",
+                daemon=True,
+            )
             self.process.start()
             child.close()
         self.task, self.claim = task, None
@@ -122,8 +128,12 @@ class _Worker:
         return payload
 
     def overdue(self, timeout_s: float | None) -> bool:
-        return (timeout_s is not None and self.claim is not None and self.task is not None
-                and time.time() - self.claim.started > timeout_s)
+        return (
+            timeout_s is not None
+            and self.claim is not None
+            and self.task is not None
+            and time.time() - self.claim.started > timeout_s
+        )
 
     def stop_overdue(self, timeout_s: float) -> Outcome:
         return self._fail(f"timed out after {timeout_s:g} s")
@@ -133,8 +143,12 @@ class _Worker:
         task, claim = self.task, self.claim
         assert task is not None
         self._kill()
-        record_failure(task.output, task.run_id, reason,
-                       "The run was stopped; its finished rounds are kept, and the next sweep resumes after them.\n")
+        record_failure(
+            task.output,
+            task.run_id,
+            reason,
+            "The run was stopped; its finished rounds are kept, and the next sweep resumes after them.\n",
+        )
         if claim is not None:
             Claims(task.output, task.stale_after_s).release(claim)
         self.task = self.claim = None
