@@ -8,6 +8,7 @@ timm, which imports torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,45 @@ def check_model_name(name: str) -> None:
         f"{', '.join(PAPER_MODELS)}, the CPU presets {', '.join(CPU_PRESETS)}, "
         f"or any timm model name (see timm.list_models())"
     )
+
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+
+
+@dataclass(frozen=True)
+class DatasetShape:
+    """How many images a dataset's pool and test set hold, and its classes, known without loading an image."""
+
+    pool: int
+    test: int
+    classes: int
+
+
+def imagefolder_root(name: str) -> Path:
+    """``imagefolder:<root>`` -> ``<root>``."""
+    return Path(name.split(":", 1)[1]).expanduser()
+
+
+def imagefolder_classes(root: Path) -> list[str]:
+    """The class folders of ``<root>/train``, sorted (their order gives the labels)."""
+    return sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images of one class folder, sorted: files with a known image suffix, nothing else."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def dataset_shape(name: str) -> DatasetShape:
+    """Pool, test and class counts of a dataset: the catalog's for a named one, the files an
+    imagefolder loader would read for one of one's own (the same suffixes, so never more)."""
+    check_dataset_name(name)
+    if name in DATASET_SIZES:
+        return DatasetShape(*DATASET_SIZES[name])
+    root = imagefolder_root(name)
+    classes = imagefolder_classes(root)
+    pool, test = (
+        sum(len(image_files(root / split / c)) for c in classes if (root / split / c).is_dir())
+        for split in ("train", "test")
+    )
+    return DatasetShape(pool, test, len(classes))

@@ -87,13 +87,10 @@ def _slurm_overrides(args: argparse.Namespace) -> dict:
     }
     overrides = {key: value for key, value in given.items() if value is not None}
     if args.slurm_extra:
-        pairs = [item.partition("=") for item in args.slurm_extra]
-        bad = [key for key, sep, _ in pairs if not sep or not key]
-        if bad:
-            raise ConfigError(
-                f"--slurm-extra takes OPTION=VALUE (an sbatch option without its dashes), e.g. --slurm-extra qos=high, not {bad[0]!r}"
-            )
-        overrides["extra"] = {key: value for key, _, value in pairs}
+        from alvit.config import split_assignment
+
+        example = "--slurm-extra qos=high (an sbatch option without its dashes)"
+        overrides["extra"] = dict(split_assignment(item, "--slurm-extra", example) for item in args.slurm_extra)
     return overrides
 
 

@@ -182,13 +182,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         data = loaded or {}
         data.pop("resolved", None)
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {item!r} is not of the form key=value, e.g. noise.rate=0.3")
-        _set_nested(data, key.strip().split("."), _parse_value(raw, item))
+        key, raw = split_assignment(item, "override", "noise.rate=0.3")
+        _set_nested(data, key.split("."), _parse_value(raw, item))
     cfg = _build(ExperimentConfig, data, prefix="")
     validate(cfg)
     return cfg
+
+
+def split_assignment(item: str, what: str, example: str) -> tuple[str, str]:
+    """``key=value`` -> ``(key, value text)``, for ``--set``, ``--only`` and ``--slurm-extra`` alike.
+
+    Anything else is one sentence naming ``what`` it was and an ``example`` of the form.
+    """
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"{what} {item!r} is not of the form key=value, e.g. {example}")
+    return key.strip(), raw
 
 
 def _parse_value(raw: str, item: str) -> Any:

@@ -28,14 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from alvit.catalog import check_dataset_name
+from alvit.catalog import IMAGE_SUFFIXES, check_dataset_name, image_files, imagefolder_classes, imagefolder_root
 from alvit.errors import ConfigError
 
 if TYPE_CHECKING:
     from alvit.models import ModelSpec
 from alvit.paths import data_home
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 SUBSET_SEED = 0  # data.max_pool / max_test subsets are the same for every experiment seed
 DOWNLOAD_TIMEOUT_S = 20
 
@@ -70,7 +69,7 @@ def load_dataset(name: str, max_pool: int = 0, max_test: int = 0) -> Dataset:
     elif name in ("cifar10", "cifar100"):
         dataset = _load_cifar(name)
     else:
-        return _load_imagefolder(Path(name.split(":", 1)[1]).expanduser(), max_pool, max_test)
+        return _load_imagefolder(imagefolder_root(name), max_pool, max_test)
     train_keep = subset_indices(len(dataset.train_labels), max_pool)
     test_keep = subset_indices(len(dataset.test_labels), max_test)
     return Dataset(
@@ -153,7 +152,7 @@ def _download_cifar(cls: type, root: Path, train: bool, name: str):
 def _list_images(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
     paths, labels = [], []
     for label, cls in enumerate(classes):
-        files = sorted(p for p in (split_dir / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = image_files(split_dir / cls)
         paths.extend(files)
         labels.extend([label] * len(files))
     return paths, np.asarray(labels, dtype=np.int64)
@@ -162,7 +161,7 @@ def _list_images(split_dir: Path, classes: list[str]) -> tuple[list[Path], np.nd
 def _load_imagefolder(root: Path, max_pool: int, max_test: int) -> Dataset:
     from PIL import Image
 
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    classes = imagefolder_classes(root)
     if len(classes) < 2:
         raise ConfigError(f"{root / 'train'} must hold one folder per class, at least 2; found {len(classes)}")
     missing = [c for c in classes if not (root / "test" / c).is_dir()]

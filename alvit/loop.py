@@ -33,13 +33,16 @@ from alvit.config import (
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.errors import ConfigError, TrainingError
 from alvit.models import ModelSpec, create_model, gflops_per_image, resolve_model
-from alvit.noise import Oracle, make_oracle, realized_noise
+from alvit.noise import Oracle, make_oracle
 from alvit.results import (
     QUERY_FIELDS,
     RunFolder,
     atomic_save_npy,
     atomic_write_bytes,
     atomic_write_text,
+    resolved_section,
+    round_record,
+    with_queries,
 )
 from alvit.strategies import PoolView, Selection, Strategy, create_strategy
 from alvit.train import FitResult, fit, predict, resolve_device
@@ -55,32 +58,25 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     """Run (or resume, or recognise as finished) one experiment; return its run folder."""
     folder = RunFolder(out_dir if out_dir is not None else default_out_dir(cfg))
     _claim_folder(folder, cfg)
-    done = folder.read_rounds()
-    if len(done) == cfg.al.rounds + 1:
-        log.info("%s is already finished (%d rounds); nothing to do", folder.path, len(done))
+    if folder.is_finished(to_dict(cfg)):
+        log.info("%s is already finished (%d rounds); nothing to do", folder.path, cfg.al.rounds + 1)
         return folder.path
+    done = folder.read_rounds()
 
     spec = resolve_model(cfg.model, cfg.img_size)
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
     check_budget(cfg, len(data.train_labels))
     strategy = create_strategy(cfg.strategy, cfg.acq.mc_passes, cfg.acq.mc_dropout)
-    resolved = {
-        "timm_name": spec.timm_name,
-        "model_kwargs": spec.kwargs,
-        "input_size": spec.input_size,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "interpolation": spec.interpolation,
-        "label_smoothing": cfg.resolved_label_smoothing(),
-        "device": str(device),
-        "budget": cfg.budget,
-        "pool_size": len(data.train_labels),
-        "test_size": len(data.test_labels),
-        "num_classes": data.num_classes,
-        "classes": list(data.classes),
-        "gflops_per_image": gflops_per_image(spec, data.num_classes),
-    }
+    resolved = resolved_section(
+        cfg,
+        spec,
+        str(device),
+        len(data.train_labels),
+        len(data.test_labels),
+        data.classes,
+        gflops_per_image(spec, data.num_classes),
+    )
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
         atomic_write_text(folder.config, dump_yaml(cfg, resolved))
@@ -215,20 +211,10 @@ class _RoundRunner:
             atomic_save_npy(self.folder.final_probs, probs)
         if not self.folder.test_labels.exists():
             atomic_save_npy(self.folder.test_labels, self.data.test_labels)
-        row = {
-            "round": round_,
-            "n_labeled": len(labeled),
-            "noise_realized": realized_noise(given, self.data.train_labels[labeled]),
-            **metrics.evaluate_per_sample(per_sample, self.data.test_labels),
-            "epochs": fitted.epochs,
-            "best_epoch": fitted.best_epoch,
-            "val_loss": fitted.val_loss,
-            "train_s": round(fitted.seconds, 3),
-            "select_s": 0.0,
-            "n_queried": 0,
-            "n_suspect": 0,
-            "suspect_precision": np.nan,
-        }
+        fit_record = (fitted.epochs, fitted.best_epoch, fitted.val_loss, fitted.seconds)
+        row = round_record(
+            round_, per_sample, self.data.test_labels, given, self.data.train_labels[labeled], fit_record
+        )
         if round_ == cfg.al.rounds:
             return row, None
         start = time.perf_counter()
@@ -236,14 +222,9 @@ class _RoundRunner:
         selection = self.strategy.select(
             self._pool_view(unlabeled, labeled, oracle), cfg.al.query, seeds.rng(cfg.seed, "strategy", round_)
         )
-        row["select_s"] = round(time.perf_counter() - start, 3)
+        select_s = time.perf_counter() - start
         new = self._new_queries(round_ + 1, unlabeled, selection, oracle)
-        row["n_queried"] = len(new["index"])
-        flagged = new["suspect"] == 1
-        row["n_suspect"] = int(flagged.sum())
-        if flagged.any():
-            row["suspect_precision"] = float(np.mean(new["oracle_label"][flagged] != new["true_label"][flagged]))
-        return row, new
+        return with_queries(row, select_s, new), new
 
     def train(self, round_: int, labeled: np.ndarray, given: np.ndarray) -> FitResult:
         """Round ``round_``'s model: the pool samples ``labeled`` with the labels ``given``, the loop's seeds and recipe."""

@@ -18,7 +18,15 @@ from typing import Any
 
 import yaml
 
-from alvit.config import ExperimentConfig, check_budget, flatten, load_config, lookup, with_overrides
+from alvit.config import (
+    ExperimentConfig,
+    check_budget,
+    flatten,
+    load_config,
+    lookup,
+    split_assignment,
+    with_overrides,
+)
 from alvit.errors import ConfigError
 
 DEFAULT_TIME_MIN = 60  # a SLURM job's time limit when neither the profile nor --timeout gives one
@@ -182,9 +190,7 @@ def _parse_only(only: list[str] | tuple[str, ...], grid: dict[str, list[Any]]) -
     """``--only`` items as dotted key -> allowed values; a key given twice allows the values of both."""
     filters: dict[str, list[Any]] = {}
     for item in only:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--only {item!r} is not of the form key=value, e.g. --only model=vit_b16,vit_b32")
+        key, raw = split_assignment(item, "--only", "--only model=vit_b16,vit_b32")
         try:
             lookup(ExperimentConfig(), key)
         except AttributeError:

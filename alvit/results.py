@@ -31,8 +31,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,12 @@ import yaml
 
 from alvit.config import differing_keys
 from alvit.errors import ResultsError
-from alvit.metrics import PerSample
+from alvit.metrics import PerSample, evaluate_per_sample
+from alvit.noise import realized_noise
+
+if TYPE_CHECKING:  # annotations only: the book reads run folders without importing torch
+    from alvit.config import ExperimentConfig
+    from alvit.models import ModelSpec
 
 ROUND_COLUMNS = [
     "round",
@@ -64,6 +70,81 @@ ROUND_COLUMNS = [
 TIME_COLUMNS = ["train_s", "select_s"]
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser reads 1,260 configs 10x faster
 QUERY_FIELDS = ("round", "index", "oracle_label", "true_label", "utility", "suspect")
+
+
+def resolved_section(
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    device: str,
+    pool_size: int,
+    test_size: int,
+    classes: Sequence[str],
+    gflops_per_image: float,
+) -> dict[str, Any]:
+    """The ``resolved`` section of a run's ``config.yaml``: what the configuration came to on this data.
+
+    One definition for the loop and for ``alvit simulate``, so a simulated folder records the same
+    keys (the model's input size, mean and std among them) as a trained one.
+    """
+    return {
+        "timm_name": spec.timm_name,
+        "model_kwargs": spec.kwargs,
+        "input_size": spec.input_size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "interpolation": spec.interpolation,
+        "label_smoothing": cfg.resolved_label_smoothing(),
+        "device": device,
+        "budget": cfg.budget,
+        "pool_size": pool_size,
+        "test_size": test_size,
+        "num_classes": len(classes),
+        "classes": list(classes),
+        "gflops_per_image": gflops_per_image,
+    }
+
+
+def round_record(
+    round_: int,
+    per_sample: PerSample,
+    test_labels: np.ndarray,
+    given: np.ndarray,
+    true: np.ndarray,
+    fitted: tuple[int, int, float, float],
+) -> dict[str, Any]:
+    """One row of ``rounds.csv`` for a round that bought no labels yet (:func:`with_queries` adds them).
+
+    ``given``/``true``: ``[n_labeled]`` labels the model trained on and their true values (the
+    realized noise); ``fitted``: epochs, best epoch, held-out loss and training seconds.
+    """
+    epochs, best_epoch, val_loss, train_s = fitted
+    return {
+        "round": round_,
+        "n_labeled": len(given),
+        "noise_realized": realized_noise(given, true),
+        **evaluate_per_sample(per_sample, test_labels),
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "val_loss": val_loss,
+        "train_s": round(train_s, 3),
+        "select_s": 0.0,
+        "n_queried": 0,
+        "n_suspect": 0,
+        "suspect_precision": np.nan,
+    }
+
+
+def with_queries(row: dict[str, Any], select_s: float, queries: dict[str, np.ndarray]) -> dict[str, Any]:
+    """``row`` with the queries its round's model chose: their number, seconds, and GCI-ViTAL's suspects.
+
+    ``queries``: :data:`QUERY_FIELDS` arrays of the labels bought; ``suspect_precision`` is the
+    share of flagged queries whose oracle label is truly wrong (NaN when none is flagged).
+    """
+    flagged = queries["suspect"] == 1
+    row.update(select_s=round(select_s, 3), n_queried=len(queries["index"]), n_suspect=int(flagged.sum()))
+    if flagged.any():
+        row["suspect_precision"] = float(np.mean(queries["oracle_label"][flagged] != queries["true_label"][flagged]))
+    return row
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

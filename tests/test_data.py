@@ -42,6 +42,19 @@ def test_imagefolder_reads_any_size_and_promotes_grayscale(tmp_path):
     assert data.train_labels.tolist() == [0, 0, 0, 1, 1, 1]
 
 
+def test_an_imagefolders_size_without_loading_counts_the_images_the_loader_reads(tmp_path):
+    """One definition of a dataset's size: what previews and estimates count is what a run loads."""
+    from alvit.catalog import dataset_shape
+
+    root = make_folder(tmp_path, [((8, 8), "RGB"), ((8, 8), "RGB")])
+    (root / "train" / "cat" / "notes.txt").write_text("not an image")
+    (root / "test" / "dog" / ".DS_Store").write_bytes(b"")
+    data = load_dataset(f"imagefolder:{root}")
+    shape = dataset_shape(f"imagefolder:{root}")
+    assert (shape.pool, shape.test, shape.classes) == (len(data.train_labels), len(data.test_labels), 2) == (4, 4, 2)
+    assert (dataset_shape("cifar100").pool, dataset_shape("cifar100").classes) == (50_000, 100)
+
+
 def test_imagefolder_with_mismatched_classes_is_refused(tmp_path):
     root = make_folder(tmp_path, [((8, 8), "RGB")])
     (root / "train" / "bird").mkdir()

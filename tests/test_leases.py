@@ -1,4 +1,4 @@
-"""Claims: one claimant per configuration, dead claims taken over, live ones never."""
+"""Leases: one claimant per configuration, dead claims taken over, live ones never."""
 
 import json
 import multiprocessing
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from alvit.sweep.leases import Claims
+from alvit.sweep.leases import Leases
 
 
 def dead_pid() -> int:
@@ -21,7 +21,7 @@ def dead_pid() -> int:
     return int(process.stdout)
 
 
-def write_claim(claims: Claims, run_id: str, host: str, pid: int, age_s: float = 0.0, job=None) -> None:
+def write_claim(claims: Leases, run_id: str, host: str, pid: int, age_s: float = 0.0, job=None) -> None:
     claims.folder.mkdir(parents=True, exist_ok=True)
     path = claims.path(run_id)
     path.write_text(
@@ -33,7 +33,7 @@ def write_claim(claims: Claims, run_id: str, host: str, pid: int, age_s: float =
 
 
 def test_a_claim_names_its_host_pid_and_start_and_excludes_a_second(tmp_path):
-    claims = Claims(tmp_path)
+    claims = Leases(tmp_path)
     mine = claims.acquire("run-a")
     assert mine is not None and (mine.host, mine.pid) == (socket.gethostname(), os.getpid())
     stored = json.loads(claims.path("run-a").read_text())
@@ -44,7 +44,7 @@ def test_a_claim_names_its_host_pid_and_start_and_excludes_a_second(tmp_path):
 
 
 def test_a_dead_process_on_this_host_loses_its_claim_at_once(tmp_path):
-    claims = Claims(tmp_path)
+    claims = Leases(tmp_path)
     write_claim(claims, "run-a", socket.gethostname(), dead_pid())
     assert not claims.is_live(claims.read("run-a"))
     taken = claims.acquire("run-a")
@@ -52,7 +52,7 @@ def test_a_dead_process_on_this_host_loses_its_claim_at_once(tmp_path):
 
 
 def test_another_hosts_claim_is_taken_over_only_when_its_heartbeat_is_stale(tmp_path):
-    claims = Claims(tmp_path, stale_after_s=60)
+    claims = Leases(tmp_path, stale_after_s=60)
     write_claim(claims, "fresh", "node-17", 1)
     write_claim(claims, "stale", "node-17", 1, age_s=61)
     assert claims.acquire("fresh") is None
@@ -60,17 +60,17 @@ def test_another_hosts_claim_is_taken_over_only_when_its_heartbeat_is_stale(tmp_
 
 
 def test_a_requeued_slurm_task_takes_over_its_own_claim(tmp_path):
-    claims = Claims(tmp_path)
+    claims = Leases(tmp_path)
     write_claim(claims, "run-a", "node-17", 1, job="41_3")
     assert claims.acquire("run-a", job="41_4") is None
     assert claims.acquire("run-a", job="41_3") is not None
 
 
 def test_a_successors_claim_is_neither_released_nor_touched_by_the_old_holder(tmp_path):
-    claims = Claims(tmp_path, stale_after_s=60)
+    claims = Leases(tmp_path, stale_after_s=60)
     old = claims.acquire("run-a")
     os.utime(claims.path("run-a"), (time.time() - 100, time.time() - 100))  # the old holder froze
-    new = Claims(tmp_path, stale_after_s=60).acquire("run-a")
+    new = Leases(tmp_path, stale_after_s=60).acquire("run-a")
     assert new is not None
     assert claims.beat(old) is False  # its heartbeat notices it lost the claim
     claims.release(old)
@@ -78,14 +78,14 @@ def test_a_successors_claim_is_neither_released_nor_touched_by_the_old_holder(tm
 
 
 def test_the_heartbeat_refreshes_the_claim_files_time(tmp_path):
-    claims = Claims(tmp_path, stale_after_s=60)
+    claims = Leases(tmp_path, stale_after_s=60)
     mine = claims.acquire("run-a")
     os.utime(claims.path("run-a"), (time.time() - 50, time.time() - 50))
     assert claims.beat(mine) and time.time() - claims.read("run-a").heartbeat < 5
 
 
 def test_an_unreadable_claim_counts_until_its_heartbeat_is_stale(tmp_path):
-    claims = Claims(tmp_path, stale_after_s=60)
+    claims = Leases(tmp_path, stale_after_s=60)
     claims.folder.mkdir(parents=True)
     claims.path("run-a").write_text("{not json")
     claim = claims.read("run-a")
@@ -97,13 +97,13 @@ def test_an_unreadable_claim_counts_until_its_heartbeat_is_stale(tmp_path):
 
 def _race(folder: str, run_id: str, start, results, finish) -> None:
     start.wait()
-    results.put(Claims(folder).acquire(run_id) is not None)
+    results.put(Leases(folder).acquire(run_id) is not None)
     finish.wait()  # stay alive: a winner that exited would leave a dead claim for a latecomer
 
 
 @pytest.mark.parametrize("left_behind", [False, True], ids=["fresh", "dead claim"])
 def test_of_many_processes_claiming_at_once_exactly_one_wins(tmp_path, left_behind):
-    claims = Claims(tmp_path)
+    claims = Leases(tmp_path)
     if left_behind:
         write_claim(claims, "run-a", socket.gethostname(), dead_pid())
     context = multiprocessing.get_context("fork")

@@ -10,10 +10,11 @@ import yaml
 from conftest import REPO
 
 from alvit import metrics, seeds
+from alvit.catalog import dataset_shape
 from alvit.noise import make_noisy_labels
 from alvit.profile import load_profile
 from alvit.results import ROUND_COLUMNS, RunFolder, load_runs
-from alvit.sweep.simulate import dataset_shape, label_signal, simulate_profile
+from alvit.sweep.simulate import label_signal, simulate_profile
 
 PAPER = REPO / "configs" / "profiles" / "paper.yaml"
 

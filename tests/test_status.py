@@ -15,7 +15,7 @@ from test_sweep import fake_finished_run, write_profile
 from alvit.config import with_overrides
 from alvit.profile import load_profile
 from alvit.results import ROUND_COLUMNS, RunFolder
-from alvit.sweep.leases import Claims
+from alvit.sweep.leases import Leases
 from alvit.sweep.simulate import simulate_profile
 from alvit.sweep.status import format_status, sweep_status
 from alvit.sweep.task import record_failure
@@ -27,7 +27,7 @@ def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tm
     done, running, failed, stale, partial, abandoned, preview = profile.configs
     simulate_profile(dataclasses.replace(profile, configs=[preview]), output)
     fake_finished_run(output, done, page=False)
-    claim = Claims(output).acquire(running.run_id)  # this process: alive
+    claim = Leases(output).acquire(running.run_id)  # this process: alive
     record_failure(output, failed.run_id, "ConfigError: the pool is too small", "details")
     fake_finished_run(output, with_overrides(stale, {"train.lr": 0.1}), page=False)
     fake_finished_run(output, partial, page=False)
@@ -58,7 +58,7 @@ def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tm
     assert text.splitlines()[1] == "done 1 / running 1 / failed 1 / pending 2 / stale 1 / simulated 1"
     assert done.run_id not in text and partial.run_id in text and preview.run_id not in text
     assert text.splitlines()[-1].startswith("(1 run folder from alvit simulate: previews, not trained runs")
-    Claims(output).release(claim)
+    Leases(output).release(claim)
 
 
 def test_status_of_a_sweep_not_started_lists_counts_only(tmp_path):

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from alvit import paths
 from alvit.book.pages import encrypted_kernel_manager, render_page, without_builder_paths
-from alvit.config import lookup
+from alvit.config import lookup, to_dict
 from alvit.errors import ConfigError, ResultsError, one_line
 from alvit.profile import Profile, load_profile
 from alvit.results import RunFolder, load_runs
@@ -85,7 +85,7 @@ def page_runs(profile: Profile, runs_dir: Path) -> list[str]:
     chosen = []
     for cfg in profile.configs:
         folder = RunFolder(runs_dir / cfg.run_id)
-        if profile.wants_page(cfg) and folder.rounds.exists() and len(folder.read_rounds()) == cfg.al.rounds + 1:
+        if profile.wants_page(cfg) and folder.is_finished(to_dict(cfg)):  # a stale run folder gets no page
             chosen.append(cfg.run_id)
     return chosen
 

@@ -114,10 +114,12 @@ def page_title(cfg: ExperimentConfig) -> str:
     return f"{cfg.model} · {cfg.noise.kind} {cfg.noise.rate:g} · {cfg.strategy} · seed {cfg.seed} ({dataset})"
 
 
-def render_page(run_dir: Path, page: Path, cfg: ExperimentConfig | None = None, timeout_s: float | None = None) -> Path:
+def render_page(
+    run_dir: Path, page: Path, cfg: ExperimentConfig | None = None, cell_timeout_s: float | None = None
+) -> Path:
     """Execute the experiment notebook for the run in ``run_dir`` into ``page`` and title it.
 
-    ``cfg`` defaults to the run folder's own ``config.yaml``. ``timeout_s`` bounds each cell
+    ``cfg`` defaults to the run folder's own ``config.yaml``. ``cell_timeout_s`` bounds each cell
     (papermill's ``execution_timeout``). Errors propagate: the caller records them.
     """
     import nbformat
@@ -132,7 +134,7 @@ def render_page(run_dir: Path, page: Path, cfg: ExperimentConfig | None = None, 
         progress_bar=False,
         log_output=False,
         kernel_name="python3",
-        execution_timeout=timeout_s,
+        execution_timeout=cell_timeout_s,
         kernel_manager_class=encrypted_kernel_manager(),
     )
     executed = nbformat.read(str(page), as_version=4)

@@ -15,9 +15,9 @@ A claim left behind is taken over when
 
 Two processes that both see a dead claim must not both take it. Taking over is therefore
 guarded by a second exclusive create, ``<run-id>.json.takeover``, held for the milliseconds the
-swap takes; a guard older than ``stale_after_s`` (its holder died mid-swap) is cleared. The
-names ``claim`` and ``lease`` both fit; this module is ``leases`` because :mod:`alvit.book.claims`
-holds the paper's six claims.
+swap takes; a guard older than ``stale_after_s`` (its holder died mid-swap) is cleared. In code
+a claim is a :class:`Lease` and a folder of them :class:`Leases`, so that nothing here is named
+like :mod:`alvit.book.claims`, the paper's six claims; the files and the messages say "claim".
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ CLAIMS_DIR = "_claims"
 
 
 @dataclass(frozen=True)
-class Claim:
+class Lease:
     """Who runs a configuration: read from (or written to) its claim file."""
 
     run_id: str
@@ -57,7 +57,7 @@ class Claim:
         return f"{self.host} pid {self.pid}" + (f" (job {self.job})" if self.job else "")
 
 
-class Claims:
+class Leases:
     """The claim files of one sweep output folder."""
 
     def __init__(self, output: str | Path, stale_after_s: float = DEFAULT_STALE_AFTER_S):
@@ -67,11 +67,11 @@ class Claims:
     def path(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.json"
 
-    def read(self, run_id: str) -> Claim | None:
+    def read(self, run_id: str) -> Lease | None:
         """The claim on ``run_id``, None if there is none."""
         return _read(self.path(run_id), run_id)
 
-    def all(self) -> dict[str, Claim]:
+    def all(self) -> dict[str, Lease]:
         """Every claim in the folder, by run id."""
         if not self.folder.is_dir():
             return {}
@@ -82,16 +82,16 @@ class Claims:
                 claims[path.stem] = claim
         return claims
 
-    def is_live(self, claim: Claim, now: float | None = None) -> bool:
+    def is_live(self, claim: Lease, now: float | None = None) -> bool:
         """Its claimant may still be running: a fresh heartbeat, and not a dead pid of this host."""
         if (now if now is not None else time.time()) - claim.heartbeat > self.stale_after_s:
             return False
         return not (claim.readable and claim.host == socket.gethostname() and not _pid_alive(claim.pid))
 
-    def acquire(self, run_id: str, job: str | None = None) -> Claim | None:
+    def acquire(self, run_id: str, job: str | None = None) -> Lease | None:
         """Claim ``run_id`` for this process (``job``: the asking SLURM array task); None if it is taken."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        mine = Claim(
+        mine = Lease(
             run_id=run_id,
             host=socket.gethostname(),
             pid=os.getpid(),
@@ -108,17 +108,17 @@ class Claims:
             return None
         return self._take_over(current, mine)
 
-    def holds(self, claim: Claim) -> bool:
+    def holds(self, claim: Lease) -> bool:
         """The claim file is still ``claim`` (not released, not taken over)."""
         current = self.read(claim.run_id)
         return current is not None and current.token == claim.token
 
-    def release(self, claim: Claim) -> None:
+    def release(self, claim: Lease) -> None:
         """Remove the claim file if it is still ``claim``; a successor's claim is left alone."""
         if self.holds(claim):
             self.path(claim.run_id).unlink(missing_ok=True)
 
-    def beat(self, claim: Claim) -> bool:
+    def beat(self, claim: Lease) -> bool:
         """Touch the claim file (the heartbeat); False if it is no longer ``claim``."""
         if not self.holds(claim):
             return False
@@ -128,7 +128,7 @@ class Claims:
         return False
 
     @contextlib.contextmanager
-    def heartbeat(self, claim: Claim) -> Iterator[None]:
+    def heartbeat(self, claim: Lease) -> Iterator[None]:
         """Keep ``claim`` fresh from a background thread while the block runs."""
         stop = threading.Event()
 
@@ -145,7 +145,7 @@ class Claims:
             stop.set()
             thread.join()
 
-    def _create(self, claim: Claim) -> bool:
+    def _create(self, claim: Lease) -> bool:
         try:
             fd = os.open(self.path(claim.run_id), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -164,7 +164,7 @@ class Claims:
             os.fsync(handle.fileno())
         return True
 
-    def _take_over(self, dead: Claim, mine: Claim) -> Claim | None:
+    def _take_over(self, dead: Lease, mine: Lease) -> Lease | None:
         path = self.path(dead.run_id)
         guard = path.with_name(path.name + ".takeover")
         try:
@@ -193,7 +193,7 @@ def slurm_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def _read(path: Path, run_id: str) -> Claim | None:
+def _read(path: Path, run_id: str) -> Lease | None:
     try:
         heartbeat = path.stat().st_mtime
         text = path.read_text()
@@ -201,7 +201,7 @@ def _read(path: Path, run_id: str) -> Claim | None:
         return None
     try:
         data = json.loads(text)
-        return Claim(
+        return Lease(
             run_id=run_id,
             host=str(data["host"]),
             pid=int(data["pid"]),
@@ -212,7 +212,7 @@ def _read(path: Path, run_id: str) -> Claim | None:
         )
     except (ValueError, KeyError, TypeError):
         # Being written this very moment, or damaged: it counts as a claim until its heartbeat is stale.
-        return Claim(
+        return Lease(
             run_id=run_id, host="", pid=0, started=heartbeat, job=None, token="", heartbeat=heartbeat, readable=False
         )
 
@@ -227,4 +227,4 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["CLAIMS_DIR", "DEFAULT_STALE_AFTER_S", "Claim", "Claims", "slurm_job_id"]
+__all__ = ["CLAIMS_DIR", "DEFAULT_STALE_AFTER_S", "Lease", "Leases", "slurm_job_id"]

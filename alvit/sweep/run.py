@@ -27,11 +27,11 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from alvit import paths
-from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS, DATASET_SIZES, TRAIN_FORWARD_PASSES
+from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS, TRAIN_FORWARD_PASSES, dataset_shape
 from alvit.errors import ConfigError, ResultsError
 from alvit.profile import Profile, SlurmSettings
 from alvit.results import RunFolder
-from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Claims
+from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Leases
 from alvit.sweep.task import (
     CLAIMED,
     DONE,
@@ -149,7 +149,7 @@ def plan(profile: Profile, output: Path, options: SweepOptions) -> Plan:
             cfg=cfg,
             output=output,
             page=profile.wants_page(cfg),
-            timeout_s=options.timeout_s,
+            cell_timeout_s=options.timeout_s,  # a page's cell may take as long as a whole run
             stale_after_s=options.stale_after_s,
         )
         try:
@@ -171,7 +171,7 @@ def plan(profile: Profile, output: Path, options: SweepOptions) -> Plan:
 
 def set_aside(output: Path, run_ids: Iterable[str], stale_after_s: float, into: str = STALE_DIR) -> None:
     """Move run folders to ``<into>/`` (``_stale/``, ``_simulated/``), each under a claim: never one another sweep is writing."""
-    claims = Claims(output, stale_after_s)
+    claims = Leases(output, stale_after_s)
     for run_id in run_ids:
         claim = claims.acquire(run_id)
         if claim is None:
@@ -218,18 +218,14 @@ def estimate_gpu_hours(profile: Profile, sustained_tflops: float = ASSUMED_SUSTA
     pool and the test set once (BALD: ``acq.mc_passes`` more). ``sustained_tflops`` is an
     assumption (bf16 on an H100/H200 at about a quarter of its peak), not a measurement.
     """
-    from alvit.data import load_dataset
     from alvit.models import model_flops, resolve_model
 
-    # (pool, test, classes) per dataset; a folder of one's own is read once, not once per config.
-    sizes = dict(DATASET_SIZES)
+    # A folder of one's own is counted once, not once per configuration.
+    shapes = {dataset: dataset_shape(dataset) for dataset in dict.fromkeys(cfg.dataset for cfg in profile.configs)}
     flops_cache: dict[tuple[str, int], float] = {}
     per_model: dict[str, dict[str, Any]] = {}
     for cfg in profile.configs:
-        if cfg.dataset not in sizes:
-            data = load_dataset(cfg.dataset)
-            sizes[cfg.dataset] = (len(data.train_labels), len(data.test_labels), data.num_classes)
-        pool, test, classes = sizes[cfg.dataset]
+        pool, test, classes = shapes[cfg.dataset].pool, shapes[cfg.dataset].test, shapes[cfg.dataset].classes
         pool = min(pool, cfg.data.max_pool or pool)
         test = min(test, cfg.data.max_test or test)
         key = (cfg.model, classes)

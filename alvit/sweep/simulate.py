@@ -35,8 +35,8 @@ import logging
 import platform
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -46,44 +46,32 @@ from tqdm import tqdm
 from alvit import __version__, metrics, paths, seeds
 from alvit.catalog import (
     ASSUMED_SUSTAINED_TFLOPS,
-    DATASET_SIZES,
-    PAPER_MODELS,
     TRAIN_FORWARD_PASSES,
+    DatasetShape,
+    dataset_shape,
 )
 from alvit.config import ExperimentConfig, check_budget, dump_yaml
 from alvit.errors import ConfigError
-from alvit.noise import make_oracle, realized_noise
+from alvit.noise import make_oracle
 from alvit.profile import Profile
-from alvit.results import QUERY_FIELDS, RunFolder, atomic_save_npy, atomic_write_text
+from alvit.results import (
+    QUERY_FIELDS,
+    RunFolder,
+    atomic_save_npy,
+    atomic_write_text,
+    resolved_section,
+    round_record,
+    with_queries,
+)
+
+if TYPE_CHECKING:  # resolving a model imports torch, done only when a model is first met
+    from alvit.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
 CEILING = {"digits": 0.97, "cifar10": 0.985, "cifar100": 0.90}  # clean accuracy with a large budget
 BASE_LOGIT = {"digits": 0.5, "cifar10": 1.0, "cifar100": -0.3}
 UNCERTAINTY_STRATEGIES = frozenset({"entropy", "gci_vital", "margin", "least_confidence", "bald"})
-
-
-@dataclass(frozen=True)
-class DatasetShape:
-    pool: int
-    test: int
-    classes: int
-
-
-def dataset_shape(name: str) -> DatasetShape:
-    """Pool, test and class counts of a dataset, without loading its images."""
-    if name in DATASET_SIZES:
-        return DatasetShape(*DATASET_SIZES[name])
-    if name.startswith("imagefolder:"):
-        root = Path(name.split(":", 1)[1]).expanduser()
-        classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-        counts = [
-            sum(1 for f in (root / split / c).iterdir() if f.is_file()) for split in ("train", "test") for c in classes
-        ]
-        return DatasetShape(sum(counts[: len(classes)]), sum(counts[len(classes) :]), len(classes))
-    raise ConfigError(
-        f"dataset {name!r} cannot be simulated; valid choices are {', '.join(DATASET_SIZES)} or imagefolder:<root>"
-    )
 
 
 def label_signal(kind: str, rate: float, num_classes: int) -> float:
@@ -172,9 +160,9 @@ def simulated_probs(
 
 
 def simulate_run(
-    cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, test_size: int | None, gflops: float
+    cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, test_size: int | None, spec: ModelSpec, gflops: float
 ) -> None:
-    """Fill ``folder`` with a finished simulated run of ``cfg`` on a dataset of ``shape``."""
+    """Fill ``folder`` with a finished simulated run of ``cfg`` (model ``spec``) on a dataset of ``shape``."""
     pool = min(shape.pool, cfg.data.max_pool or shape.pool)
     test = min(shape.test, cfg.data.max_test or shape.test, test_size or shape.test)
     check_budget(cfg, pool)
@@ -188,17 +176,7 @@ def simulate_run(
     run_noise = effects.normal(0.0, 0.1)
 
     folder.path.mkdir(parents=True, exist_ok=True)
-    resolved = {
-        "timm_name": PAPER_MODELS.get(cfg.model, cfg.model),
-        "label_smoothing": cfg.resolved_label_smoothing(),
-        "device": "none (simulated)",
-        "budget": cfg.budget,
-        "pool_size": pool,
-        "test_size": test,
-        "num_classes": k,
-        "classes": [str(c) for c in range(k)],
-        "gflops_per_image": gflops,
-    }
+    resolved = resolved_section(cfg, spec, "none (simulated)", pool, test, [str(c) for c in range(k)], gflops)
     folder.write_json(
         folder.env,
         {
@@ -223,22 +201,9 @@ def simulate_run(
             atomic_save_npy(folder.final_probs, probs)
         epochs = int(min(cfg.train.epochs, 4 + effects.geometric(0.25)))
         unlabeled = pool - len(labeled)
-        row = {
-            "round": round_,
-            "n_labeled": len(labeled),
-            "noise_realized": realized_noise(given, pool_labels[labeled]),
-            **metrics.evaluate_per_sample(per_sample, test_labels),
-            "epochs": epochs,
-            "best_epoch": max(1, epochs - cfg.train.patience),
-            "val_loss": float(effects.uniform(0.3, 2.5)),
-            "train_s": round(
-                TRAIN_FORWARD_PASSES * len(labeled) * epochs * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3
-            ),
-            "select_s": 0.0,
-            "n_queried": 0,
-            "n_suspect": 0,
-            "suspect_precision": np.nan,
-        }
+        train_s = TRAIN_FORWARD_PASSES * len(labeled) * epochs * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3)
+        fit_record = (epochs, max(1, epochs - cfg.train.patience), float(effects.uniform(0.3, 2.5)), train_s)
+        row = round_record(round_, per_sample, test_labels, given, pool_labels[labeled], fit_record)
         if round_ < cfg.al.rounds:
             unlabeled_mask = np.ones(pool, dtype=bool)
             unlabeled_mask[labeled] = False
@@ -258,15 +223,10 @@ def simulate_run(
                 effects.random(len(picked)),
                 flags,
             )
-            for name, values in zip(QUERY_FIELDS, answers, strict=True):
+            bought = dict(zip(QUERY_FIELDS, answers, strict=True))
+            for name, values in bought.items():
                 queries[name].append(values)
-            row.update(
-                select_s=round(unlabeled * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), 3),
-                n_queried=len(picked),
-                n_suspect=int((flags == 1).sum()),
-            )
-            if row["n_suspect"]:
-                row["suspect_precision"] = float(wrong[flags == 1].mean())
+            with_queries(row, unlabeled * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3), bought)
             labeled = np.concatenate([labeled, picked])
         rows.append(row)
     folder.write_queries(
@@ -276,11 +236,12 @@ def simulate_run(
     folder.write_rounds(pd.DataFrame(rows))  # last, as in the loop: the run counts as done only now
 
 
-def model_gflops(cfg: ExperimentConfig, num_classes: int) -> float:
-    """Forward GFLOPs per image, counted on the meta device (imports torch, once per model)."""
+def model_of(cfg: ExperimentConfig, num_classes: int) -> tuple[ModelSpec, float]:
+    """The model's spec and its forward GFLOPs per image, counted on the meta device (imports torch)."""
     from alvit.models import gflops_per_image, resolve_model
 
-    return gflops_per_image(resolve_model(cfg.model, cfg.img_size), num_classes)
+    spec = resolve_model(cfg.model, cfg.img_size)
+    return spec, gflops_per_image(spec, num_classes)
 
 
 def simulate_profile(
@@ -296,7 +257,7 @@ def simulate_profile(
     check_test_size(profile, shapes, test_size)
     paths.make_folder(out, "--out")
     outcome: dict[str, list[str]] = {"written": [], "kept": []}
-    flops: dict[tuple[str, int | None, int], float] = {}
+    models: dict[tuple[str, int | None, int], tuple[ModelSpec, float]] = {}  # once per model, not per run
     for cfg in tqdm(
         profile.configs, desc=f"simulate {profile.name}", unit="run", disable=not progress, dynamic_ncols=True
     ):
@@ -306,9 +267,9 @@ def simulate_profile(
             continue
         shape = shapes[cfg.dataset]
         key = (cfg.model, cfg.img_size, shape.classes)
-        if key not in flops:
-            flops[key] = model_gflops(cfg, shape.classes)
-        simulate_run(cfg, folder, shape, test_size, flops[key])
+        if key not in models:
+            models[key] = model_of(cfg, shape.classes)
+        simulate_run(cfg, folder, shape, test_size, *models[key])
         outcome["written"].append(cfg.run_id)
     return outcome
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from alvit.errors import ConfigError, one_line
 from alvit.profile import SlurmSettings
-from alvit.sweep.leases import Claims, slurm_job_id
+from alvit.sweep.leases import Leases, slurm_job_id
 from alvit.sweep.task import (
     CLAIMED,
     DONE,
@@ -101,7 +101,7 @@ def run_slurm(
     import submitit
 
     require_slurm()
-    claims = Claims(tasks[0].output, tasks[0].stale_after_s)
+    claims = Leases(tasks[0].output, tasks[0].stale_after_s)
     live = {
         task.run_id: claim
         for task in tasks
@@ -223,7 +223,7 @@ def _lost(job: Any, task: Task) -> Outcome:
 
 def _failed(job: Any, task: Task, reason: str) -> Outcome:
     """Record a task that died outside :func:`run_task`, and free its claim for the next sweep."""
-    claims = Claims(task.output, task.stale_after_s)
+    claims = Leases(task.output, task.stale_after_s)
     claim = claims.read(task.run_id)
     if claim is not None and claim.job == job.job_id:
         claims.release(claim)

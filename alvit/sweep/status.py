@@ -19,10 +19,11 @@ import time
 from dataclasses import asdict, dataclass
 
 from alvit import paths
+from alvit.config import to_dict
 from alvit.errors import ResultsError
 from alvit.profile import Profile
 from alvit.results import RunFolder
-from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
+from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
 from alvit.sweep.task import Task, failure_reason, is_complete, stale_keys
 from alvit.wording import plural
 
@@ -41,7 +42,7 @@ class RunStatus:
 def sweep_status(profile: Profile, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> list[RunStatus]:
     """The state of every configuration of ``profile``, in the profile's order."""
     output = paths.resolve(profile.output)
-    claims = Claims(output, stale_after_s)
+    claims = Leases(output, stale_after_s)
     held = claims.all()
     rows = []
     for cfg in profile.configs:
@@ -50,7 +51,7 @@ def sweep_status(profile: Profile, stale_after_s: float = DEFAULT_STALE_AFTER_S)
     return rows
 
 
-def _status(task: Task, claim: Claim | None, claims: Claims) -> RunStatus:
+def _status(task: Task, claim: Lease | None, claims: Leases) -> RunStatus:
     rounds = _rounds_done(task)
     progress = f"{rounds}/{task.cfg.al.rounds + 1} rounds" if rounds is not None else "unreadable run folder"
     if claim is not None and claims.is_live(claim):
@@ -76,7 +77,7 @@ def _status(task: Task, claim: Claim | None, claims: Claims) -> RunStatus:
     notes = []
     if rounds:
         notes.append(progress)
-    if rounds == task.cfg.al.rounds + 1:
+    if RunFolder(task.run_dir).is_finished(to_dict(task.cfg)):  # finished yet not complete: the page is missing
         notes = ["run finished, page missing"]
     if claim is not None:
         notes.append(f"claim left by {claim.describe()}, taken over by the next sweep")

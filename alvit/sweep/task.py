@@ -28,7 +28,7 @@ from pathlib import Path
 from alvit.config import ExperimentConfig, differing_keys, to_dict
 from alvit.errors import ResultsError, one_line
 from alvit.results import RunFolder, atomic_write_text
-from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Claim, Claims
+from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
 
 FAILED_DIR = "_failed"
 STALE_DIR = "_stale"
@@ -44,7 +44,7 @@ class Task:
     cfg: ExperimentConfig
     output: Path
     page: bool = True
-    timeout_s: float | None = None  # bounds each notebook cell of the page (the run itself: the executor)
+    cell_timeout_s: float | None = None  # bounds each notebook cell of the page (a run's own limit: the executor's)
     stale_after_s: float = DEFAULT_STALE_AFTER_S
 
     @property
@@ -69,13 +69,13 @@ class Outcome:
     reason: str = ""
 
 
-def run_task(task: Task, on_claimed: Callable[[Claim], None] | None = None, job: str | None = None) -> Outcome:
+def run_task(task: Task, on_claimed: Callable[[Lease], None] | None = None, job: str | None = None) -> Outcome:
     """Claim ``task``, run it (or resume it, or only render its page) here, and let the claim go.
 
     ``on_claimed`` hears the claim as soon as it is made (a parent timing the run). ``job`` is
     the SLURM array task asking, which may take over its own claim after a requeue.
     """
-    claims = Claims(task.output, task.stale_after_s)
+    claims = Leases(task.output, task.stale_after_s)
     claim = claims.acquire(task.run_id, job=job)
     if claim is None:
         holder = claims.read(task.run_id)
@@ -103,7 +103,7 @@ def _run_claimed(task: Task) -> Outcome:
         if task.page:
             from alvit.book.pages import render_page
 
-            render_page(task.run_dir, task.page_path, task.cfg, task.timeout_s)
+            render_page(task.run_dir, task.page_path, task.cfg, task.cell_timeout_s)
     except Exception as err:  # one failed configuration must not stop the others
         reason = one_line(err)
         record_failure(task.output, task.run_id, reason, traceback.format_exc())

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alvit.errors import ConfigError
-from alvit.sweep.leases import Claim, Claims
+from alvit.sweep.leases import Lease, Leases
 from alvit.sweep.task import FAILED, Outcome, Task, record_failure
 
 POLL_S = 0.5  # how often the parent looks at the clock when no worker reports
@@ -97,7 +97,7 @@ class _Worker:
     def __init__(self, slot: Slot):
         self.slot = slot
         self.task: Task | None = None
-        self.claim: Claim | None = None
+        self.claim: Lease | None = None
         self.process: multiprocessing.process.BaseProcess | None = None
 
     def give(self, task: Task) -> None:
@@ -150,7 +150,7 @@ class _Worker:
             "The run was stopped; its finished rounds are kept, and the next sweep resumes after them.\n",
         )
         if claim is not None:
-            Claims(task.output, task.stale_after_s).release(claim)
+            Leases(task.output, task.stale_after_s).release(claim)
         self.task = self.claim = None
         return Outcome(task.run_id, FAILED, reason)
 
@@ -180,7 +180,7 @@ class _Worker:
         elif self.claim is not None:
             task, claim = self.task, self.claim
             self._kill()
-            Claims(task.output, task.stale_after_s).release(claim)
+            Leases(task.output, task.stale_after_s).release(claim)
         self._kill()
 
 
