@@ -224,6 +224,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"alvit: error: {message}; see {self.prog} --help\n")
 
 
+def _add_only(parser: argparse.ArgumentParser) -> None:
+    """``--only KEY=V1,V2``: the same filter for every command that reads a profile."""
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="keep configurations with these values, e.g. --only model=vit_b16 (repeatable; one key twice: either value)",
+    )
+
+
+def _add_stale_after(parser: argparse.ArgumentParser, meaning: str) -> None:
+    """``--stale-after SECONDS``: when a claim's heartbeat counts as abandoned (``meaning`` says what follows)."""
+    parser.add_argument(
+        "--stale-after",
+        type=flags.seconds,
+        default=DEFAULT_STALE_AFTER_S,
+        metavar="SECONDS",
+        help=f"{meaning} (default %(default)g)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="alvit", description="Active learning with vision transformers under label noise.")
     parser.add_argument("--version", action="version", version=f"alvit {__version__}")
@@ -281,20 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rerun runs whose folder holds another configuration, moving the old folder to _stale/",
     )
-    sweep.add_argument(
-        "--stale-after",
-        type=flags.seconds,
-        default=DEFAULT_STALE_AFTER_S,
-        metavar="SECONDS",
-        help="take over a claim whose heartbeat is older than this (default %(default)g)",
-    )
-    sweep.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2",
-        help="keep configurations with these values, e.g. --only model=vit_b16 (repeatable; one key twice: either value)",
-    )
+    _add_stale_after(sweep, "take over a claim whose heartbeat is older than this")
+    _add_only(sweep)
     slurm = sweep.add_argument_group("slurm executor (over the profile's slurm: section)")
     slurm.add_argument("--slurm-partition", default=None)
     slurm.add_argument("--slurm-account", default=None)
@@ -338,26 +348,20 @@ def build_parser() -> argparse.ArgumentParser:
         "simulated (exit 1 when a run failed)",
     )
     status.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
-    status.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="as for sweep")
+    _add_only(status)
     status.add_argument(
         "--runs", default=None, metavar="DIR", help="folder of run folders (default: the profile's output)"
     )
     status.add_argument("--all", action="store_true", help="list every run, not only those worth a look")
     status.add_argument("--json", action="store_true", help="print the counts and every run's state as JSON")
-    status.add_argument(
-        "--stale-after",
-        type=flags.seconds,
-        default=DEFAULT_STALE_AFTER_S,
-        metavar="SECONDS",
-        help="a claim whose heartbeat is older counts as abandoned (default %(default)g)",
-    )
+    _add_stale_after(status, "a claim whose heartbeat is older counts as abandoned")
     status.set_defaults(handler=_cmd_status)
 
     fetch = commands.add_parser(
         "fetch", help="download the datasets and weights a profile needs (for offline compute nodes)"
     )
     fetch.add_argument("profile", help="e.g. configs/profiles/paper.yaml")
-    fetch.add_argument("--only", action="append", default=[], metavar="KEY=V1,V2", help="as for sweep")
+    _add_only(fetch)
     fetch.add_argument(
         "--check", action="store_true", help="download nothing; list what is missing here (exit 1 if any)"
     )
@@ -390,13 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="test samples per run, at most the dataset's (default: the dataset's)",
     )
-    simulate.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="KEY=V1,V2",
-        help="keep configurations with these values (repeatable; one key twice: either value)",
-    )
+    _add_only(simulate)
     simulate.add_argument("--quiet", action="store_true", help="no progress bar")
     simulate.set_defaults(handler=_cmd_simulate)
 
