@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 
 from alvit.book import build as book_module
-from alvit.book.build import build_book, check_destination, collect_pages, publish, simulated_banner
+from alvit.book.build import as_seen_from, build_book, check_destination, collect_pages, publish, simulated_banner
 from alvit.errors import ConfigError, ResultsError
 from alvit.profile import load_profile
 from alvit.results import RunFolder
@@ -248,3 +248,10 @@ def test_rendering_run_pages_shows_a_progress_bar(good_build, tmp_path, capsys):
     shown = capsys.readouterr().err
     assert "book: run pages: 100%" in shown and "2/2" in shown
     assert sorted(page.stem for page in (tmp_path / "pages").glob("*.ipynb")) == run_ids
+
+
+def test_notebooks_get_paths_under_the_books_root_relative_and_others_whole(tmp_path):
+    root = tmp_path / "book-root"
+    (root / "configs").mkdir(parents=True)
+    assert as_seen_from(root, root / "configs" / "demo.yaml") == "configs/demo.yaml"
+    assert as_seen_from(root, tmp_path / "elsewhere") == str((tmp_path / "elsewhere").resolve())

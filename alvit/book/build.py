@@ -189,27 +189,30 @@ def build_book(
     execute_notebook(
         paths.notebook_template("protocol.ipynb"),
         book / "protocol.ipynb",
-        {"PROFILE": str(paths.resolve(profile_path))},
+        {"PROFILE": as_seen_from(root, profile_path)},
         root,
     )
     execute_notebook(
         paths.notebook_template("summary.ipynb"),
         book / "summary.ipynb",
-        {"PROFILE": profile.name, "RUNS_DIR": str(runs_dir)},
+        {"PROFILE": profile.name, "RUNS_DIR": as_seen_from(root, runs_dir)},
         root,
     )
     phase.done("results summary")
     execute_notebook(
         paths.notebook_template("power.ipynb"),
         book / "power.ipynb",
-        {"PROFILE": str(paths.resolve(profile_path)), "RUNS_DIR": str(runs_dir)},
+        {"PROFILE": as_seen_from(root, profile_path), "RUNS_DIR": as_seen_from(root, runs_dir)},
         root,
     )
     phase.done("power of the verdicts")
     execute_notebook(paths.notebook_template("performance.ipynb"), book / "performance.ipynb", {}, root)
     phase.done("performance and cost")
     execute_notebook(
-        paths.notebook_template("runs.ipynb"), book / "runs.ipynb", {"RUNS_DIR": str(runs_dir), "PAGES": run_ids}, root
+        paths.notebook_template("runs.ipynb"),
+        book / "runs.ipynb",
+        {"RUNS_DIR": as_seen_from(root, runs_dir), "PAGES": run_ids},
+        root,
     )
     phase.done("run index")
     fresh_tutorial = stage_tutorial(root, book, tutorial)
@@ -233,6 +236,16 @@ def build_book(
         "html_pages": len(list(destination.rglob("*.html"))),
         "seconds": round(time.perf_counter() - start, 1),
     }
+
+
+def as_seen_from(root: Path, path: str | Path) -> str:
+    """``path`` as a notebook run from ``root`` reads it: relative when it lies under ``root``.
+
+    Notebooks record their parameters and glue them into pages, so a relative path keeps the
+    builder's folders out of the published book.
+    """
+    resolved, root = paths.resolve(path), paths.resolve(root)
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
 
 
 def check_destination(destination: Path) -> None:
