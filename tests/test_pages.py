@@ -81,3 +81,12 @@ def test_a_rendered_page_has_its_commands_no_builder_paths_and_no_nan(tmp_path):
         for o in c.get("outputs", [])
     )
     assert "—" in tables and "NaN" not in tables
+    printed = [
+        line
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+        for line in o["text"].splitlines()
+    ]
+    assert printed and max(len(line) for line in printed) <= 88, printed  # no printed line runs off the page
