@@ -10,7 +10,3 @@
 
 It imports the core (:mod:`alvit`) and never the sweep (:mod:`alvit.sweep`), which imports it.
 """
-
-from alvit.book.build import build_book
-
-__all__ = ["build_book"]

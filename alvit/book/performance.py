@@ -15,15 +15,15 @@ import pandas as pd
 
 from alvit import paths
 
-TIMING_COLUMNS = {
+TIMING_COLUMNS = {  # the command last: it is the widest
     "name": "what",
     "seconds": "seconds",
-    "command": "command",
-    "date": "date",
-    "commit": "commit",
-    "cores": "cores",
     "load_before": "load before",
     "load_after": "load after",
+    "cores": "cores",
+    "date": "date",
+    "commit": "commit",
+    "command": "command",
 }
 BENCH_COLUMNS = {
     "model": "model",

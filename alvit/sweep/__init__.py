@@ -9,7 +9,3 @@
 It imports the core (:mod:`alvit`) and the book (:mod:`alvit.book`, for run pages), never the
 command line.
 """
-
-from alvit.sweep.run import SweepOptions, estimate_gpu_hours, plan, run_sweep
-
-__all__ = ["SweepOptions", "estimate_gpu_hours", "plan", "run_sweep"]
