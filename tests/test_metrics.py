@@ -115,3 +115,39 @@ def test_per_sample_summaries_give_the_same_metrics_as_the_probabilities():
     for name, value in metrics.evaluate(probs, labels).items():
         assert from_summary[name] == pytest.approx(value, abs=1e-12)
     assert metrics.brier(probs, labels) == pytest.approx(np.mean(np.sum((probs - np.eye(100)[labels]) ** 2, axis=1)))
+
+
+def top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return probs.max(axis=1), (probs.argmax(axis=1) == labels).astype(float)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.05, 0.2])
+def test_smooth_ece_equals_relplots(shift):
+    """Blasiok and Nakkiran's SmoothECE, written from the paper, against relplot 1.0.3 (pinned)."""
+    import relplot
+
+    rng = np.random.default_rng(int(shift * 100))
+    confidence = rng.beta(5, 2, 3000)
+    correct = (rng.random(3000) < np.clip(confidence - shift, 0, 1)).astype(float)
+    assert metrics.smooth_ece_from(confidence, correct) == pytest.approx(relplot.smECE(confidence, correct), abs=1e-4)
+
+
+def test_debiased_l2_calibration_error_equals_uncertainty_calibrations():
+    """Kumar et al.'s debiased top-label L2 error against the authors' uncertainty-calibration package."""
+    import calibration  # uncertainty-calibration
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(4000, 10)) * 2.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 10, 4000)
+    labels[:2500] = probs[:2500].argmax(axis=1)  # a model right more often than chance
+    expected = calibration.get_calibration_error(probs, labels, p=2, debias=True, mode="top-label")
+    assert metrics.debiased_l2_ce_from(*top_label(probs, labels)) == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_calibrated_model_has_near_zero_consistent_calibration_errors():
+    rng = np.random.default_rng(5)
+    confidence = rng.uniform(0.3, 1.0, 20_000)
+    correct = (rng.random(20_000) < confidence).astype(float)
+    assert metrics.smooth_ece_from(confidence, correct) < 0.02
+    assert metrics.debiased_l2_ce_from(confidence, correct) < 0.01
