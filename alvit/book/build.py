@@ -76,7 +76,7 @@ def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path |
             f"{template.name} failed ({one_line(err)}); the partly executed notebook is {output}"
         ) from err
     executed = nbformat.read(str(output), as_version=4)
-    without_builder_paths(executed, cwd or paths.book_root())
+    without_builder_paths(executed)
     nbformat.write(executed, str(output))
 
 

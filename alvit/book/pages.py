@@ -82,30 +82,27 @@ def page_introduction(cfg: ExperimentConfig) -> str:
     )
 
 
-def without_builder_paths(notebook: Any, root: Path, parameters: dict[str, Any] | None = None) -> None:
-    """Make an executed notebook fit to publish: no builder paths, the injected parameters off the page.
+def without_builder_paths(notebook: Any, parameters: dict[str, Any] | None = None) -> None:
+    """Make an executed notebook fit to publish: the injected parameters off the page, no builder paths.
 
     The injected-parameters cell is hidden (the page states its commands in prose) and, when
-    ``parameters`` are given, rewritten with them, as is papermill's record of them; paths under
-    ``root`` become relative, and papermill's record of the input and output paths is dropped.
+    ``parameters`` are given, rewritten with them, as is papermill's record of them; papermill's
+    record of the input and output paths is dropped. (The book hands its notebooks paths relative
+    to its root in the first place: :func:`alvit.book.build.as_seen_from`.)
     """
-    prefix = str(root.resolve()) + "/"
     for cell in notebook.cells:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" not in tags:
             continue
         if parameters is not None:
             cell.source = "# Parameters\n" + "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
-        cell.source = cell.source.replace(prefix, "")
         if "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]
     record = notebook.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         record.pop(key, None)
-    recorded = parameters if parameters is not None else record.get("parameters", {})
-    record["parameters"] = {
-        name: value.replace(prefix, "") if isinstance(value, str) else value for name, value in recorded.items()
-    }
+    if parameters is not None:
+        record["parameters"] = parameters
 
 
 def page_title(cfg: ExperimentConfig) -> str:
@@ -139,7 +136,7 @@ def render_page(
     )
     executed = nbformat.read(str(page), as_version=4)
     executed.cells[0].source = page_introduction(cfg)
-    without_builder_paths(executed, paths.book_root(), {**notebook_parameters(cfg, run_dir), "RUN_DIR": None})
+    without_builder_paths(executed, {**notebook_parameters(cfg, run_dir), "RUN_DIR": None})
     nbformat.write(executed, str(page))
     return page
 

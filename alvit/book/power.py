@@ -190,19 +190,10 @@ def testable(claim: int, grids: list[SettingGrid]) -> str | None:
 
 
 def seeds_for_power(
-    claim: int,
-    grids: list[SettingGrid],
-    effect: float,
-    tables: int,
-    target: float = TARGET_POWER,
-    most: int = MAX_SEEDS,
-    seed: int = 0,
+    claim: int, grids: list[SettingGrid], effect: float, tables: int, target: float = TARGET_POWER, seed: int = 0
 ) -> int | None:
-    """The fewest seeds (2 to ``most``) whose power reaches ``target``; None if none does."""
-    for n in range(2, most + 1):
-        if characteristics(claim, grids, n, effect, tables, seed).holds_if_true >= target:
-            return n
-    return None
+    """The fewest seeds (2 to :data:`MAX_SEEDS`) whose power reaches ``target``; None if none does."""
+    return PowerReport("", effect, tables, grids, [], seed).fewest_seeds(claim, target)
 
 
 @dataclass
@@ -221,6 +212,31 @@ class PowerReport:
     tables: int
     settings: list[SettingGrid]
     claims: list[ClaimPower]
+    seed: int = 0
+    measured: dict[tuple[int, int], Characteristics] = field(default_factory=dict, repr=False)
+
+    def at(self, claim: int, seeds: int) -> Characteristics:
+        """``claim``'s characteristics at ``seeds`` seeds, simulated once however often asked for
+        (the table, the search for 80% power and the curve ask for many of the same)."""
+        if (claim, seeds) not in self.measured:
+            self.measured[claim, seeds] = characteristics(
+                claim, self.settings, seeds, self.effect, self.tables, self.seed
+            )
+        return self.measured[claim, seeds]
+
+    def fewest_seeds(self, claim: int, target: float = TARGET_POWER) -> int | None:
+        """The fewest seeds (2 to :data:`MAX_SEEDS`) whose power reaches ``target``; None if none does."""
+        return next((n for n in range(2, MAX_SEEDS + 1) if self.at(claim, n).holds_if_true >= target), None)
+
+    def curve(self, seeds: Sequence[int] = CURVE_SEEDS) -> pd.DataFrame:
+        """P(holds | true) of every claim the grid can test, at each of ``seeds``: columns claim, seeds, power."""
+        rows = [
+            {"claim": power.claim, "seeds": n, "power": self.at(power.claim, n).holds_if_true}
+            for power in self.claims
+            if power.untestable is None
+            for n in seeds
+        ]
+        return pd.DataFrame(rows, columns=["claim", "seeds", "power"])
 
     def table(self) -> pd.DataFrame:
         """One row per claim and number of seeds."""
@@ -292,12 +308,12 @@ def power_report(
     seed: int = 0,
 ) -> PowerReport:
     """Operating characteristics of every claim at each of ``seeds``, and the fewest seeds for 80% power."""
-    report = PowerReport(profile_name, effect, tables, grids, [])
+    report = PowerReport(profile_name, effect, tables, grids, [], seed)
     for claim, statement in claims.CLAIMS.items():
         power = ClaimPower(claim, statement, testable(claim, grids))
         if power.untestable is None:
-            power.rows = [characteristics(claim, grids, n, effect, tables, seed) for n in seeds]
-            power.seeds_for_80 = seeds_for_power(claim, grids, effect, tables, seed=seed)
+            power.rows = [report.at(claim, n) for n in seeds]
+            power.seeds_for_80 = report.fewest_seeds(claim)
         report.claims.append(power)
     return report
 
@@ -338,23 +354,6 @@ def profile_power(
         runs, _ = load_runs(folder)
         final = final_rounds(runs) if not runs.empty else None
     return power_report(profile.name, setting_grids(profile.configs, final, sd), sorted(set(seeds)), effect, tables)
-
-
-def power_curve(
-    grids: list[SettingGrid],
-    effect: float = DEFAULT_EFFECT,
-    tables: int = DEFAULT_TABLES,
-    seeds: Sequence[int] = CURVE_SEEDS,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """P(holds | true) of every claim the grid can test, at each of ``seeds``: columns claim, seeds, power."""
-    rows = [
-        {"claim": claim, "seeds": n, "power": characteristics(claim, grids, n, effect, tables, seed).holds_if_true}
-        for claim in claims.CLAIMS
-        if testable(claim, grids) is None
-        for n in seeds
-    ]
-    return pd.DataFrame(rows, columns=["claim", "seeds", "power"])
 
 
 def settling_sentences(verdicts: Sequence[claims.Verdict], report: PowerReport, seeds_now: int) -> list[str]:
