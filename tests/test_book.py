@@ -1,28 +1,36 @@
 """The book at the paper's shape: simulated runs of two datasets and two noise kinds build with -W,
 say on every page that they are simulated, and a build that fails leaves the previous one whole."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import nbformat
 import pytest
+import yaml
 from conftest import REPO
 
 from alvit.book import build as book_module
 from alvit.book.build import as_seen_from, build_book, check_destination, collect_pages, publish, simulated_banner
+from alvit.book.launch import with_rerun_buttons
 from alvit.errors import ConfigError, ResultsError
 from alvit.profile import load_profile
 from alvit.results import RunFolder
 from alvit.sweep.simulate import simulate_profile
 
 MIXED = REPO / "tests" / "profiles" / "mixed.yaml"
+REPOSITORY = "https://github.com/example-lab/alvit"
 SETTINGS = ["cifar10 · flip", "cifar10 · pairflip", "cifar100 · flip", "cifar100 · pairflip"]
 
 
-def book_sources(root):
+def book_sources(root, repository_url: str = ""):
     """A copy of the book's sources (config, contents, pages), so a test never touches the checkout's build."""
     root.mkdir()
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(REPO / name, root / name)
+    shutil.copy(REPO / "_toc.yml", root / "_toc.yml")
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    config["repository"]["url"] = repository_url
+    (root / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("runs", "pages", "*.ipynb"))
     # The tutorial trains models; it has tests of its own. A stand-in page keeps the contents whole.
     stand_in = nbformat.v4.new_notebook(
@@ -42,7 +50,7 @@ def mixed_book(tmp_path_factory):
     base = tmp_path_factory.mktemp("mixed")
     profile = load_profile(MIXED)
     simulate_profile(profile, base / "runs", test_size=100)
-    book_sources(base / "root")
+    book_sources(base / "root", repository_url=REPOSITORY)
     built = build_book(MIXED, base / "runs", root=base / "root")
     return profile, base, built
 
@@ -122,6 +130,60 @@ def test_no_page_of_the_built_book_holds_the_build_machines_paths(mixed_book):
         if p.is_file() and p.suffix in (".html", ".ipynb", ".txt") and root in p.read_text(errors="replace")
     ]
     assert not holding, holding
+
+
+@pytest.mark.notebooks
+def test_with_a_repository_url_every_executed_page_launches_its_published_notebook_in_binder_and_colab(mixed_book):
+    _, base, _ = mixed_book
+    root = base / "root"
+    html = root / "_build" / "html"
+    page = next((root / "book" / "pages").glob("*.ipynb"))
+    for notebook in (f"book/pages/{page.name}", "book/summary.ipynb"):
+        shown = (html / notebook).with_suffix(".html").read_text()
+        # the files .ci/publish-notebooks puts on the branch _config.yml names
+        assert f"https://mybinder.org/v2/gh/example-lab/alvit/book-notebooks?urlpath=lab/tree/{notebook}" in shown
+        assert f"https://colab.research.google.com/github/example-lab/alvit/blob/book-notebooks/{notebook}" in shown
+        assert f'href="{REPOSITORY}"' in shown  # the repository button
+    first = nbformat.read(str(page), as_version=4).cells[0]
+    assert "alvit @ git+https://github.com/example-lab/alvit@book-notebooks" in first.source
+    assert "remove-cell" in first.metadata.tags  # it installs alvit where the page is launched, unseen in the book
+    assert "importlib.util" not in (html / "book" / "pages" / page.name).with_suffix(".html").read_text()
+
+
+def test_without_a_repository_url_the_book_has_no_rerun_buttons():
+    def theme_options(config):
+        return with_rerun_buttons(config)["sphinx"]["config"]["html_theme_options"]
+
+    options = theme_options({"repository": {"url": "", "branch": "book-notebooks"}})
+    assert options == {"use_repository_button": False}  # no launch link the theme would fail to build
+    options = theme_options({"repository": {"url": REPOSITORY, "branch": "book-notebooks"}})
+    assert options["use_repository_button"] and options["repository_branch"] == "book-notebooks"
+    assert options["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+
+
+def test_the_published_branch_is_the_built_commit_plus_its_executed_notebooks(tmp_path):
+    checkout, remote = tmp_path / "checkout", tmp_path / "remote.git"
+    shutil.copytree(REPO / ".ci", checkout / ".ci")
+    shutil.copy(REPO / "_config.yml", checkout / "_config.yml")
+    shutil.copy(REPO / ".gitignore", checkout / ".gitignore")
+    (checkout / "book" / "pages").mkdir(parents=True)
+    (checkout / "book" / "intro.md").write_text("# alvit")
+    for notebook in ("book/summary.ipynb", "book/pages/run-a.ipynb"):  # executed by the build: ignored by git
+        nbformat.write(nbformat.v4.new_notebook(), str(checkout / notebook))
+
+    def git(*args, cwd=checkout):
+        return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "--quiet", str(remote), cwd=tmp_path)
+    git("init", "--quiet")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "the built commit")
+    env = {**os.environ, "PYTHON": sys.executable}
+    subprocess.run(["bash", ".ci/publish-notebooks", str(remote)], cwd=checkout, env=env, check=True)
+    published = git("ls-tree", "-r", "--name-only", "book-notebooks", cwd=remote).splitlines()
+    assert {"book/summary.ipynb", "book/pages/run-a.ipynb", "book/intro.md", "_config.yml"} <= set(published)
+    assert git("rev-parse", "book-notebooks^", cwd=remote) == git("rev-parse", "HEAD")
+    assert git("status", "--porcelain") == ""  # the checkout's own index is untouched
 
 
 ONE_PAGE = ["seed=0", "model=vit_l32", "noise.rate=0.4", "strategy=entropy", "noise.kind=flip"]  # both datasets: 2 runs

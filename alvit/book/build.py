@@ -14,7 +14,9 @@ the profile's output) and never trains anything (``execute_notebooks: off``):
    are executed, each published without the builder's paths;
 3. ``notebooks/tutorial.ipynb`` is executed when missing or older than its template;
 4. ``jupyter-book build`` with warnings as errors; when any run is simulated, every page of the
-   book carries a banner saying how many (the theme's announcement bar).
+   book carries a banner saying how many (the theme's announcement bar). When ``_config.yml``
+   sets ``repository.url``, every page gets Binder, Colab and repository buttons
+   (:mod:`alvit.book.launch`).
 
 All of it happens in a staging copy of the book's sources, ``_build/.staging/``. Only when the
 HTML has built does it replace the previous build: the executed notebooks in ``book/`` and
@@ -40,6 +42,7 @@ import yaml
 from tqdm import tqdm
 
 from alvit import paths
+from alvit.book.launch import add_install_cell, repository_of, with_rerun_buttons
 from alvit.book.pages import encrypted_kernel_manager, render_page, without_builder_paths
 from alvit.config import lookup, to_dict
 from alvit.errors import ConfigError, ResultsError, one_line
@@ -218,6 +221,10 @@ def build_book(
     fresh_tutorial = stage_tutorial(root, book, tutorial)
     if fresh_tutorial:
         phase.done("tutorial")
+    url, branch = repository_of(yaml.safe_load((root / "_config.yml").read_text()) or {})
+    if url:  # the launch buttons open these notebooks where alvit is not installed yet
+        for notebook in book.rglob("*.ipynb"):
+            add_install_cell(notebook, url, branch)
     result = subprocess.run(
         [jupyter_book, "build", str(staging), "--warningiserror", "--keep-going"], capture_output=True, text=True
     )
@@ -278,7 +285,7 @@ def stage_sources(root: Path, announcement: str) -> Path:
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     shutil.copy2(root / "_toc.yml", staging / "_toc.yml")
-    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    config = with_rerun_buttons(yaml.safe_load((root / "_config.yml").read_text()) or {})
     if announcement:  # the theme's options, where _config.yml sets the others (they would hide html.announcement)
         options = config.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_theme_options", {})
         options["announcement"] = announcement
