@@ -16,11 +16,14 @@ Everything here takes ``logits: [N, K]``; pass ``log(probs)`` where only probabi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, logsumexp
 
 from alvit.catalog import check_noise
+from alvit.metrics import PerSample, adaptive_ece_from, brier_from, ece_from, nll_from
 
 LOG_T_BOUNDS = (np.log(1e-2), np.log(1e2))  # temperatures from 0.01 to 100
 
@@ -43,27 +46,132 @@ def scaled_log_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
     return log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
 
 
+def label_likelihood(labels: np.ndarray, transition: np.ndarray, noisy_channel: np.ndarray | None = None) -> np.ndarray:
+    """``L[n, i] = P(label n | true class i)``, ``[N, K]``: ``C[i, label]`` for a label bought from the
+    noisy oracle, ``1[i = label]`` for one that is clean (``noisy_channel`` False; default: all noisy)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    likelihood = transition[:, labels].T
+    if noisy_channel is not None:
+        clean = ~np.asarray(noisy_channel, dtype=bool)
+        likelihood[clean] = np.eye(transition.shape[0])[labels[clean]]
+    return likelihood
+
+
 def negative_log_likelihood(
-    logits: np.ndarray, labels: np.ndarray, temperature: float, transition: np.ndarray | None = None
+    logits: np.ndarray, labels: np.ndarray, temperature: float, likelihood: np.ndarray | None = None
 ) -> float:
-    """Mean ``-log P(label)`` under ``softmax(logits / T)``, passed through ``transition`` when given."""
+    """Mean ``-log P(label)`` under ``softmax(logits / T)``; with ``likelihood`` (:func:`label_likelihood`,
+    ``[N, K]``), ``-log sum_i p_i L[n, i]``: the probability of the label the noisy oracle gave."""
     log_p = scaled_log_probs(logits, temperature)
-    if transition is not None:
-        with np.errstate(divide="ignore"):
-            log_p = logsumexp(log_p[:, :, None] + np.log(transition)[None], axis=1)  # log (p @ C)
-    return float(-log_p[np.arange(len(labels)), labels].mean())
+    if likelihood is None:
+        return float(-log_p[np.arange(len(labels)), labels].mean())
+    with np.errstate(divide="ignore"):
+        return float(-logsumexp(log_p + np.log(likelihood), axis=1).mean())
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, transition: np.ndarray | None = None) -> float:
+def fit_temperature(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    transition: np.ndarray | None = None,
+    noisy_channel: np.ndarray | None = None,
+) -> float:
     """The temperature that maximises the likelihood of ``labels`` (``[N]`` ints), searched in log space.
 
-    ``transition`` (``[K, K]``) makes it the noise-aware fit for labels from a noisy oracle.
+    ``transition`` (``[K, K]``) makes it the noise-aware fit for labels from a noisy oracle;
+    ``noisy_channel`` (``[N]`` bool) says which labels came through it (default: all).
     """
     labels = np.asarray(labels, dtype=np.int64)
+    likelihood = None if transition is None else label_likelihood(labels, transition, noisy_channel)
     result = minimize_scalar(
-        lambda log_t: negative_log_likelihood(logits, labels, float(np.exp(log_t)), transition),
+        lambda log_t: negative_log_likelihood(logits, labels, float(np.exp(log_t)), likelihood),
         bounds=LOG_T_BOUNDS,
         method="bounded",
         options={"xatol": 1e-7},
     )
     return float(np.exp(result.x))
+
+
+def empirical_transition(true_labels: np.ndarray, oracle_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``C[i, j]``: the share of pool samples of true class ``i`` the oracle labels ``j``, ``[K, K]``.
+
+    The noise model of an oracle given as a file of labels (human noise), measured on the whole
+    pool; a class absent from the pool keeps its label (an identity row).
+    """
+    counts = np.zeros((num_classes, num_classes))
+    np.add.at(counts, (np.asarray(true_labels), np.asarray(oracle_labels)), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, counts / np.maximum(totals, 1.0), np.eye(num_classes))
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One round's held-out split: the labeled samples kept out of training for early stopping."""
+
+    index: np.ndarray  # [n] pool indices
+    oracle_label: np.ndarray  # [n] the labels the model was scored on (the clean initial set's are true)
+    true_label: np.ndarray  # [n]
+    noisy_channel: np.ndarray  # [n] bool: the label was bought from the noisy oracle (not the initial set)
+    logits: np.ndarray  # [n, K] float32, the round's model
+
+
+# Temperature scaling fitted three ways on the held-out split; the keys prefix rounds.csv's columns.
+VARIANTS = {
+    "ts_noisy": "fitted on the oracle's (noisy) held-out labels: what a practitioner can do",
+    "ts_true": "fitted on the true held-out labels: an oracle bound, not available in practice",
+    "ts_aware": "fitted on the noisy labels through the noise model (forward correction): noise-aware",
+}
+CALIBRATED_METRICS = ("temperature", "ece", "adaptive_ece", "brier", "nll")
+
+
+def fit_variants(held_out: HeldOut, transition: np.ndarray) -> dict[str, float]:
+    """The temperature of each of :data:`VARIANTS` (NaN for every one when nothing was held out).
+
+    The noise-aware fit scores only the bought labels through ``transition`` (``[K, K]``); the
+    initial set's labels are clean and are scored as they are.
+    """
+    if len(held_out.index) == 0:
+        return dict.fromkeys(VARIANTS, float("nan"))
+    return {
+        "ts_noisy": fit_temperature(held_out.logits, held_out.oracle_label),
+        "ts_true": fit_temperature(held_out.logits, held_out.true_label),
+        "ts_aware": fit_temperature(held_out.logits, held_out.oracle_label, transition, held_out.noisy_channel),
+    }
+
+
+def oracle_transition(
+    kind: str, rate: float, true_labels: np.ndarray, oracle_labels: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """The noise model the noise-aware fit assumes, ``[K, K]``: the known kind and rate of a synthetic
+    oracle, or, for labels from a file (``labels``), the confusion measured on the whole pool."""
+    if kind == "labels":
+        return empirical_transition(true_labels, oracle_labels, num_classes)
+    return transition_matrix(kind, rate, num_classes)
+
+
+def calibrated_test(
+    test_logits: np.ndarray, test_labels: np.ndarray, temperatures: dict[str, float]
+) -> tuple[dict[str, float], dict[str, PerSample]]:
+    """The test set after each fitted temperature: ``rounds.csv``'s columns (``<variant>_<metric>``
+    for :data:`CALIBRATED_METRICS`) and each variant's per-sample predictions (NaN and none for a
+    variant without a temperature). ``test_logits``: ``[M, K]``; accuracy is untouched by design."""
+    columns, per_variant = {}, {}
+    for variant, temperature in temperatures.items():
+        if not np.isfinite(temperature):
+            columns.update({f"{variant}_{name}": float("nan") for name in CALIBRATED_METRICS})
+            continue
+        per_sample = PerSample.from_probs(np.exp(scaled_log_probs(test_logits, temperature)), test_labels)
+        correct = per_sample.correct(test_labels)
+        columns.update(
+            {
+                f"{variant}_temperature": temperature,
+                f"{variant}_ece": ece_from(per_sample.confidence, correct),
+                f"{variant}_adaptive_ece": adaptive_ece_from(per_sample.confidence, correct),
+                f"{variant}_brier": brier_from(per_sample),
+                f"{variant}_nll": nll_from(per_sample),
+            }
+        )
+        per_variant[variant] = per_sample
+    return columns, per_variant
+
+
+CALIBRATION_COLUMNS = [f"{variant}_{name}" for variant in VARIANTS for name in CALIBRATED_METRICS]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alvit import metrics, seeds
+from alvit import calibration, metrics, seeds
 from alvit.accel import fast_path_record, resolve_compile
 from alvit.config import (
     ExperimentConfig,
@@ -40,6 +40,7 @@ from alvit.results import (
     atomic_save_npy,
     atomic_write_bytes,
     atomic_write_text,
+    record_calibration,
     resolved_section,
     round_record,
     with_queries,
@@ -197,9 +198,15 @@ class _RoundRunner:
         fitted = self.train(round_, labeled, given)
         if cfg.al.warm_start:
             self._save_checkpoint(round_)
-        probs = predict(
-            self.model, self.test_images, self.preprocess, cfg.train.eval_batch_size, compiled=self.compiled
-        ).probs
+        test = predict(
+            self.model,
+            self.test_images,
+            self.preprocess,
+            cfg.train.eval_batch_size,
+            compiled=self.compiled,
+            logits=True,
+        )
+        probs = test.probs
         if not np.isfinite(probs).all():
             raise TrainingError(
                 f"round {round_}/{cfg.al.rounds}: the model's test predictions are not finite, "
@@ -211,9 +218,15 @@ class _RoundRunner:
             atomic_save_npy(self.folder.final_probs, probs)
         if not self.folder.test_labels.exists():
             atomic_save_npy(self.folder.test_labels, self.data.test_labels)
+        held_out = self._held_out(
+            labeled[fitted.held_out], given[fitted.held_out], fitted.held_out >= len(oracle.initial)
+        )
+        calibrated = record_calibration(
+            self.folder, round_, held_out, self._noise_model(oracle), test.logits, self.data.test_labels
+        )
         fit_record = (fitted.epochs, fitted.best_epoch, fitted.val_loss, fitted.seconds)
         row = round_record(
-            round_, per_sample, self.data.test_labels, given, self.data.train_labels[labeled], fit_record
+            round_, per_sample, self.data.test_labels, given, self.data.train_labels[labeled], fit_record, calibrated
         )
         if round_ == cfg.al.rounds:
             return row, None
@@ -238,6 +251,31 @@ class _RoundRunner:
             seeds.stream(self.cfg.seed, "train", round_),
             desc=f"round {round_}/{self.cfg.al.rounds}",
             progress=self.progress,
+        )
+
+    def _held_out(self, index: np.ndarray, given: np.ndarray, noisy_channel: np.ndarray) -> calibration.HeldOut:
+        """The split kept out of this round's training, with the round's model's logits on it."""
+        logits = predict(
+            self.model,
+            self._pool_subset(index),
+            self.preprocess,
+            self.cfg.train.eval_batch_size,
+            compiled=self.compiled,
+            logits=True,
+        ).logits
+        return calibration.HeldOut(
+            index=index,
+            oracle_label=given,
+            true_label=self.data.train_labels[index],
+            noisy_channel=noisy_channel,
+            logits=logits,
+        )
+
+    def _noise_model(self, oracle: Oracle) -> np.ndarray:
+        """The oracle's transition matrix ``[K, K]``, as the noise-aware temperature assumes it."""
+        noise = self.cfg.noise
+        return calibration.oracle_transition(
+            noise.kind, noise.rate, self.data.train_labels, oracle.noisy_labels, self.data.num_classes
         )
 
     def _reset_weights(self, round_: int) -> None:

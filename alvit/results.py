@@ -27,6 +27,7 @@ or the new file, never half of one.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -39,9 +40,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from alvit.calibration import CALIBRATION_COLUMNS, HeldOut, calibrated_test, fit_variants
 from alvit.config import differing_keys
 from alvit.errors import ResultsError
-from alvit.metrics import PerSample, evaluate_per_sample
+from alvit.metrics import PerSample, debiased_l2_ce_from, evaluate_per_sample, smooth_ece_from
 from alvit.noise import realized_noise
 
 if TYPE_CHECKING:  # annotations only: the book reads run folders without importing torch
@@ -67,6 +69,8 @@ ROUND_COLUMNS = [
     "n_suspect",
     "suspect_precision",
 ]
+# Written since post-hoc calibration joined the loop; a folder written before reads them as NaN.
+MEASURE_COLUMNS = ["smooth_ece", "l2_ce", *CALIBRATION_COLUMNS]
 TIME_COLUMNS = ["train_s", "select_s"]
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser reads 1,260 configs 10x faster
 QUERY_FIELDS = ("round", "index", "oracle_label", "true_label", "utility", "suspect")
@@ -111,13 +115,17 @@ def round_record(
     given: np.ndarray,
     true: np.ndarray,
     fitted: tuple[int, int, float, float],
+    calibrated: dict[str, float],
 ) -> dict[str, Any]:
     """One row of ``rounds.csv`` for a round that bought no labels yet (:func:`with_queries` adds them).
 
     ``given``/``true``: ``[n_labeled]`` labels the model trained on and their true values (the
-    realized noise); ``fitted``: epochs, best epoch, held-out loss and training seconds.
+    realized noise); ``fitted``: epochs, best epoch, held-out loss and training seconds;
+    ``calibrated``: the test metrics after temperature scaling
+    (:func:`alvit.calibration.calibrated_test`).
     """
     epochs, best_epoch, val_loss, train_s = fitted
+    correct = per_sample.correct(test_labels)
     return {
         "round": round_,
         "n_labeled": len(given),
@@ -131,7 +139,29 @@ def round_record(
         "n_queried": 0,
         "n_suspect": 0,
         "suspect_precision": np.nan,
+        "smooth_ece": smooth_ece_from(per_sample.confidence, correct),
+        "l2_ce": debiased_l2_ce_from(per_sample.confidence, correct),
+        **calibrated,
     }
+
+
+def record_calibration(
+    folder: RunFolder,
+    round_: int,
+    held_out: HeldOut,
+    transition: np.ndarray,
+    test_logits: np.ndarray,
+    test_labels: np.ndarray,
+) -> dict[str, float]:
+    """Round ``round_``'s post-hoc calibration: the three temperatures fitted on ``held_out``, applied
+    to ``test_logits`` (``[M, K]``); the held-out split and the calibrated test predictions are
+    written to ``folder``, and the ``rounds.csv`` columns returned. One definition for the loop and
+    for ``alvit simulate``."""
+    folder.write_held_out(round_, held_out)
+    temperatures = fit_variants(held_out, transition)
+    columns, per_variant = calibrated_test(test_logits, test_labels, temperatures)
+    folder.write_calibrated(round_, per_variant)
+    return columns
 
 
 def with_queries(row: dict[str, Any], select_s: float, queries: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -230,6 +260,51 @@ class RunFolder:
             },
         )
 
+    def held_out_path(self, round_: int) -> Path:
+        return self.predictions_dir / f"held_out_{round_:03d}.npz"
+
+    def write_held_out(self, round_: int, held_out: HeldOut) -> None:
+        """Round ``round_``'s held-out split: pool index, oracle and true labels, and the model's logits."""
+        atomic_save_npz(self.held_out_path(round_), dataclasses.asdict(held_out))
+
+    def read_held_out(self, round_: int) -> HeldOut:
+        path = self.held_out_path(round_)
+        try:
+            with np.load(path) as data:
+                return HeldOut(**{field.name: data[field.name] for field in dataclasses.fields(HeldOut)})
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise ResultsError(
+                f"{path} cannot be read ({err.__class__.__name__}); restore it or rerun the run into a new folder"
+            ) from err
+
+    def calibrated_path(self, round_: int) -> Path:
+        return self.predictions_dir / f"calibrated_{round_:03d}.npz"
+
+    def write_calibrated(self, round_: int, per_variant: dict[str, PerSample]) -> None:
+        """The test set's per-sample predictions after each temperature (``<variant>_<field>``)."""
+        atomic_save_npz(
+            self.calibrated_path(round_),
+            {
+                f"{variant}_{field.name}": getattr(per_sample, field.name)
+                for variant, per_sample in per_variant.items()
+                for field in dataclasses.fields(PerSample)
+            },
+        )
+
+    def read_calibrated(self, round_: int, variant: str) -> PerSample:
+        """Round ``round_``'s test predictions after the temperature of ``variant`` (e.g. ``ts_noisy``)."""
+        path = self.calibrated_path(round_)
+        try:
+            with np.load(path) as data:
+                return PerSample(
+                    **{field.name: data[f"{variant}_{field.name}"] for field in dataclasses.fields(PerSample)}
+                )
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise ResultsError(
+                f"{path} cannot be read for {variant} ({err.__class__.__name__}); "
+                "restore it or rerun the run into a new folder"
+            ) from err
+
     def read_predictions(self, round_: int) -> PerSample:
         """Round ``round_``'s per-sample predictions on the test set."""
         path = self.predictions_path(round_)
@@ -287,7 +362,7 @@ class RunFolder:
     def read_rounds(self) -> pd.DataFrame:
         """Finished rounds (an empty table if none)."""
         if not self.rounds.exists():
-            return pd.DataFrame(columns=ROUND_COLUMNS)
+            return pd.DataFrame(columns=ROUND_COLUMNS + MEASURE_COLUMNS)
         try:
             table = pd.read_csv(self.rounds)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -300,7 +375,10 @@ class RunFolder:
                 f"{self.rounds} is not a rounds table written by alvit (it lacks the column {missing[0]}); "
                 "restore it or move the folder away to rerun"
             )
-        for column in ROUND_COLUMNS:  # every column is a number; a stray word would fail pages and summaries later
+        for column in MEASURE_COLUMNS:  # a folder from before these measures: NaN, honestly missing
+            if column not in table.columns:
+                table[column] = np.nan
+        for column in ROUND_COLUMNS + MEASURE_COLUMNS:  # every column is a number; a stray word would fail later
             numbers = pd.to_numeric(table[column], errors="coerce")
             bad = table[column][numbers.isna() & table[column].notna()]
             if len(bad):
@@ -340,7 +418,7 @@ class RunFolder:
         return not differing_keys(config, experiment) and len(self.read_rounds()) == experiment["al"]["rounds"] + 1
 
     def write_rounds(self, table: pd.DataFrame) -> None:
-        atomic_write_text(self.rounds, table[ROUND_COLUMNS].to_csv(index=False))
+        atomic_write_text(self.rounds, table.reindex(columns=ROUND_COLUMNS + MEASURE_COLUMNS).to_csv(index=False))
 
     def write_queries(self, arrays: dict[str, np.ndarray]) -> None:
         atomic_save_npz(self.queries, arrays)
@@ -438,7 +516,8 @@ RUN_COLUMNS = [
 def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """Every run folder below ``root`` as one tidy table: one row per (run, round).
 
-    Columns: :data:`RUN_COLUMNS` (from each ``config.yaml``) then :data:`ROUND_COLUMNS`.
+    Columns: :data:`RUN_COLUMNS` (from each ``config.yaml``), :data:`ROUND_COLUMNS`, then
+    :data:`MEASURE_COLUMNS` (NaN for folders written before them).
     A folder that cannot be read is left out and named in the returned list of problems (one
     sentence each), so one damaged run never hides the others.
     """
@@ -478,10 +557,10 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
         )
         tables.append(rounds)
     if not tables:
-        return pd.DataFrame(columns=RUN_COLUMNS + ROUND_COLUMNS), problems
+        return pd.DataFrame(columns=RUN_COLUMNS + ROUND_COLUMNS + MEASURE_COLUMNS), problems
     # One identity row per run, repeated for its rounds: far cheaper than assigning columns run by run.
     identity = (
         pd.DataFrame(identities).loc[np.repeat(np.arange(len(tables)), [len(t) for t in tables])].reset_index(drop=True)
     )
     rounds = pd.concat(tables, ignore_index=True)
-    return pd.concat([identity, rounds], axis=1)[RUN_COLUMNS + ROUND_COLUMNS], problems
+    return pd.concat([identity, rounds], axis=1)[RUN_COLUMNS + ROUND_COLUMNS + MEASURE_COLUMNS], problems

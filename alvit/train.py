@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -68,6 +68,8 @@ class FitResult:
     best_epoch: int  # 1-based epoch whose weights were kept
     val_loss: float  # held-out loss of those weights (NaN without a held-out split)
     seconds: float
+    held_out: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # [n_val] positions
+    # into the images/labels that fit was given: the split kept out of training (post-hoc calibration fits on it)
 
 
 def split_for_early_stopping(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -185,6 +187,7 @@ def fit(
     # Without early stopping (patience 0) nothing is held out: every label trains.
     val_fraction = cfg.val_fraction if cfg.patience > 0 else 0.0
     train_pos, val_pos = split_for_early_stopping(len(labels), val_fraction, rng)
+    held_out = val_pos.astype(np.int64)
     images = images.to(device)
     targets = torch.as_tensor(labels, dtype=torch.long, device=device)
     train_pos, val_pos = torch.as_tensor(train_pos, device=device), torch.as_tensor(val_pos, device=device)
@@ -234,6 +237,7 @@ def fit(
         best_epoch=best_epoch if early_stopping else epochs_run,
         val_loss=best_loss if early_stopping else math.nan,
         seconds=time.perf_counter() - start,
+        held_out=held_out,
     )
 
 
@@ -345,6 +349,7 @@ class Predictions:
     """Model outputs for a set of images (float32 numpy arrays on the host)."""
 
     probs: np.ndarray  # [N, K]
+    logits: np.ndarray | None = None  # [N, K] float32, when asked for (temperature scaling needs them)
     features: np.ndarray | None = None  # [N, D] penultimate (pre-logits) features
     attention: np.ndarray | None = None  # [N, H, T] last block's CLS attention, or [N, 1, D] pooled features
     attention_source: str | None = None  # "cls_attention" or "pooled_features"
@@ -362,10 +367,11 @@ def predict(
     mc_passes: int = 0,
     mc_rate: float = 0.1,
     compiled: bool = False,
+    logits: bool = False,
 ) -> Predictions:
     """Run ``model`` over uint8 ``images`` ``[N, 3, H, W]`` in batches of ``batch_size``.
 
-    ``attention`` asks for the last block's CLS attention; a backbone without a class token
+    ``logits`` keeps the logits beside the probabilities. ``attention`` asks for the last block's CLS attention; a backbone without a class token
     (Swin, CNNs) gives its pooled last-stage features instead, shaped ``[N, 1, D]``, and
     ``attention_source`` says which. ``mc_passes`` > 0 adds that many passes with dropout on.
 
@@ -387,10 +393,12 @@ def predict(
         with autocast(device):
             if use_cls:
                 with capture_cls_attention(model) as captured:
-                    pre_logits, logits = score(x, batch_size)
+                    pre_logits, scores = score(x, batch_size)
             else:
-                pre_logits, logits = score(x, batch_size)
-        batch_out = {"probs": logits.float().softmax(dim=-1)}
+                pre_logits, scores = score(x, batch_size)
+        batch_out = {"probs": scores.float().softmax(dim=-1)}
+        if logits:
+            batch_out["logits"] = scores.float()
         if features or (attention and not use_cls):
             batch_out["features"] = pre_logits.float()
         if use_cls:
@@ -411,6 +419,7 @@ def predict(
         host["attention"] = host["features"][:, None, :]
     return Predictions(
         probs=host["probs"],
+        logits=host.get("logits"),
         features=host.get("features") if features else None,
         attention=host.get("attention"),
         attention_source=("cls_attention" if use_cls else "pooled_features") if attention else None,

@@ -43,7 +43,7 @@ import pandas as pd
 from scipy.special import expit
 from tqdm import tqdm
 
-from alvit import __version__, metrics, paths, seeds
+from alvit import __version__, calibration, metrics, paths, seeds
 from alvit.catalog import (
     ASSUMED_SUSTAINED_TFLOPS,
     TRAIN_FORWARD_PASSES,
@@ -59,6 +59,7 @@ from alvit.results import (
     RunFolder,
     atomic_save_npy,
     atomic_write_text,
+    record_calibration,
     resolved_section,
     round_record,
     with_queries,
@@ -159,6 +160,37 @@ def simulated_probs(
     return probs.astype(np.float32)
 
 
+def as_logits(probs: np.ndarray) -> np.ndarray:
+    """Logits ``[M, K]`` whose softmax is ``probs`` (floored at 1e-12, so none is minus infinity)."""
+    return np.log(np.maximum(probs, 1e-12)).astype(np.float32)
+
+
+def simulated_held_out(
+    cfg: ExperimentConfig,
+    labeled: np.ndarray,
+    given: np.ndarray,
+    n_initial: int,
+    pool_labels: np.ndarray,
+    num_classes: int,
+    accuracy: float,
+    confidence: float,
+    rng: np.random.Generator,
+) -> calibration.HeldOut:
+    """The round's held-out split, as the loop's early stopping draws it, with the round's model
+    (as accurate and as over-confident on it as on the test set) scored on the labels it was given."""
+    n_held_out = int(round(cfg.train.val_fraction * len(labeled))) if cfg.train.patience > 0 else 0
+    positions = np.sort(rng.permutation(len(labeled))[:n_held_out])
+    index = labeled[positions]
+    probs = simulated_probs(pool_labels[index], num_classes, accuracy, confidence, rng)
+    return calibration.HeldOut(
+        index=index.astype(np.int64),
+        oracle_label=given[positions],
+        true_label=pool_labels[index],
+        noisy_channel=positions >= n_initial,
+        logits=as_logits(probs),
+    )
+
+
 def simulate_run(
     cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, test_size: int | None, spec: ModelSpec, gflops: float
 ) -> None:
@@ -173,7 +205,9 @@ def simulate_run(
     oracle = make_oracle(cfg, pool_labels, k)
     noisy, initial = oracle.noisy_labels, oracle.initial
     effects = np.random.default_rng([zlib.crc32(cfg.run_id.encode()), cfg.seed])
+    held_out_effects = np.random.default_rng([zlib.crc32(cfg.run_id.encode()), cfg.seed, 1])  # a stream of its own
     run_noise = effects.normal(0.0, 0.1)
+    transition = calibration.oracle_transition(cfg.noise.kind, cfg.noise.rate, pool_labels, noisy, k)
 
     folder.path.mkdir(parents=True, exist_ok=True)
     resolved = resolved_section(cfg, spec, "none (simulated)", pool, test, [str(c) for c in range(k)], gflops)
@@ -194,16 +228,21 @@ def simulate_run(
     for round_ in range(cfg.al.rounds + 1):
         given = np.concatenate([pool_labels[initial], noisy[labeled[len(initial) :]]])  # the initial set is clean
         accuracy = target_accuracy(cfg, shape, len(labeled), run_noise + effects.normal(0.0, 0.1))
-        probs = simulated_probs(test_labels, k, accuracy, target_confidence(cfg, accuracy, k, effects), effects)
+        confidence = target_confidence(cfg, accuracy, k, effects)
+        probs = simulated_probs(test_labels, k, accuracy, confidence, effects)
         per_sample = metrics.PerSample.from_probs(probs, test_labels)
         folder.write_predictions(round_, per_sample)
+        held_out = simulated_held_out(
+            cfg, labeled, given, len(initial), pool_labels, k, accuracy, confidence, held_out_effects
+        )
+        calibrated = record_calibration(folder, round_, held_out, transition, as_logits(probs), test_labels)
         if round_ == cfg.al.rounds:
             atomic_save_npy(folder.final_probs, probs)
         epochs = int(min(cfg.train.epochs, 4 + effects.geometric(0.25)))
         unlabeled = pool - len(labeled)
         train_s = TRAIN_FORWARD_PASSES * len(labeled) * epochs * gflops / (ASSUMED_SUSTAINED_TFLOPS * 1e3)
         fit_record = (epochs, max(1, epochs - cfg.train.patience), float(effects.uniform(0.3, 2.5)), train_s)
-        row = round_record(round_, per_sample, test_labels, given, pool_labels[labeled], fit_record)
+        row = round_record(round_, per_sample, test_labels, given, pool_labels[labeled], fit_record, calibrated)
         if round_ < cfg.al.rounds:
             unlabeled_mask = np.ones(pool, dtype=bool)
             unlabeled_mask[labeled] = False
