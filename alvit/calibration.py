@@ -16,6 +16,7 @@ Everything here takes ``logits: [N, K]``; pass ``log(probs)`` where only probabi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,7 +160,9 @@ def calibrated_test(
         if not np.isfinite(temperature):
             columns.update({f"{variant}_{name}": float("nan") for name in CALIBRATED_METRICS})
             continue
-        per_sample = PerSample.from_probs(np.exp(scaled_log_probs(test_logits, temperature)), test_labels)
+        # Stored as float32 (12 bytes a sample), and measured as stored, so the file recomputes the row.
+        exact = PerSample.from_probs(np.exp(scaled_log_probs(test_logits, temperature)).astype(np.float32), test_labels)
+        per_sample = dataclasses.replace(exact, sum_sq=exact.sum_sq.astype(np.float32))
         correct = per_sample.correct(test_labels)
         columns.update(
             {

@@ -16,8 +16,20 @@ A run folder ``<results>/<run-id>/`` holds:
   squared probabilities ``sum_sq`` (:class:`alvit.metrics.PerSample`): every metric and every
   reliability diagram of every round can be recomputed from them. About 18 bytes a sample.
 - ``predictions/final_probs.npy``: the full probabilities ``[M, K]`` of the last round only,
-  and ``test_labels.npy``. A CIFAR-100 run of 11 rounds takes about 6 MB in all (11 x
-  10,000 x K floats would be 44 MB).
+  and ``test_labels.npy``.
+- ``predictions/held_out_XXX.npz``: the round's held-out split (the labeled samples early
+  stopping kept out of training), on which post-hoc calibration is fitted: pool ``index``,
+  ``oracle_label`` (what the model was scored on), ``true_label``, ``noisy_channel`` (bought
+  from the noisy oracle, not the clean initial set) and the model's ``logits`` ``[n, K]``
+  (:class:`alvit.calibration.HeldOut`).
+- ``predictions/calibrated_XXX.npz``: the test set after each fitted temperature
+  (``ts_noisy``, ``ts_true``, ``ts_aware``; :data:`alvit.calibration.VARIANTS`): per sample its
+  ``confidence``, ``p_true`` and ``sum_sq`` as float32, which is what the ``<variant>_*``
+  columns of ``rounds.csv`` were measured on; the predicted classes are the round's own.
+
+A CIFAR-100 run of 11 rounds at the paper's budget takes about 13.4 MB in all: 6.6 MB of test
+predictions and the rest, and 6.8 MB for post-hoc calibration (2.8 MB of held-out logits, 4.0 MB
+of calibrated test predictions). 11 x 10,000 x K floats of test probabilities would be 44 MB.
 - ``env.json``: versions, device, git commit, and ``simulated`` (true for folders written by
   :mod:`alvit.sweep.simulate`, which trains nothing).
 
@@ -72,6 +84,7 @@ ROUND_COLUMNS = [
 # Written since post-hoc calibration joined the loop; a folder written before reads them as NaN.
 MEASURE_COLUMNS = ["smooth_ece", "l2_ce", *CALIBRATION_COLUMNS]
 TIME_COLUMNS = ["train_s", "select_s"]
+CALIBRATED_FIELDS = ("confidence", "p_true", "sum_sq")  # per variant; temperature keeps the predicted class
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser reads 1,260 configs 10x faster
 QUERY_FIELDS = ("round", "index", "oracle_label", "true_label", "utility", "suspect")
 
@@ -281,13 +294,14 @@ class RunFolder:
         return self.predictions_dir / f"calibrated_{round_:03d}.npz"
 
     def write_calibrated(self, round_: int, per_variant: dict[str, PerSample]) -> None:
-        """The test set's per-sample predictions after each temperature (``<variant>_<field>``)."""
+        """The test set's confidence, probability of the true class and sum of squares after each
+        temperature (``<variant>_<field>``); the predicted classes are the round's own, unchanged."""
         atomic_save_npz(
             self.calibrated_path(round_),
             {
-                f"{variant}_{field.name}": getattr(per_sample, field.name)
+                f"{variant}_{name}": getattr(per_sample, name)
                 for variant, per_sample in per_variant.items()
-                for field in dataclasses.fields(PerSample)
+                for name in CALIBRATED_FIELDS
             },
         )
 
@@ -296,14 +310,13 @@ class RunFolder:
         path = self.calibrated_path(round_)
         try:
             with np.load(path) as data:
-                return PerSample(
-                    **{field.name: data[f"{variant}_{field.name}"] for field in dataclasses.fields(PerSample)}
-                )
+                fields = {name: data[f"{variant}_{name}"] for name in CALIBRATED_FIELDS}
         except (OSError, ValueError, KeyError, EOFError) as err:
             raise ResultsError(
                 f"{path} cannot be read for {variant} ({err.__class__.__name__}); "
                 "restore it or rerun the run into a new folder"
             ) from err
+        return PerSample(prediction=self.read_predictions(round_).prediction, **fields)
 
     def read_predictions(self, round_: int) -> PerSample:
         """Round ``round_``'s per-sample predictions on the test set."""

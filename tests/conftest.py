@@ -59,3 +59,42 @@ def cifar10_jpeg_root(tmp_path_factory) -> Path:
                 per_folder[folder] += 1
                 archive.extract(member, root, filter="data")
     return root / "cifar10"
+
+
+def assert_calibration_recomputes(folder, noise_kind: str, noise_rate: float) -> None:
+    """Every post-hoc calibration column of a run folder follows from its held-out split and test files.
+
+    Per round: the held-out split lies among the labels the round trained on (the clean initial
+    set's labels true, the bought ones the oracle's); refitting the three temperatures on it gives
+    the recorded ones; the calibrated test predictions give the recorded metrics and keep every
+    predicted class (temperature scaling never changes accuracy); SmoothECE and the debiased L2
+    error follow from the raw predictions.
+    """
+    import numpy as np
+
+    from alvit import calibration, metrics
+
+    rounds, labels, queries = folder.read_rounds(), folder.read_test_labels(), folder.read_queries()
+    bought = dict(zip(queries["index"].tolist(), queries["oracle_label"].tolist(), strict=True))
+    first_round = dict(zip(queries["index"].tolist(), queries["round"].tolist(), strict=True))
+    for row in rounds.itertuples():
+        held = folder.read_held_out(row.round)
+        assert len(held.index) > 0 and held.logits.shape[0] == len(held.index)
+        noisy = held.noisy_channel
+        assert all(bought[i] == label for i, label in zip(held.index[noisy], held.oracle_label[noisy], strict=True))
+        assert all(first_round[i] <= row.round for i in held.index[noisy])
+        np.testing.assert_array_equal(held.oracle_label[~noisy], held.true_label[~noisy])
+        transition = calibration.transition_matrix(noise_kind, noise_rate, held.logits.shape[1])
+        raw = folder.read_predictions(row.round)
+        for variant, temperature in calibration.fit_variants(held, transition).items():
+            assert getattr(row, f"{variant}_temperature") == temperature
+            after = folder.read_calibrated(row.round, variant)
+            np.testing.assert_array_equal(after.prediction, raw.prediction)
+            correct = after.correct(labels)
+            assert getattr(row, f"{variant}_ece") == metrics.ece_from(after.confidence, correct)
+            assert getattr(row, f"{variant}_adaptive_ece") == metrics.adaptive_ece_from(after.confidence, correct)
+            assert getattr(row, f"{variant}_brier") == metrics.brier_from(after)
+            assert getattr(row, f"{variant}_nll") == metrics.nll_from(after)
+        correct = raw.correct(labels)
+        assert row.smooth_ece == metrics.smooth_ece_from(raw.confidence, correct)
+        assert row.l2_ce == metrics.debiased_l2_ce_from(raw.confidence, correct)

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY
+from conftest import TINY, assert_calibration_recomputes
 
 from alvit import metrics
 from alvit.config import load_config
 from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.loop import make_oracle, run_experiment
-from alvit.results import ROUND_COLUMNS, TIME_COLUMNS, RunFolder
+from alvit.results import MEASURE_COLUMNS, ROUND_COLUMNS, TIME_COLUMNS, RunFolder
 
 
 def without_times(table: pd.DataFrame) -> pd.DataFrame:
@@ -43,7 +43,7 @@ def test_run_folder_holds_config_rounds_queries_env_and_predictions(finished_run
     _cfg, path = finished_run
     folder = RunFolder(path)
     rounds = folder.read_rounds()
-    assert list(rounds.columns) == ROUND_COLUMNS
+    assert list(rounds.columns) == ROUND_COLUMNS + MEASURE_COLUMNS
     assert rounds["round"].tolist() == [0, 1, 2]
     assert rounds["n_labeled"].tolist() == [40, 60, 80]
     assert rounds["noise_realized"].iloc[0] == 0.0  # the initial set is clean
@@ -67,6 +67,11 @@ def test_saved_predictions_reproduce_every_metric(finished_run):
     assert final.shape == (len(labels), 10)
     assert rounds["ece"].iloc[-1] == pytest.approx(metrics.ece(final, labels), abs=1e-12)
     assert rounds["brier"].iloc[-1] == pytest.approx(metrics.brier(final, labels), abs=1e-12)
+
+
+def test_each_rounds_held_out_split_and_calibrated_predictions_reproduce_its_calibration_columns(finished_run):
+    cfg, path = finished_run
+    assert_calibration_recomputes(RunFolder(path), cfg.noise.kind, cfg.noise.rate)
 
 
 def test_queries_come_from_the_unlabeled_pool_and_the_fixed_noisy_oracle(finished_run):
