@@ -32,6 +32,8 @@ LOG_T_BOUNDS = (np.log(1e-2), np.log(1e2))  # temperatures from 0.01 to 100
 def transition_matrix(kind: str, rate: float, num_classes: int) -> np.ndarray:
     """``C[i, j] = P(oracle says j | true class i)`` for alvit's noise kinds, ``[K, K]``, rows summing to 1."""
     check_noise(kind, rate)
+    if kind == "labels":
+        raise ValueError("a file's labels have no noise model by kind and rate; use empirical_transition")
     k = num_classes
     if kind == "none" or rate == 0:
         return np.eye(k)

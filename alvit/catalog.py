@@ -71,6 +71,7 @@ NOISE_KINDS: dict[str, str] = {
     "flip": "round(r*N) labels replaced by one of the K-1 other classes, uniformly (symmetric)",
     "uniform": "round(r*N) labels redrawn uniformly from all K classes (effective rate r(K-1)/K)",
     "pairflip": "round(r*N) labels moved to the next class, k -> (k+1) mod K",
+    "labels": "the oracle answers from a file of labels (noise.labels), e.g. CIFAR-10N's human labels; rate measured",
 }
 
 
@@ -80,6 +81,10 @@ def check_noise(kind: str, rate: float) -> None:
         raise ConfigError(f"noise kind {kind!r} is not known; valid choices are: {', '.join(NOISE_KINDS)}")
     if not 0.0 <= rate < 1.0:
         raise ConfigError(f"noise rate {rate} lies outside [0, 1); give a fraction such as 0.3")
+    if kind == "labels" and rate != 0.0:
+        raise ConfigError(
+            f"noise rate {rate} cannot be set for noise kind labels: the rate is what the file of labels holds; leave it 0"
+        )
 
 
 def check_dataset_name(name: str) -> None:

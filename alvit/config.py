@@ -27,6 +27,8 @@ class NoiseConfig:
 
     kind: str = "flip"
     rate: float = 0.0
+    labels: str | None = None  # kind "labels": a .npy of labels or a CIFAR-N .pt file (alvit.label_files)
+    labels_key: str | None = None  # which label set of a .pt dict, e.g. "worse_label"
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,14 @@ class ExperimentConfig:
         """A readable folder name that differs between the configurations of a sweep."""
         model = Path(self.model).name.replace("/", "-")
         dataset = self.dataset.split(":", 1)[0]
-        return f"{dataset}-{model}-{self.noise.kind}{self.noise.rate:g}-{self.strategy}-s{self.seed}"
+        return f"{dataset}-{model}-{self.noise_tag}-{self.strategy}-s{self.seed}"
+
+    @property
+    def noise_tag(self) -> str:
+        """The noise in a run id: kind and rate (``flip0.3``), or the label set of a file (``labels-worse_label``)."""
+        if self.noise.kind == "labels":
+            return f"labels-{self.noise.labels_key or Path(self.noise.labels or '').stem}"
+        return f"{self.noise.kind}{self.noise.rate:g}"
 
     @property
     def budget(self) -> int:
@@ -277,6 +286,24 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     raise ConfigError(f"config key {key!r} must be {names}, not {value!r}")
 
 
+def _check_label_file(cfg: ExperimentConfig) -> None:
+    """``noise.labels`` goes with ``noise.kind: labels``, and its file and key must read (alvit.label_files)."""
+    from alvit import label_files
+
+    if cfg.noise.kind != "labels":
+        if cfg.noise.labels or cfg.noise.labels_key:
+            raise ConfigError(
+                f"noise.labels and noise.labels_key are read only with noise.kind labels, not {cfg.noise.kind}; "
+                "set noise.kind=labels or drop them"
+            )
+        return
+    if not cfg.noise.labels:
+        raise ConfigError(
+            "noise kind labels needs noise.labels: the path of a .npy of integer labels or a CIFAR-N .pt file"
+        )
+    label_files.load_labels(cfg.noise.labels, cfg.noise.labels_key)
+
+
 def validate(cfg: ExperimentConfig) -> None:
     """Check every value that can be checked without loading data or models."""
     # Imported here: strategies brings scipy, which loading a config does not otherwise need.
@@ -290,6 +317,7 @@ def validate(cfg: ExperimentConfig) -> None:
         )
     strategies.check_strategy_name(cfg.strategy)
     catalog.check_noise(cfg.noise.kind, cfg.noise.rate)
+    _check_label_file(cfg)
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"device {cfg.device!r} is not known; valid choices are auto, cpu, cuda, cuda:N")
     if cfg.img_size is not None and cfg.img_size < 8:

@@ -34,8 +34,8 @@ from alvit.errors import ConfigError
 if TYPE_CHECKING:
     from alvit.models import ModelSpec
 from alvit.paths import data_home
+from alvit.seeds import SUBSET_SEED, subset_indices
 
-SUBSET_SEED = 0  # data.max_pool / max_test subsets are the same for every experiment seed
 DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -80,13 +80,6 @@ def load_dataset(name: str, max_pool: int = 0, max_test: int = 0) -> Dataset:
         test_labels=dataset.test_labels[test_keep],
         classes=dataset.classes,
     )
-
-
-def subset_indices(n: int, limit: int) -> np.ndarray:
-    """Sorted indices of a fixed random subset of ``range(n)`` of size ``limit`` (all if 0)."""
-    if limit <= 0 or limit >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(SUBSET_SEED).choice(n, size=limit, replace=False))
 
 
 def _load_digits() -> Dataset:

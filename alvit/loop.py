@@ -33,7 +33,7 @@ from alvit.config import (
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.errors import ConfigError, TrainingError
 from alvit.models import ModelSpec, create_model, gflops_per_image, resolve_model
-from alvit.noise import Oracle, make_oracle
+from alvit.noise import Oracle, make_oracle, realized_noise
 from alvit.results import (
     QUERY_FIELDS,
     RunFolder,
@@ -69,6 +69,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
     check_budget(cfg, len(data.train_labels))
     strategy = create_strategy(cfg.strategy, cfg.acq.mc_passes, cfg.acq.mc_dropout)
+    oracle = make_oracle(cfg, data.train_labels, data.num_classes)
     resolved = resolved_section(
         cfg,
         spec,
@@ -77,12 +78,12 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
         len(data.test_labels),
         data.classes,
         gflops_per_image(spec, data.num_classes),
+        realized_noise(oracle.noisy_labels, data.train_labels),
     )
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
         atomic_write_text(folder.config, dump_yaml(cfg, resolved))
 
-    oracle = make_oracle(cfg, data.train_labels, data.num_classes)
     queries = _queries_before(folder.read_queries(), len(done))
     _check_queries(queries, oracle, data.train_labels, folder)
     runner = _RoundRunner(cfg, spec, device, data, strategy, folder, progress)

@@ -8,6 +8,8 @@ Definitions (book/definitions.md), for a pool of N samples, K classes and rate r
   about 1/K of them keep their true label: the effective rate is r (K - 1) / K.
 - ``pairflip``: exactly round(r * N) samples get class k -> (k + 1) mod K.
 - ``none``: the oracle answers the true label.
+- ``labels``: the oracle answers the label a file gives for each pool sample, e.g. human labels
+  (:mod:`alvit.label_files`); its rate is what the file holds.
 
 ``round`` is Python's (half to even). The oracle is computed once for the whole pool from a
 random stream of its own, so every strategy that queries a sample gets the same answer.
@@ -23,6 +25,7 @@ import numpy as np
 from alvit import seeds
 from alvit.catalog import check_noise
 from alvit.errors import ConfigError
+from alvit.label_files import labels_for_pool, load_labels
 
 if TYPE_CHECKING:  # only an annotation: at run time the caller hands a config over
     from alvit.config import ExperimentConfig
@@ -40,7 +43,7 @@ def make_noisy_labels(
     Args:
         labels: true labels, int ``[N]`` in ``[0, K)``.
         num_classes: K.
-        kind: one of :data:`alvit.catalog.NOISE_KINDS`.
+        kind: one of :data:`alvit.catalog.NOISE_KINDS` but ``labels``.
         rate: fraction r in ``[0, 1)`` of samples to corrupt.
         seed: an int or a ``SeedSequence`` (the loop passes the oracle's own stream).
 
@@ -48,6 +51,8 @@ def make_noisy_labels(
         noisy labels, int64 ``[N]``; ``labels`` is not modified.
     """
     check_noise(kind, rate)
+    if kind == "labels":
+        raise ValueError("noise kind labels reads its answers from a file; make_oracle does that")
     labels = np.asarray(labels, dtype=np.int64)
     noisy = labels.copy()
     n_corrupt = int(round(rate * len(labels)))  # int even for a numpy rate
@@ -88,8 +93,18 @@ def make_oracle(cfg: ExperimentConfig, true_labels: np.ndarray, num_classes: int
 
     The loop and :mod:`alvit.sweep.simulate` both call it, so a simulated run's oracle is a real one's.
     """
-    noisy = make_noisy_labels(
-        true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle")
-    )
+    if cfg.noise.kind == "labels":
+        noisy = labels_for_pool(
+            load_labels(cfg.noise.labels, cfg.noise.labels_key), len(true_labels), cfg.data.max_pool, cfg.noise.labels
+        )
+        if noisy.min(initial=0) < 0 or noisy.max(initial=0) >= num_classes:
+            raise ConfigError(
+                f"noise.labels file {cfg.noise.labels} holds labels outside 0..{num_classes - 1}, "
+                f"the classes of {cfg.dataset}; give labels of this dataset"
+            )
+    else:
+        noisy = make_noisy_labels(
+            true_labels, num_classes, cfg.noise.kind, cfg.noise.rate, seeds.stream(cfg.seed, "oracle")
+        )
     initial = seeds.rng(cfg.seed, "initial").choice(len(true_labels), size=cfg.al.initial, replace=False)
     return Oracle(noisy_labels=noisy, initial=initial)

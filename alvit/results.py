@@ -97,11 +97,14 @@ def resolved_section(
     test_size: int,
     classes: Sequence[str],
     gflops_per_image: float,
+    pool_noise_rate: float,
 ) -> dict[str, Any]:
     """The ``resolved`` section of a run's ``config.yaml``: what the configuration came to on this data.
 
     One definition for the loop and for ``alvit simulate``, so a simulated folder records the same
-    keys (the model's input size, mean and std among them) as a trained one.
+    keys (the model's input size, mean and std among them) as a trained one. ``pool_noise_rate``
+    is the share of the oracle's answers that are wrong over the pool: the noise-rate axis of a
+    run whose labels come from a file.
     """
     return {
         "timm_name": spec.timm_name,
@@ -118,6 +121,7 @@ def resolved_section(
         "num_classes": len(classes),
         "classes": list(classes),
         "gflops_per_image": gflops_per_image,
+        "pool_noise_rate": pool_noise_rate,  # the oracle's wrong answers over the whole pool
     }
 
 
@@ -509,6 +513,13 @@ def pooled_predictions(paths: list[str], round_: int | None = None) -> tuple[np.
     return np.concatenate(confidence), np.concatenate(correct)
 
 
+def noise_rate_of(config: dict[str, Any]) -> float:
+    """A run's noise rate: the configured one, or for labels from a file the pool's measured rate (to 3 places)."""
+    if config["noise"]["kind"] == "labels":
+        return round(float((config.get("resolved") or {}).get("pool_noise_rate", np.nan)), 3)
+    return config["noise"]["rate"]
+
+
 RUN_COLUMNS = [
     "run_id",
     "dataset",
@@ -558,7 +569,7 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
                 "model": config["model"],
                 "strategy": config["strategy"],
                 "noise_kind": config["noise"]["kind"],
-                "noise_rate": config["noise"]["rate"],
+                "noise_rate": noise_rate_of(config),
                 "seed": config["seed"],
                 "rounds_planned": planned,
                 "finished": len(rounds) == planned,

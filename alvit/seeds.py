@@ -25,3 +25,13 @@ def rng(seed: int, name: str, round_: int = 0) -> np.random.Generator:
 def torch_seed(seed: int, name: str, round_: int = 0) -> int:
     """A 32-bit seed for ``torch.manual_seed`` from the same stream."""
     return int(stream(seed, name, round_).generate_state(1)[0])
+
+
+SUBSET_SEED = 0  # data.max_pool / max_test subsets are the same for every experiment seed
+
+
+def subset_indices(n: int, limit: int) -> np.ndarray:
+    """Sorted indices of a fixed random subset of ``range(n)`` of size ``limit`` (all if 0)."""
+    if limit <= 0 or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(SUBSET_SEED).choice(n, size=limit, replace=False))

@@ -61,14 +61,15 @@ def cifar10_jpeg_root(tmp_path_factory) -> Path:
     return root / "cifar10"
 
 
-def assert_calibration_recomputes(folder, noise_kind: str, noise_rate: float) -> None:
+def assert_calibration_recomputes(folder, noise_kind: str, noise_rate: float, transition=None) -> None:
     """Every post-hoc calibration column of a run folder follows from its held-out split and test files.
 
     Per round: the held-out split lies among the labels the round trained on (the clean initial
     set's labels true, the bought ones the oracle's); refitting the three temperatures on it gives
     the recorded ones; the calibrated test predictions give the recorded metrics and keep every
     predicted class (temperature scaling never changes accuracy); SmoothECE and the debiased L2
-    error follow from the raw predictions.
+    error follow from the raw predictions. ``transition``: the oracle's noise model where it is not
+    the kind and rate's (labels from a file).
     """
     import numpy as np
 
@@ -84,7 +85,8 @@ def assert_calibration_recomputes(folder, noise_kind: str, noise_rate: float) ->
         assert all(bought[i] == label for i, label in zip(held.index[noisy], held.oracle_label[noisy], strict=True))
         assert all(first_round[i] <= row.round for i in held.index[noisy])
         np.testing.assert_array_equal(held.oracle_label[~noisy], held.true_label[~noisy])
-        transition = calibration.transition_matrix(noise_kind, noise_rate, held.logits.shape[1])
+        if transition is None:
+            transition = calibration.transition_matrix(noise_kind, noise_rate, held.logits.shape[1])
         raw = folder.read_predictions(row.round)
         for variant, temperature in calibration.fit_variants(held, transition).items():
             assert getattr(row, f"{variant}_temperature") == temperature

@@ -52,7 +52,7 @@ from alvit.catalog import (
 )
 from alvit.config import ExperimentConfig, check_budget, dump_yaml
 from alvit.errors import ConfigError
-from alvit.noise import make_oracle
+from alvit.noise import make_oracle, realized_noise
 from alvit.profile import Profile
 from alvit.results import (
     QUERY_FIELDS,
@@ -210,7 +210,16 @@ def simulate_run(
     transition = calibration.oracle_transition(cfg.noise.kind, cfg.noise.rate, pool_labels, noisy, k)
 
     folder.path.mkdir(parents=True, exist_ok=True)
-    resolved = resolved_section(cfg, spec, "none (simulated)", pool, test, [str(c) for c in range(k)], gflops)
+    resolved = resolved_section(
+        cfg,
+        spec,
+        "none (simulated)",
+        pool,
+        test,
+        [str(c) for c in range(k)],
+        gflops,
+        realized_noise(noisy, pool_labels),
+    )
     folder.write_json(
         folder.env,
         {
@@ -292,6 +301,12 @@ def simulate_profile(
     ``test_size`` larger than a dataset's test set, or an ``out`` that cannot be a folder, is
     refused before anything is written. ``progress`` draws a bar (1,260 runs take minutes).
     """
+    from_files = next((cfg for cfg in profile.configs if cfg.noise.kind == "labels"), None)
+    if from_files is not None:  # the effect model knows noise by kind and rate, and its pool labels are stand-ins
+        raise ConfigError(
+            f"alvit simulate models synthetic noise only, and profile {profile.name} has labels from a file "
+            f"({from_files.run_id}); leave those out with --only noise.kind=flip (or another kind)"
+        )
     shapes = {dataset: dataset_shape(dataset) for dataset in dict.fromkeys(cfg.dataset for cfg in profile.configs)}
     check_test_size(profile, shapes, test_size)
     paths.make_folder(out, "--out")
