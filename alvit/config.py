@@ -111,9 +111,14 @@ class ExperimentConfig:
     @property
     def noise_tag(self) -> str:
         """The noise in a run id: kind and rate (``flip0.3``), or the label set of a file (``labels-worse_label``)."""
+        return self.noise_name.replace(" ", "-" if self.noise.kind == "labels" else "")
+
+    @property
+    def noise_name(self) -> str:
+        """The noise in words: kind and rate (``flip 0.3``), or the label set of a file (``labels worse_label``)."""
         if self.noise.kind == "labels":
-            return f"labels-{self.noise.labels_key or Path(self.noise.labels or '').stem}"
-        return f"{self.noise.kind}{self.noise.rate:g}"
+            return f"labels {self.noise.labels_key or Path(self.noise.labels or '').stem}"
+        return f"{self.noise.kind} {self.noise.rate:g}"
 
     @property
     def budget(self) -> int:

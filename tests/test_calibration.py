@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alvit.calibration import fit_temperature, scaled_log_probs, transition_matrix
+from alvit.calibration import (
+    CALIBRATION_COLUMNS,
+    HeldOut,
+    calibrated_test,
+    empirical_transition,
+    fit_temperature,
+    fit_variants,
+    scaled_log_probs,
+    transition_matrix,
+)
 
 
 def calibrated_model(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,3 +70,39 @@ def test_on_noisy_labels_the_plain_fit_over_softens_and_the_noise_aware_fit_reco
     aware = fit_temperature(logits, given, matrix)
     assert plain > 1.3  # the noisy likelihood wants a flatter posterior
     assert aware == pytest.approx(1.0, abs=0.05)
+
+
+def test_the_noise_aware_fit_scores_the_clean_initial_labels_as_they_are():
+    """A held-out split of clean initial labels and bought noisy ones: only the bought pass through C."""
+    logits, labels = calibrated_model(40_000, 10, seed=5)
+    matrix = transition_matrix("pairflip", 0.3, 10)
+    bought = np.arange(len(labels)) >= 10_000
+    given = np.where(bought, noisy(labels, matrix, seed=6), labels)
+    mixed = fit_temperature(logits, given, matrix, noisy_channel=bought)
+    as_if_all_noisy = fit_temperature(logits, given, matrix)
+    assert mixed == pytest.approx(1.0, abs=0.05)
+    assert abs(as_if_all_noisy - 1.0) > abs(mixed - 1.0)
+
+
+def test_a_files_noise_model_is_the_confusion_it_holds_over_the_pool():
+    true = np.array([0, 0, 0, 0, 1, 1, 2])
+    given = np.array([0, 0, 0, 1, 1, 2, 2])
+    np.testing.assert_allclose(
+        empirical_transition(true, given, 4),
+        [[0.75, 0.25, 0, 0], [0, 0.5, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]],  # class 3 absent: kept
+    )
+
+
+def test_without_a_held_out_split_every_temperature_is_missing_and_no_metric_is_invented():
+    empty = HeldOut(
+        index=np.zeros(0, dtype=np.int64),
+        oracle_label=np.zeros(0, dtype=np.int64),
+        true_label=np.zeros(0, dtype=np.int64),
+        noisy_channel=np.zeros(0, dtype=bool),
+        logits=np.zeros((0, 3), dtype=np.float32),
+    )
+    temperatures = fit_variants(empty, np.eye(3))
+    assert all(np.isnan(t) for t in temperatures.values())
+    columns, per_variant = calibrated_test(np.zeros((4, 3)), np.arange(4) % 3, temperatures)
+    assert set(columns) == set(CALIBRATION_COLUMNS) and all(np.isnan(v) for v in columns.values())
+    assert per_variant == {}

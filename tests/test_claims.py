@@ -65,6 +65,12 @@ def results(
                 "ece": metric_effects.get("ece", lambda **_: 0.1)(**where) + noise,
                 "brier": metric_effects.get("brier", lambda **_: 0.1)(**where) + noise,
                 "gflops_per_image": GFLOPS.get(model, np.nan),
+                **{  # any other metric (the study's): seed noise of its own, so differences between them keep some
+                    name: value(**where)
+                    + jitter * ((seed + zlib.crc32(f"{dataset}{kind}{model}{strategy}{rate}{name}".encode())) % 3 - 1)
+                    for name, value in metric_effects.items()
+                    if name not in ("ece", "brier")
+                },
             }
         )
     return pd.DataFrame(rows)
@@ -290,6 +296,41 @@ def test_claim_6_cannot_say_without_random_and_is_inconclusive_in_noise():
     )
     small = {"ece": excess(0.002, 0.004), "brier": excess(0.002, 0.004)}
     assert claims.check_claim(6, results(falling, metric_effects=small, jitter=0.05)).verdict == INCONCLUSIVE
+
+
+# --- the study's question A: can temperature scaling repair calibration? ---------------------
+
+
+def repairs(noisy_excess: float, aware_excess: float, grows: bool = True):
+    """Test ECE after each temperature: (b) 0.03 everywhere; (a) more by ``noisy_excess`` times the
+    rate (``grows``) or times one minus the rate at every noisy rate (shrinking); (c) more than (b)
+    by ``aware_excess`` at every noisy rate."""
+    shape = (lambda rate: rate) if grows else (lambda rate: (1 - rate) * float(rate > 0))
+    return {
+        "ts_true_ece": lambda **_: 0.03,
+        "ts_noisy_ece": lambda rate, **_: 0.03 + noisy_excess * shape(rate),
+        "ts_aware_ece": lambda rate, **_: 0.03 + aware_excess * float(rate > 0),
+    }
+
+
+def test_question_a_holds_when_noisy_labels_over_soften_more_with_noise_and_the_noise_aware_fit_recovers():
+    verdict = claims.check_claim("A", results(falling, metric_effects=repairs(0.2, 0.004)))
+    assert verdict.verdict == HOLDS, verdict.evidence
+    assert verdict.statement == claims.STUDY_CLAIMS["A"]
+
+
+def test_question_a_does_not_hold_when_the_noise_aware_fit_is_no_better_than_the_noisy_one():
+    assert claims.check_claim("A", results(falling, metric_effects=repairs(0.2, 0.2))).verdict == FAILS
+
+
+def test_question_a_does_not_hold_when_the_excess_shrinks_as_noise_rises():
+    verdict = claims.check_claim("A", results(falling, metric_effects=repairs(0.1, 0.0, grows=False)))
+    assert verdict.verdict == FAILS and "that excess grows with noise" in verdict.evidence
+
+
+def test_question_a_is_not_a_paper_claim_and_cannot_say_without_post_hoc_calibration():
+    assert "A" not in claims.CLAIMS and [v.claim for v in claims.check_study(results(falling))] == ["A"]
+    assert claims.check_claim("A", results(falling)).verdict == CANNOT_SAY  # runs from before calibration
 
 
 # --- the table -------------------------------------------------------------------------------

@@ -34,6 +34,13 @@ CLAIMS = {
     5: "Entropy and GCI-ViTAL beat random in accuracy only at moderate noise (about 0.3 to 0.6).",
     6: "Entropy and GCI-ViTAL are worse calibrated than random, most at high noise.",
 }
+# The study's own questions, beyond the paper's: judged by the same rule, shown apart from the paper's.
+STUDY_CLAIMS = {
+    "A": (
+        "Temperature scaling fitted on the noisy held-out labels leaves more test ECE than fitted on the "
+        "true labels, increasingly with noise; noise-aware temperature scaling closes the gap."
+    ),
+}
 VITS, SWINS = ("vit_b16", "vit_b32", "vit_l16", "vit_l32"), ("swinv2_t", "swinv2_s", "swinv2_b")
 L32_RIVALS = ("vit_b16", "vit_b32", "vit_l16")
 UNCERTAINTY = ("entropy", "gci_vital")
@@ -41,6 +48,8 @@ MODERATE = (0.3, 0.6)  # the paper's "moderate" noise; "low" is below it, "high"
 FLOPS_RATIO = (3.0, 5.0)  # "about 4x"
 CALIBRATION = {"ece": "ECE", "brier": "Brier"}
 METRICS = ("test_acc", "ece", "brier")
+REPAIRED_ECE = ("ts_noisy_ece", "ts_true_ece", "ts_aware_ece")  # test ECE after each temperature
+GAP_CLOSED = 0.01  # ECE within one point of the true-label fit's counts as the gap closed
 RULE = (
     f"Every comparison pairs runs that share dataset, noise kind, noise rate and seed (hence the same "
     f"noisy oracle and initial set) and averages the paired differences within each cell (a model or "
@@ -90,7 +99,9 @@ class Cube:
         grouped = rows.groupby(["model", "strategy", "noise_rate", "seed"])
         shape = (1, len(models), len(strategies), len(rates), len(seeds))
         metrics = {
-            name: grouped[name].mean().reindex(index).to_numpy(float).reshape(shape) for name in METRICS if name in rows
+            name: grouped[name].mean().reindex(index).to_numpy(float).reshape(shape)
+            for name in METRICS + REPAIRED_ECE
+            if name in rows
         }
         gflops = rows.groupby("model")["gflops_per_image"].mean().to_dict() if "gflops_per_image" in rows else {}
         return cls(models, strategies, rates, metrics, gflops)
@@ -102,6 +113,11 @@ class Cube:
     def of_strategy(self, metric: str, strategy: str) -> np.ndarray:
         """``[T, models, rates, seeds]``."""
         return self.metrics[metric][:, :, self.strategies.index(strategy)]
+
+    def of_all(self, metric: str) -> np.ndarray:
+        """``[T, models x strategies, rates, seeds]``: every (model, strategy) a cell of its own."""
+        values = self.metrics[metric]
+        return values.reshape(values.shape[0], -1, *values.shape[3:])
 
 
 def band(rates: np.ndarray, name: str) -> np.ndarray:
@@ -275,6 +291,37 @@ def tests_claim_6(cube: Cube) -> list[Test]:
     return tests
 
 
+def tests_study_a(cube: Cube) -> list[Test]:
+    """Over the noisy rates (above 0), pooled over models and strategies: the noisy-label fit leaves
+    more ECE than the true-label fit, the more so the higher the rate (slope of the excess on the
+    rate, all rates); the noise-aware fit leaves less than the noisy-label fit, and at most
+    :data:`GAP_CLOSED` more than the true-label fit (non-inferiority: leaving less is no failure)."""
+    if not all(name in cube.metrics for name in REPAIRED_ECE):
+        return [stats.missing_test("temperature scaling", "runs without post-hoc calibration", cube.tables)]
+    noisy = cube.rates > 0
+    if not noisy.any() or len(cube.rates) < 2:
+        return [stats.missing_test("temperature scaling", "needs a noise rate above 0 and two rates", cube.tables)]
+    fitted_on_noisy, fitted_on_true, aware = (cube.of_all(name) for name in REPAIRED_ECE)
+    everywhere = np.ones(len(cube.rates), dtype=bool)
+    return [
+        stats.effect_test(
+            "noisy-label fit leaves more ECE than true-label fit",
+            _by_rate(fitted_on_noisy - fitted_on_true, cube.rates, noisy),
+        ),
+        stats.effect_test(
+            "that excess grows with noise",
+            _by_rate(fitted_on_noisy - fitted_on_true, cube.rates, everywhere, stats.slope_weights),
+        ),
+        stats.effect_test(
+            "noise-aware fit leaves less ECE than noisy-label fit", _by_rate(fitted_on_noisy - aware, cube.rates, noisy)
+        ),
+        stats.effect_test(
+            f"noise-aware fit leaves at most {GAP_CLOSED:g} more ECE than true-label fit",
+            _by_rate(fitted_on_true - aware + GAP_CLOSED, cube.rates, noisy),
+        ),
+    ]
+
+
 TESTS: dict[int, Callable[[Cube], list[Test]]] = {
     1: tests_claim_1,
     2: tests_claim_2,
@@ -283,20 +330,23 @@ TESTS: dict[int, Callable[[Cube], list[Test]]] = {
     5: tests_claim_5,
     6: tests_claim_6,
 }
+STUDY_TESTS: dict[str, Callable[[Cube], list[Test]]] = {"A": tests_study_a}
+STATEMENTS: dict[int | str, str] = {**CLAIMS, **STUDY_CLAIMS}
+ALL_TESTS: dict[int | str, Callable[[Cube], list[Test]]] = {**TESTS, **STUDY_TESTS}
 
 
 @dataclass(frozen=True)
 class Verdict:
-    claim: int
+    claim: int | str  # a paper claim's number, or a study question's letter
     statement: str
     verdict: str  # one of alvit.book.stats.OUTCOMES
     evidence: str
     settings: dict[str, str] = field(default_factory=dict)  # verdict per "dataset · noise kind"
 
 
-def judge_settings(claim: int, cubes: dict[str, Cube]) -> tuple[stats.Judgement, dict[str, list[Test]]]:
+def judge_settings(claim: int | str, cubes: dict[str, Cube]) -> tuple[stats.Judgement, dict[str, list[Test]]]:
     """Judge ``claim`` on every setting's cube at once: one family of statements across settings."""
-    tests = {name: TESTS[claim](cube) for name, cube in cubes.items()}
+    tests = {name: ALL_TESTS[claim](cube) for name, cube in cubes.items()}
     return stats.judge([test for setting in tests.values() for test in setting]), tests
 
 
@@ -308,11 +358,12 @@ def _setting_outcome(outcomes: list[str], tests: list[Test]) -> str:
     return HOLDS if all(outcome == HOLDS for outcome in outcomes) else INCONCLUSIVE
 
 
-def check_claim(claim: int, final: pd.DataFrame) -> Verdict:
-    """The verdict of ``claim`` on a table of final rounds, with one line of evidence per setting."""
+def check_claim(claim: int | str, final: pd.DataFrame) -> Verdict:
+    """The verdict of ``claim`` (a paper claim or a study question) on a table of final rounds, with
+    one line of evidence per setting."""
     cubes = {name: Cube.from_rows(rows) for name, rows in by_setting(final)}
     if not cubes:
-        return Verdict(claim, CLAIMS[claim], CANNOT_SAY, "no finished runs")
+        return Verdict(claim, STATEMENTS[claim], CANNOT_SAY, "no finished runs")
     judgement, tests = judge_settings(claim, cubes)
     parts, per_setting, index = [], {}, 0
     for name, setting_tests in tests.items():
@@ -323,7 +374,7 @@ def check_claim(claim: int, final: pd.DataFrame) -> Verdict:
             f"{test.describe()} ({_label(test, outcome)})" for test, outcome in zip(setting_tests, outcomes)
         )
         parts.append(f"{name}: {per_setting[name]}; {_tally(outcomes, setting_tests)}: {listed}")
-    return Verdict(claim, CLAIMS[claim], str(judgement.verdict[0]), " | ".join(parts), per_setting)
+    return Verdict(claim, STATEMENTS[claim], str(judgement.verdict[0]), " | ".join(parts), per_setting)
 
 
 def _label(test: Test, outcome: str) -> str:
@@ -341,8 +392,13 @@ def _tally(outcomes: list[str], tests: list[Test]) -> str:
 
 
 def check_all(final: pd.DataFrame) -> list[Verdict]:
-    """Every claim, in order."""
+    """Every claim of the paper, in order."""
     return [check_claim(claim, final) for claim in CLAIMS]
+
+
+def check_study(final: pd.DataFrame) -> list[Verdict]:
+    """Every question of the study's own (:data:`STUDY_CLAIMS`), in order."""
+    return [check_claim(claim, final) for claim in STUDY_CLAIMS]
 
 
 def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:

@@ -41,6 +41,8 @@ ROUND_TABLE_COLUMNS = [
     "noise_realized",
     "test_acc",
     "ece",
+    "smooth_ece",
+    "l2_ce",
     "brier",
     "nll",
     "epochs",
@@ -128,6 +130,26 @@ def learning_curve_figure(folder: RunFolder) -> plt.Figure:
     right.set(xlabel="labels bought", title="calibration (lower is better)")
     right.legend(fontsize="small")
     for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_repair_figure(folder: RunFolder) -> plt.Figure:
+    """Test ECE and Brier score round by round, as trained and after each fitted temperature."""
+    rounds = folder.read_rounds()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    for ax, metric in zip(axes, ("ece", "brier")):
+        for prefix, label in plots.REPAIRS.items():
+            style = {"linestyle": "--"} if prefix == "" else {}
+            ax.plot(rounds["n_labeled"], rounds[prefix + metric], marker="o", markersize=3, label=label, **style)
+        ax.set(xlabel="labels bought", title=f"test {plots.METRIC_LABELS[metric]}")
+    for prefix, label in list(plots.REPAIRS.items())[1:]:
+        axes[2].plot(rounds["n_labeled"], rounds[prefix + "temperature"], marker="o", markersize=3, label=label)
+    axes[2].axhline(1.0, color="grey", linewidth=0.8)
+    axes[2].set(xlabel="labels bought", title="fitted temperature T (above 1 softens)", yscale="log")
+    axes[0].legend(fontsize="x-small")
+    for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -108,7 +108,7 @@ def without_builder_paths(notebook: Any, parameters: dict[str, Any] | None = Non
 def page_title(cfg: ExperimentConfig) -> str:
     """``model · noise kind rate · strategy · seed N (dataset)``: a run page's heading."""
     dataset = cfg.dataset.split(":")[0]
-    return f"{cfg.model} · {cfg.noise.kind} {cfg.noise.rate:g} · {cfg.strategy} · seed {cfg.seed} ({dataset})"
+    return f"{cfg.model} · {cfg.noise_name} · {cfg.strategy} · seed {cfg.seed} ({dataset})"
 
 
 def render_page(

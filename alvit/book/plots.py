@@ -25,6 +25,15 @@ METRIC_LABELS = {
     "nll": "NLL",
     "aulc": "area under learning curve",
     "gain": "gain over random",
+    "smooth_ece": "SmoothECE",
+    "l2_ce": "debiased L2 calibration error",
+}
+# Test calibration before and after temperature scaling (alvit.calibration.VARIANTS), in drawing order.
+REPAIRS = {
+    "": "as trained",
+    "ts_noisy_": "(a) T fitted on noisy labels",
+    "ts_true_": "(b) T fitted on true labels (oracle bound)",
+    "ts_aware_": "(c) T fitted through the noise model",
 }
 
 
@@ -119,6 +128,33 @@ def metric_vs_noise(rows: pd.DataFrame, metric: str, title: str, dots: bool = Fa
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(METRIC_LABELS.get(metric, metric))
     _finish(fig, title, axes[0])
+    return fig
+
+
+def calibration_repair(rows: pd.DataFrame, metric: str, title: str) -> plt.Figure:
+    """One setting: final test ``metric`` (``ece`` or ``brier``) against noise rate, as trained and
+    after each temperature of :data:`REPAIRS`; a panel per strategy, means over models and seeds
+    with a band of one standard deviation of the per-run values."""
+    strategies = sorted(rows["strategy"].unique())
+    colours = plt.style.library["tableau-colorblind10"]["axes.prop_cycle"].by_key()["color"]
+    fig, axes = _panels(len(strategies), 4.2, 3.4, min(3, len(strategies)))
+    for ax, strategy in zip(axes, strategies):
+        chosen = rows[rows["strategy"] == strategy]
+        for colour, (prefix, label) in zip(colours, REPAIRS.items()):
+            stats = chosen.groupby("noise_rate")[prefix + metric].agg(["mean", "std"]).reset_index().fillna(0.0)
+            style = {"linestyle": "--"} if prefix == "" else {}
+            ax.plot(stats["noise_rate"], stats["mean"], marker="o", markersize=3, color=colour, label=label, **style)
+            ax.fill_between(
+                stats["noise_rate"],
+                stats["mean"] - stats["std"],
+                stats["mean"] + stats["std"],
+                color=colour,
+                alpha=0.12,
+            )
+        ax.set(title=strategy, xlabel="noise rate")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"test {METRIC_LABELS.get(metric, metric)}")
+    _finish(fig, title, axes[0], heading="calibration")
     return fig
 
 

@@ -113,6 +113,17 @@ def cost_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"total_train_s": "training s / run", "total_select_s": "scoring + selection s / run"})
 
 
+def temperature_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One setting: the mean fitted temperature of each variant (columns) at each noise rate (rows)."""
+    from alvit.calibration import VARIANTS
+
+    table = rows.groupby("noise_rate")[[f"{variant}_temperature" for variant in VARIANTS]].mean().round(3)
+    table.columns = [f"({letter}) {variant}" for letter, variant in zip("abc", VARIANTS)]
+    table.index = [f"{rate:g}" for rate in table.index]
+    table.index.name = "noise rate"
+    return table
+
+
 RUN_INDEX_COLUMNS = [
     "page",
     "dataset",
