@@ -5,8 +5,9 @@ Two measurements, printed as tables (``--json`` also keeps them in ``benchmarks/
 1. **Demo runs.** Real runs of the demo profile (``--only`` picks which; default: both models
    with the three strategies at noise 0.5, seed 0), each into a fresh folder, with timers around
    the two steps calibration adds to a round: predicting the held-out split
-   (``_RoundRunner._held_out``) and fitting and applying the three temperatures, writing their
-   files (:func:`alvit.results.record_calibration`). The share is their seconds over the run's.
+   (``_RoundRunner._held_out``), fitting and applying the three temperatures and writing their
+   files (:func:`alvit.results.record_calibration`), and the two new measures (SmoothECE, the
+   debiased L2 error). The share is their seconds over the run's.
 2. **The paper's shape.** :func:`alvit.results.record_calibration` alone on a CIFAR-100 round of
    the paper's last round (1,100 held-out samples, 10,000 test samples, K = 100), with random
    logits: the CPU seconds calibration adds to a round whose training takes minutes on a GPU.
@@ -48,16 +49,18 @@ class Stopwatch:
 
 def demo_runs(only: list[str]) -> list[dict]:
     """Each chosen demo configuration run afresh, with the seconds of its calibration steps."""
-    from alvit import loop
+    from alvit import loop, results
     from alvit.profile import load_profile
 
     profile = load_profile(DEMO, only or ["noise.rate=0.5", "seed=0"])
     rows = []
     for cfg in profile.configs:
-        held_out, fitting = Stopwatch(), Stopwatch()
+        held_out, fitting, measures = Stopwatch(), Stopwatch(), Stopwatch()
         original = (loop._RoundRunner._held_out, loop.record_calibration)
+        measured = (results.smooth_ece_from, results.debiased_l2_ce_from)
         loop._RoundRunner._held_out = held_out.wrap(original[0])
         loop.record_calibration = fitting.wrap(original[1])
+        results.smooth_ece_from, results.debiased_l2_ce_from = (measures.wrap(f) for f in measured)
         try:
             with tempfile.TemporaryDirectory() as folder:
                 start = time.perf_counter()
@@ -65,13 +68,15 @@ def demo_runs(only: list[str]) -> list[dict]:
                 total = time.perf_counter() - start
         finally:
             loop._RoundRunner._held_out, loop.record_calibration = original
-        added = held_out.seconds + fitting.seconds
+            results.smooth_ece_from, results.debiased_l2_ce_from = measured
+        added = held_out.seconds + fitting.seconds + measures.seconds
         rows.append(
             {
                 "run": cfg.run_id,
                 "run_s": round(total, 3),
                 "held_out_predict_s": round(held_out.seconds, 3),
                 "fit_and_apply_s": round(fitting.seconds, 3),
+                "measures_s": round(measures.seconds, 3),
                 "share": round(added / total, 4),
             }
         )
@@ -113,13 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="keep the figures in benchmarks/results/calibration.json")
     args = parser.parse_args(argv)
     runs = demo_runs(args.only)
-    print(f"{'demo run':45} {'run s':>7} {'held-out s':>11} {'fit+apply s':>12} {'share':>7}")
+    print(f"{'demo run':45} {'run s':>7} {'held-out s':>11} {'fit+apply s':>12} {'measures s':>11} {'share':>7}")
     for row in runs:
         print(
             f"{row['run']:45} {row['run_s']:7.2f} {row['held_out_predict_s']:11.3f} "
-            f"{row['fit_and_apply_s']:12.3f} {row['share']:7.2%}"
+            f"{row['fit_and_apply_s']:12.3f} {row['measures_s']:11.3f} {row['share']:7.2%}"
         )
-    added = sum(r["held_out_predict_s"] + r["fit_and_apply_s"] for r in runs)
+    added = sum(r["held_out_predict_s"] + r["fit_and_apply_s"] + r["measures_s"] for r in runs)
     share = added / sum(r["run_s"] for r in runs)
     print(f"calibration adds {share:.2%} to these demo runs' time (target: under 5%)")
     paper = paper_round()

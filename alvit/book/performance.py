@@ -80,6 +80,24 @@ def acquisition(folder: Path | None = None) -> pd.DataFrame:
     return table
 
 
+def calibration(folder: Path | None = None) -> tuple[pd.DataFrame, dict] | None:
+    """Post-hoc calibration's seconds in demo runs (with its share of each) and at the paper's round shape."""
+    path = (folder or results_dir()) / "calibration.json"
+    if not path.exists():
+        return None
+    measured = json.loads(path.read_text())
+    runs = pd.DataFrame(measured["demo_runs"]).rename(
+        columns={
+            "run_s": "run s",
+            "held_out_predict_s": "held-out predictions s",
+            "fit_and_apply_s": "three fits, applied and written s",
+            "measures_s": "SmoothECE + L2 s",
+            "share": "share of the run",
+        }
+    )
+    return runs, {"demo_share": measured["demo_share"], **measured["paper_round"]}
+
+
 def gpu_check(folder: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The GPU check's targets (met or not) and its benches, or None before any GPU has run it."""
     path = (folder or results_dir()) / "gpu_check.json"
