@@ -11,6 +11,7 @@ from conftest import REPO, assert_calibration_recomputes
 
 from alvit import metrics, seeds
 from alvit.catalog import dataset_shape
+from alvit.errors import ConfigError
 from alvit.noise import make_noisy_labels
 from alvit.profile import load_profile
 from alvit.results import MEASURE_COLUMNS, ROUND_COLUMNS, RunFolder, load_runs
@@ -175,3 +176,14 @@ def test_simulate_shows_a_progress_bar_unless_quiet(tmp_path):
         DEMO, "--out", str(tmp_path / "b"), "--only", "model=vit_nano_p4", "--only", "seed=0", "--quiet"
     )
     assert quiet.returncode == 0 and "simulate demo" not in quiet.stderr
+
+
+def test_labels_from_a_file_are_refused_in_one_sentence(tmp_path):
+    np.save(tmp_path / "crowd.npy", np.zeros(50_000, dtype=np.int64))
+    (tmp_path / "crowd.yaml").write_text(
+        "name: crowd\noutput: runs\nbase:\n  dataset: cifar10\n  al: {initial: 1000, query: 1000, rounds: 1}\n"
+        f"  noise: {{kind: labels, labels: {tmp_path / 'crowd.npy'}}}\ngrid:\n  seed: [0, 1]\n"
+    )
+    with pytest.raises(ConfigError, match="profile crowd has labels from a file .*; leave those out with --only"):
+        simulate_profile(load_profile(tmp_path / "crowd.yaml"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

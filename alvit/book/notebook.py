@@ -15,6 +15,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib import ticker
 
 from alvit import metrics
 from alvit.book import plots
@@ -140,14 +141,16 @@ def calibration_repair_figure(folder: RunFolder) -> plt.Figure:
     rounds = folder.read_rounds()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
     for ax, metric in zip(axes, ("ece", "brier")):
-        for prefix, label in plots.REPAIRS.items():
-            style = {"linestyle": "--"} if prefix == "" else {}
+        for prefix, (label, style) in plots.REPAIRS.items():
             ax.plot(rounds["n_labeled"], rounds[prefix + metric], marker="o", markersize=3, label=label, **style)
         ax.set(xlabel="labels bought", title=f"test {plots.METRIC_LABELS[metric]}")
-    for prefix, label in list(plots.REPAIRS.items())[1:]:
-        axes[2].plot(rounds["n_labeled"], rounds[prefix + "temperature"], marker="o", markersize=3, label=label)
+    for prefix, (label, style) in list(plots.REPAIRS.items())[1:]:
+        temperature = rounds[prefix + "temperature"]
+        axes[2].plot(rounds["n_labeled"], temperature, marker="o", markersize=3, label=label, **style)
     axes[2].axhline(1.0, color="grey", linewidth=0.8)
     axes[2].set(xlabel="labels bought", title="fitted temperature T (above 1 softens)", yscale="log")
+    axes[2].yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))  # 0.5, 1, 2 rather than 5 x 10^-1
+    axes[2].yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
     axes[0].legend(fontsize="x-small")
     for ax in axes:
         ax.grid(alpha=0.3)

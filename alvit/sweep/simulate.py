@@ -27,6 +27,14 @@ The effect model (all of it seeded, so the same profile always gives the same fo
   when wrong), and a full probability vector whose other classes share the rest; the stored
   per-sample predictions and every metric in ``rounds.csv`` are computed from those vectors,
   so they agree exactly as in a real run.
+- Post-hoc calibration: each round's held-out split is drawn as the loop's early stopping draws
+  it (``train.val_fraction`` of the labeled set), its probabilities made like the test set's
+  (as accurate, as over-confident), and scored on the labels the round trained on; the three
+  temperatures are then fitted and applied by the loop's own code
+  (:func:`alvit.results.record_calibration`). Its draws come from a stream of their own, so the
+  other simulated numbers are those of folders simulated before calibration existed.
+- Labels from a file (``noise.kind: labels``) are refused: the effect model knows noise by kind
+  and rate, and its pool labels are stand-ins a file's labels would not match.
 """
 
 from __future__ import annotations
