@@ -78,20 +78,61 @@ def fit_temperature(
     transition: np.ndarray | None = None,
     noisy_channel: np.ndarray | None = None,
 ) -> float:
-    """The temperature that maximises the likelihood of ``labels`` (``[N]`` ints), searched in log space.
+    """The temperature in [0.01, 100] that maximises the likelihood of ``labels`` (``[N]`` ints).
 
     ``transition`` (``[K, K]``) makes it the noise-aware fit for labels from a noisy oracle;
-    ``noisy_channel`` (``[N]`` bool) says which labels came through it (default: all).
+    ``noisy_channel`` (``[N]`` bool) says which labels came through it (default: all). The plain
+    fit is convex in ``beta = 1 / T`` and solved by Newton's method; the noise-aware likelihood
+    need not be, and is searched in log space by bounded Brent. Both work on the logits less each
+    row's largest (``d <= 0``), so every exponential is at most 1 and nothing overflows.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    likelihood = None if transition is None else label_likelihood(labels, transition, noisy_channel)
-    result = minimize_scalar(
-        lambda log_t: negative_log_likelihood(logits, labels, float(np.exp(log_t)), likelihood),
-        bounds=LOG_T_BOUNDS,
-        method="bounded",
-        options={"xatol": 1e-7},
-    )
+    z = np.asarray(logits, dtype=np.float64)
+    d = z - z.max(axis=1, keepdims=True)
+    if transition is None:
+        return _plain_fit(d, labels)
+    likelihood = label_likelihood(labels, transition, noisy_channel)
+
+    def objective(log_t: float) -> float:  # -mean log(sum_i p_i L_i), p = softmax(d / T)
+        e = np.exp(d / np.exp(log_t))
+        return float(-np.mean(np.log(np.maximum((e * likelihood).sum(axis=1), 1e-300)) - np.log(e.sum(axis=1))))
+
+    result = minimize_scalar(objective, bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-6})
     return float(np.exp(result.x))
+
+
+def _plain_fit(d: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature scaling's maximum likelihood by Newton's method on ``beta = 1 / T``.
+
+    With ``d`` the logits less each row's largest, ``NLL(beta) = mean(log sum exp(beta d) - beta d_y)``
+    has gradient ``mean(E_p[d] - d_y)`` and curvature ``mean(Var_p[d]) >= 0`` under
+    ``p = softmax(beta d)``; a step that does not lower the NLL is halved, and ``beta`` stays in
+    ``[0.01, 100]``.
+    """
+    d_label = d[np.arange(len(labels)), labels]
+    low, high = 1 / np.exp(LOG_T_BOUNDS[1]), 1 / np.exp(LOG_T_BOUNDS[0])
+
+    def nll(beta: float) -> float:
+        return float(np.mean(np.log(np.exp(beta * d).sum(axis=1)) - beta * d_label))
+
+    beta, current = 1.0, nll(1.0)
+    for _ in range(100):
+        e = np.exp(beta * d)
+        p = e / e.sum(axis=1, keepdims=True)
+        expected = (p * d).sum(axis=1)
+        gradient = float(np.mean(expected - d_label))
+        curvature = float(np.mean((p * d * d).sum(axis=1) - expected**2))
+        if curvature <= 0:  # every sample's logits equal: any temperature fits as well
+            break
+        proposal = float(np.clip(beta - gradient / curvature, low, high))
+        value = nll(proposal)
+        while value > current and abs(proposal - beta) > 1e-12 * beta:
+            proposal = (proposal + beta) / 2
+            value = nll(proposal)
+        if abs(proposal - beta) <= 1e-10 * beta:
+            break
+        beta, current = proposal, value
+    return float(1 / beta)
 
 
 def empirical_transition(true_labels: np.ndarray, oracle_labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -73,6 +73,9 @@ class TrainConfig:
     )
     compile: bool | str = "auto"  # torch.compile: "auto" (on CUDA only), true or false
     deterministic: bool = False  # PyTorch's deterministic algorithms (slower on CUDA)
+    # "finetune" (the paper's protocol: the whole backbone trains) or "linear" (the backbone stays
+    # frozen; each round trains a fresh logistic-regression head on its cached features, alvit.features)
+    mode: str = "finetune"
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class ExperimentConfig:
     pretrained: bool = False
     weights: str | None = None
     img_size: int | None = None  # None: the model's own input size
+    cache: str | None = None  # linear mode's feature cache; None: $ALVIT_DATA/features
     strategy: str = "entropy"
     seed: int = 0
     device: str = "auto"
@@ -106,7 +110,8 @@ class ExperimentConfig:
         """A readable folder name that differs between the configurations of a sweep."""
         model = Path(self.model).name.replace("/", "-")
         dataset = self.dataset.split(":", 1)[0]
-        return f"{dataset}-{model}-{self.noise_tag}-{self.strategy}-s{self.seed}"
+        linear = "-linear" if self.train.mode == "linear" else ""  # a frozen backbone's runs never share a folder
+        return f"{dataset}-{model}-{self.noise_tag}-{self.strategy}-s{self.seed}{linear}"
 
     @property
     def noise_tag(self) -> str:
@@ -137,10 +142,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+TRAIN_MODES = ("finetune", "linear")
+
 # Keys that decide how a run is computed, not what it computes: a run folder holds the same
 # experiment whatever they say, so a run started on cuda:0 resumes on cuda:1, and a finished
 # run is reused. (``train.accumulate`` splits a batch and keeps the effective batch size.)
-NOT_RESULT_KEYS = ("device", "train.eval_batch_size", "train.compile", "train.accumulate")
+NOT_RESULT_KEYS = ("device", "train.eval_batch_size", "train.compile", "train.accumulate", "cache")
 
 
 def identity(experiment: dict[str, Any]) -> dict[str, Any]:
@@ -357,6 +364,13 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"train.label_smoothing must lie in [0, 1) or be null, not {smoothing}")
     if cfg.train.augment not in ("none", "flip"):
         raise ConfigError(f"train.augment {cfg.train.augment!r} is not known; valid choices are none, flip")
+    if cfg.train.mode not in TRAIN_MODES:
+        raise ConfigError(f"train.mode {cfg.train.mode!r} is not known; valid choices are {', '.join(TRAIN_MODES)}")
+    if cfg.train.mode == "linear" and cfg.train.augment != "none":
+        raise ConfigError(
+            f"train.augment {cfg.train.augment} needs images, and linear mode trains on cached features; "
+            "set train.augment=none"
+        )
     if cfg.train.batch_size % cfg.train.accumulate:
         size = cfg.train.batch_size  # listed up to 4096 only, so a huge batch size cannot stall validation
         divisors = ", ".join(

@@ -32,6 +32,8 @@ from alvit.config import (
 )
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.errors import ConfigError, TrainingError
+from alvit.features import load_or_extract
+from alvit.linear import FeatureInputs, LinearHead, standardised
 from alvit.models import ModelSpec, create_model, gflops_per_image, resolve_model
 from alvit.noise import Oracle, make_oracle, realized_noise
 from alvit.results import (
@@ -183,14 +185,33 @@ class _RoundRunner:
         self.train_cfg = dataclasses.replace(
             cfg.train, label_smoothing=cfg.resolved_label_smoothing()
         )  # fit's one source
-        self.compiled = resolve_compile(cfg.train.compile, device)
-        self.preprocess = Preprocessor.for_model(spec, device)
-        # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
-        self.pool_images = data.train_images.to(device)
-        self.test_images = data.test_images.to(device)
-        torch.manual_seed(seeds.torch_seed(cfg.seed, "model"))
-        self.model = create_model(spec, data.num_classes, cfg.pretrained, cfg.weights).to(device)
+        self.linear = cfg.train.mode == "linear"
+        self.attention: np.ndarray | None = None  # linear mode: the frozen backbone's CLS attention of the pool
+        if self.linear:
+            self._use_cached_features()
+        else:
+            self.compiled = resolve_compile(cfg.train.compile, device)
+            self.preprocess = Preprocessor.for_model(spec, device)
+            # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
+            self.pool_images = data.train_images.to(device)
+            self.test_images = data.test_images.to(device)
+            torch.manual_seed(seeds.torch_seed(cfg.seed, "model"))
+            self.model = create_model(spec, data.num_classes, cfg.pretrained, cfg.weights).to(device)
         self.start_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _use_cached_features(self) -> None:
+        """Linear mode: the pool and test set become the frozen backbone's features (cached once,
+        standardised with the pool's statistics), and the model a fresh logistic-regression head."""
+        cached = load_or_extract(self.cfg, self.spec, self.data, self.device)
+        train, test = standardised(cached.train, cached.test)
+        self.compiled = False  # a linear layer gains nothing from compilation
+        self.preprocess = FeatureInputs(self.device)
+        self.pool_images = torch.from_numpy(train).to(self.device)
+        self.test_images = torch.from_numpy(test).to(self.device)
+        # Without a class token, GCI-ViTAL reads the pooled features, as it does when fine-tuning.
+        self.attention = cached.train_attention if cached.train_attention is not None else train[:, None, :]
+        torch.manual_seed(seeds.torch_seed(self.cfg.seed, "model"))
+        self.model = LinearHead(train.shape[1], self.data.num_classes).to(self.device)
 
     def run_round(self, round_: int, oracle: Oracle, queries: dict[str, np.ndarray]) -> tuple[dict, dict | None]:
         cfg = self.cfg
@@ -305,22 +326,31 @@ class _RoundRunner:
             self.preprocess,
             batch,
             features="features" in needs,
-            attention="attention" in needs,
+            attention="attention" in needs and not self.linear,
             mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0,
             mc_rate=cfg.acq.mc_dropout,
             compiled=self.compiled,
         )
-        view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": pool.attention}
+        attention = self._frozen_attention(unlabeled) if self.linear and "attention" in needs else pool.attention
+        view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": attention}
         if "labeled_features" in needs:
             view["labeled_features"] = predict(
                 self.model, self._pool_subset(labeled), self.preprocess, batch, features=True, compiled=self.compiled
             ).features
         if "reference_attention" in needs:
-            view["reference_attention"] = predict(
-                self.model, self._pool_subset(oracle.initial), self.preprocess, batch, attention=True
-            ).attention
+            view["reference_attention"] = (
+                self._frozen_attention(oracle.initial)
+                if self.linear
+                else predict(
+                    self.model, self._pool_subset(oracle.initial), self.preprocess, batch, attention=True
+                ).attention
+            )
             view["reference_labels"] = self.data.train_labels[oracle.initial]
         return PoolView(**view)
+
+    def _frozen_attention(self, indices: np.ndarray) -> np.ndarray:
+        """Linear mode: the cached attention ``float32 [n, heads, tokens]`` of these pool samples, the same every round."""
+        return np.asarray(self.attention[indices], dtype=np.float32)
 
     def _pool_subset(self, indices: np.ndarray) -> torch.Tensor:
         return self.pool_images[torch.from_numpy(indices).to(self.device)]

@@ -247,6 +247,12 @@ def model_flops(spec: ModelSpec, num_classes: int) -> float:
     return float(counter.get_total_flops())
 
 
+def num_features(spec: ModelSpec) -> int:
+    """D, the width of the backbone's pooled features (what a linear head reads), built on the meta device."""
+    with torch.device("meta"):
+        return int(_timm_create(spec, 1, pretrained=False).num_features)
+
+
 def gflops_per_image(spec: ModelSpec, num_classes: int) -> float:
     """Forward GFLOPs per image to 6 significant digits: the ``gflops_per_image`` a run folder records."""
     return float(f"{model_flops(spec, num_classes) / 1e9:.6g}")
