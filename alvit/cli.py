@@ -48,10 +48,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         )
         for row in rows:
             print(
-                f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  {row['gpu_hours']:8.1f} h"
+                f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  "
+                f"{_hours(row['gpu_hours'])}"
             )
         print(
-            f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {sum(r['gpu_hours'] for r in rows):8.1f} h"
+            f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {_hours(sum(r['gpu_hours'] for r in rows))}"
         )
     if args.estimate:
         return 0
@@ -104,11 +105,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 1 if any(row.state == "failed" for row in rows) else 0
 
 
+def _hours(hours: float) -> str:
+    """GPU hours to a tenth, or to a thousandth below one hour (a frozen backbone's sweep takes minutes)."""
+    return f"{hours:8.1f} h" if hours >= 1 else f"{hours:8.3f} h"
+
+
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from alvit.profile import load_profile
     from alvit.sweep.fetch import download, env_lines, is_present, missing, needs
 
-    found = needs(load_profile(args.profile, args.only).configs)
+    profile = load_profile(args.profile, args.only)
+    found = needs(profile.configs)
     if args.check:
         absent = missing(found)
         for line in absent:
@@ -128,6 +135,13 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         else:
             print(f"fetch {need.describe()} ...", flush=True)
             download(need)
+    if args.features:
+        from alvit.features import fill_cache
+
+        linear = [cfg for cfg in profile.configs if cfg.train.mode == "linear"]
+        if not linear:
+            print(f"no configuration of {args.profile} is in linear mode (train.mode: linear): no features to cache")
+        fill_cache(linear)
     print("# a job needs these (the slurm executor sets them):")
     for line in env_lines():
         print(f"export {line}")
@@ -364,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_only(fetch)
     fetch.add_argument(
         "--check", action="store_true", help="download nothing; list what is missing here (exit 1 if any)"
+    )
+    fetch.add_argument(
+        "--features",
+        action="store_true",
+        help="also compute and cache the frozen backbones' features of linear-mode configurations (run on a GPU node)",
     )
     fetch.set_defaults(handler=_cmd_fetch)
 

@@ -236,3 +236,34 @@ def load_or_extract(
     if cached is None:  # written a moment ago: only a broken file system gets here
         raise OSError(f"the feature cache entry {folder} could not be read back after writing it")
     return cached
+
+
+def fill_cache(configs: list[ExperimentConfig], progress: bool = True) -> list[str]:
+    """Make sure every linear-mode configuration's features are cached (``alvit fetch --features``).
+
+    Each distinct backbone and dataset is loaded once; returns one line per cache entry.
+    """
+    from alvit.data import load_dataset
+    from alvit.models import resolve_model
+    from alvit.train import resolve_device
+
+    lines, seen = [], set()
+    for cfg in configs:
+        if cfg.train.mode != "linear":
+            continue
+        what = (cfg.dataset, cfg.data.max_pool, cfg.data.max_test, cfg.model, cfg.img_size, cfg.pretrained, cfg.weights)
+        if what + (cfg.cache,) in seen:
+            continue
+        seen.add(what + (cfg.cache,))
+        start = time.perf_counter()
+        data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
+        spec = resolve_model(cfg.model, cfg.img_size)
+        cached = load_or_extract(cfg, spec, data, resolve_device(cfg.device))
+        lines.append(
+            f"features of {cfg.model} on {cfg.dataset}: {len(cached.train) + len(cached.test)} images, "
+            f"{cached.train.shape[1]} dimensions, attention {'cached' if cached.train_attention is not None else 'none (no class token)'} "
+            f"({time.perf_counter() - start:.1f} s) in {cache_root(cfg)}"
+        )
+        if progress:
+            print(lines[-1], flush=True)
+    return lines

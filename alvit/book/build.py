@@ -390,4 +390,5 @@ def profile_facts(profile: Profile, path: str) -> dict[str, object]:
         "batch": values("train.batch_size"),
         "patience": values("train.patience"),
         "augment": values("train.augment"),
+        "mode": values("train.mode"),
     }

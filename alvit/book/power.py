@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from alvit.book import claims, stats
+from alvit.book import claims, stats, summary
 from alvit.book.claims import Cube
 from alvit.errors import ConfigError
 from alvit.flags import MIN_TABLES, SEED_COUNTS
@@ -78,6 +78,7 @@ def setting_grids(configs: Sequence, final: pd.DataFrame | None = None, sd: floa
             {
                 "dataset": c.dataset,
                 "noise_kind": c.noise.kind,
+                "mode": c.train.mode,
                 "model": c.model,
                 "strategy": c.strategy,
                 "noise_rate": float(c.noise.rate),
@@ -86,12 +87,13 @@ def setting_grids(configs: Sequence, final: pd.DataFrame | None = None, sd: floa
         ]
     )
     grids = []
-    for (dataset, kind), rows in table.groupby(["dataset", "noise_kind"], sort=True):
-        name = f"{dataset} · {kind}"
+    final = None if final is None else summary.with_mode(final)
+    for (dataset, kind, mode), rows in table.groupby(summary.SETTING, sort=True):
+        name = summary.setting_name(dataset, kind, mode)
         present = (
             None
             if final is None or final.empty
-            else final[(final["dataset"] == dataset) & (final["noise_kind"] == kind)]
+            else final[(final["dataset"] == dataset) & (final["noise_kind"] == kind) & (final["mode"] == mode)]
         )
         if sd is not None:
             spreads, source = {metric: sd for metric in METRICS}, "given"

@@ -13,14 +13,24 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-SETTING = ["dataset", "noise_kind"]
+SETTING = ["dataset", "noise_kind", "mode"]
 GROUP = [*SETTING, "model", "strategy", "noise_rate"]
 
 
+def with_mode(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``mode`` column (``finetune`` where a table predates linear mode)."""
+    return table if "mode" in table else table.assign(mode="finetune")
+
+
+def setting_name(dataset: str, kind: str, mode: str = "finetune") -> str:
+    """``cifar10 · flip``, and ``cifar10 · flip · linear`` for a frozen backbone's runs."""
+    return f"{dataset} · {kind}" + ("" if mode == "finetune" else f" · {mode}")
+
+
 def by_setting(table: pd.DataFrame) -> Iterator[tuple[str, pd.DataFrame]]:
-    """``("cifar10 · flip", rows)`` for every setting present, in order."""
-    for (dataset, kind), rows in table.groupby(SETTING, sort=True):
-        yield f"{dataset} · {kind}", rows
+    """``("cifar10 · flip", rows)`` for every setting present (dataset, noise kind, training mode), in order."""
+    for (dataset, kind, mode), rows in with_mode(table).groupby(SETTING, sort=True):
+        yield setting_name(dataset, kind, mode), rows
 
 
 def area_under_learning_curve(rounds: pd.DataFrame, metric: str = "test_acc") -> float:
@@ -68,6 +78,7 @@ def gain_over_baseline(final: pd.DataFrame, metric: str = "test_acc", baseline: 
     the strategy's effect alone.
     """
     keys = [*SETTING, "model", "noise_rate", "seed"]
+    final = with_mode(final)
     base = final[final["strategy"] == baseline][keys + [metric]].rename(columns={metric: "baseline"})
     others = final[final["strategy"] != baseline][keys + ["strategy", metric]]
     paired = others.merge(base, on=keys)
