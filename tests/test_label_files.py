@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import assert_calibration_recomputes
+from conftest import TINY, assert_calibration_recomputes
 
 from alvit.calibration import empirical_transition
 from alvit.config import load_config
@@ -51,23 +51,9 @@ def cifar10n_file(tmp_path):
 
 
 def labels_config(path, *extra):
-    return load_config(
-        None,
-        [
-            "dataset=digits",
-            "model=vit_nano_p4",
-            "noise.kind=labels",
-            f"noise.labels={path}",
-            "al.initial=40",
-            "al.query=20",
-            "al.rounds=2",
-            "train.epochs=3",
-            "train.lr=0.003",
-            "train.batch_size=32",
-            "train.patience=2",
-            *extra,
-        ],
-    )
+    """A TINY run whose oracle answers from the file at ``path``."""
+    tiny = [item for item in TINY if not item.startswith("noise.rate")]  # the file's labels set the rate
+    return load_config(None, [*tiny, "noise.kind=labels", f"noise.labels={path}", *extra])
 
 
 def test_the_oracle_answers_the_files_label_for_every_pool_sample_and_the_run_records_its_rate(digits_pool, tmp_path):

@@ -98,6 +98,17 @@ def test_two_noise_kinds_are_two_settings_not_two_seeds():
     assert tables["cifar10 · flip"].iloc[0, 0] == "0.600" and tables["cifar10 · pairflip"].iloc[0, 0] == "0.200"
 
 
+def test_a_frozen_backbone_is_a_setting_of_its_own_beside_fine_tuning():
+    rows = two_round_run(
+        "a", (0.5, 0.6), dataset="cifar10", model="m", noise_rate=0.3, noise_kind="flip", mode="finetune"
+    ) + two_round_run("b", (0.5, 0.9), dataset="cifar10", model="m", noise_rate=0.3, noise_kind="flip", mode="linear")
+    final = summary.final_rounds(runs_table(rows))
+    tables = {name: summary.mean_std_table(rows, "test_acc") for name, rows in summary.by_setting(final)}
+    assert tables["cifar10 · flip"].iloc[0, 0] == "0.600" and tables["cifar10 · flip · linear"].iloc[0, 0] == "0.900"
+    older = final.drop(columns="mode")  # tables from before linear mode: all fine-tuned
+    assert [name for name, _ in summary.by_setting(older)] == ["cifar10 · flip"]
+
+
 def test_the_run_index_lists_every_run_and_links_only_those_with_a_page(runs):
     final = summary.final_rounds(runs)
     index = summary.run_index(runs, final, {"cifar10-random-s0": "pages/cifar10-random-s0.html"})
