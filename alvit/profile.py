@@ -111,7 +111,7 @@ class SlurmSettings:
         return params
 
 
-PROFILE_KEYS = ("base", "description", "grid", "name", "output", "pages", "slurm")
+PROFILE_KEYS = ("base", "cache", "description", "grid", "name", "output", "pages", "slurm")
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,8 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
     if not all(isinstance(values, list) and values for values in grid.values()):
         raise ConfigError(f"every grid entry of profile {path} must be a non-empty list of values")
     base = load_config(None, [])
+    if data.get("cache") is not None:  # the feature cache of linear mode, for every configuration
+        base = with_overrides(base, {"cache": str(data["cache"])})
     base = with_overrides(base, flatten(data.get("base") or {}))
     filters = _parse_only(only, grid)
     _check_filters_match(filters, grid, base, path)

@@ -98,6 +98,27 @@ def calibration(folder: Path | None = None) -> tuple[pd.DataFrame, dict] | None:
     return runs, {"demo_share": measured["demo_share"], **measured["paper_round"]}
 
 
+def linear_probe(folder: Path | None = None) -> tuple[dict, pd.DataFrame] | None:
+    """A frozen real backbone on real CIFAR-10 (``benchmarks/linear_probe.py``): its headline figures,
+    and accuracy and ECE round by round, a row per (noise rate, strategy, measure)."""
+    path = (folder or results_dir()) / "linear_probe.json"
+    if not path.exists():
+        return None
+    measured = json.loads(path.read_text())
+    rows = []
+    for run in measured["runs"].values():
+        for measure in ("test_acc", "ece"):
+            rows.append(
+                {
+                    "noise": run["noise_rate"],
+                    "strategy": run["strategy"],
+                    "measure": "accuracy" if measure == "test_acc" else "ECE",
+                    **{f"{n:,} labels": value for n, value in zip(run["n_labeled"], run[measure], strict=True)},
+                }
+            )
+    return measured, pd.DataFrame(rows).set_index(["noise", "strategy", "measure"])
+
+
 def gpu_check(folder: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The GPU check's targets (met or not) and its benches, or None before any GPU has run it."""
     path = (folder or results_dir()) / "gpu_check.json"
