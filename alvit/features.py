@@ -200,6 +200,7 @@ def load_or_extract(
     cached = read_entry(folder, key)
     if cached is not None:
         return cached
+    paths.make_folder(root, "cache", "the cached features")  # one sentence if it cannot be one
     with claimed(folder.with_name(folder.name + ".lock")):
         cached = read_entry(folder, key)  # computed by another worker while this one waited
         if cached is not None:

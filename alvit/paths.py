@@ -43,13 +43,14 @@ def resolve(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def make_folder(path: Path, named: str) -> None:
+def make_folder(path: Path, named: str, holding: str = "the run folders") -> None:
     """Create the folder ``path`` (and its parents), or say in one sentence why it cannot be one.
 
-    ``named`` is how the user gave it (``--out``, ``the profile's output``), for the message.
+    ``named`` is how the user gave it (``--out``, ``the profile's output``) and ``holding`` what
+    it is for, for the message.
     """
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"{named} {path} is a file, not a folder; choose a folder for the run folders")
+        raise ConfigError(f"{named} {path} is a file, not a folder; choose a folder for {holding}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

@@ -153,6 +153,15 @@ def test_two_concurrent_sweeps_compute_each_cache_entry_once(tmp_path):
     assert not list((tmp_path / "cache").glob(".*.partial"))
 
 
+def test_a_cache_that_cannot_be_a_folder_is_one_sentence_before_any_work(tmp_path, counted_forwards):
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(
+        ConfigError, match="cache .*taken is a file, not a folder; choose a folder for the cached features"
+    ):
+        run_experiment(linear_config(tmp_path / "taken"), tmp_path / "run", progress=False)
+    assert counted_forwards["batches"] == 0
+
+
 def test_linear_mode_is_a_setting_of_its_own_and_refuses_augmentation(tmp_path):
     cfg = linear_config(tmp_path)
     assert cfg.run_id.endswith("-linear") and not load_config(None, TINY).run_id.endswith("-linear")
