@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, logsumexp
+from scipy.special import log_softmax
 
 from alvit.catalog import check_noise
 from alvit.metrics import PerSample, adaptive_ece_from, brier_from, ece_from, nll_from
@@ -58,18 +58,6 @@ def label_likelihood(labels: np.ndarray, transition: np.ndarray, noisy_channel: 
         clean = ~np.asarray(noisy_channel, dtype=bool)
         likelihood[clean] = np.eye(transition.shape[0])[labels[clean]]
     return likelihood
-
-
-def negative_log_likelihood(
-    logits: np.ndarray, labels: np.ndarray, temperature: float, likelihood: np.ndarray | None = None
-) -> float:
-    """Mean ``-log P(label)`` under ``softmax(logits / T)``; with ``likelihood`` (:func:`label_likelihood`,
-    ``[N, K]``), ``-log sum_i p_i L[n, i]``: the probability of the label the noisy oracle gave."""
-    log_p = scaled_log_probs(logits, temperature)
-    if likelihood is None:
-        return float(-log_p[np.arange(len(labels)), labels].mean())
-    with np.errstate(divide="ignore"):
-        return float(-logsumexp(log_p + np.log(likelihood), axis=1).mean())
 
 
 def fit_temperature(

@@ -208,6 +208,7 @@ def load_or_extract(
         start = time.perf_counter()
         preprocess = Preprocessor.for_model(spec, device)
         train, test, attention = extract(backbone, data, preprocess, batch_size or cfg.train.eval_batch_size)
+        computed = CachedFeatures(train, test, attention)
         arrays = {"train_features": train, "test_features": test}
         if attention is not None:
             arrays["train_attention"] = attention
@@ -233,10 +234,7 @@ def load_or_extract(
             seconds,
             folder,
         )
-    cached = read_entry(folder, key)
-    if cached is None:  # written a moment ago: only a broken file system gets here
-        raise OSError(f"the feature cache entry {folder} could not be read back after writing it")
-    return cached
+    return computed
 
 
 def fill_cache(configs: list[ExperimentConfig], progress: bool = True) -> list[str]:

@@ -162,7 +162,11 @@ def load_profile(path: str | Path, only: list[str] | tuple[str, ...] = ()) -> Pr
         raise ConfigError(f"every grid entry of profile {path} must be a non-empty list of values")
     base = load_config(None, [])
     if data.get("cache") is not None:  # the feature cache of linear mode, for every configuration
-        base = with_overrides(base, {"cache": str(data["cache"])})
+        if not isinstance(data["cache"], str) or not data["cache"].strip():
+            raise ConfigError(
+                f"cache in profile {path} must be the path of a folder for the cached features, not {data['cache']!r}"
+            )
+        base = with_overrides(base, {"cache": data["cache"]})
     base = with_overrides(base, flatten(data.get("base") or {}))
     filters = _parse_only(only, grid)
     _check_filters_match(filters, grid, base, path)

@@ -188,3 +188,12 @@ def test_the_estimate_counts_each_extraction_once_and_the_heads_besides(tmp_path
     assert one == pytest.approx(extraction, rel=0.01)  # one forward per image; the heads cost next to nothing
     assert six == pytest.approx(one, rel=0.01)  # more runs of the same backbone and dataset extract nothing more
     assert hours([0], "finetune") > 100 * one  # two fine-tuned runs already cost 150 extractions
+
+
+@pytest.mark.parametrize("cache", [0, -1, ".nan", ".inf", "[a, b]", "''"])
+def test_a_profiles_cache_that_is_not_a_folder_path_is_one_sentence(tmp_path, cache):
+    (tmp_path / "p.yaml").write_text(f"name: c\ncache: {cache}\nbase: {{train: {{mode: linear}}}}\n")
+    with pytest.raises(
+        ConfigError, match="cache in profile .* must be the path of a folder for the cached features, not"
+    ):
+        load_profile(tmp_path / "p.yaml")
