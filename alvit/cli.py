@@ -37,23 +37,12 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from alvit.catalog import PAPER_MODELS
     from alvit.profile import load_profile
-    from alvit.sweep.run import SweepOptions, estimate_gpu_hours, run_sweep, summary_line
+    from alvit.sweep.run import SweepOptions, run_sweep, summary_line
 
     profile = _with_output(load_profile(args.profile, args.only), args.output)
     print(f"profile {profile.name}: {plural(len(profile.configs), 'configuration')} -> {profile.output}")
     if args.estimate or any(cfg.model in PAPER_MODELS for cfg in profile.configs):
-        rows = estimate_gpu_hours(profile, args.tflops)
-        print(
-            f"estimated GPU hours at {args.tflops:g} sustained TFLOP/s (an assumption; see alvit.sweep.run.estimate_gpu_hours):"
-        )
-        for row in rows:
-            print(
-                f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  "
-                f"{_hours(row['gpu_hours'])}"
-            )
-        print(
-            f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {_hours(sum(r['gpu_hours'] for r in rows))}"
-        )
+        _print_estimate(profile, args.tflops, args.bench)
     if args.estimate:
         return 0
     options = SweepOptions(
@@ -73,6 +62,31 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"failed runs and their errors: {profile.output}/_failed/", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_estimate(profile: Profile, tflops: float, bench: list[str] | None) -> None:
+    """GPU hours per model: from the throughput ``alvit bench`` measured on a GPU (the files in
+    ``bench``, else the committed ``benchmarks/results/``), else at ``tflops``."""
+    from alvit import throughput
+    from alvit.sweep.estimate import estimate_gpu_hours
+
+    measured = throughput.read_files(bench) if bench else throughput.committed()
+    rows = estimate_gpu_hours(profile, tflops, measured)
+    where = "the files given" if bench else "benchmarks/results/"
+    print(
+        f"estimated GPU hours, from the throughput alvit bench measured on a GPU ({where}) where it measured "
+        f"the model, else at an assumed {tflops:g} TFLOP/s (see alvit.sweep.estimate):"
+    )
+    for row in rows:
+        print(
+            f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  "
+            f"{_hours(row['gpu_hours'])}  {row['source']}"
+        )
+    total, assumed = sum(r["gpu_hours"] for r in rows), sum(r["assumed_gpu_hours"] for r in rows)
+    print(
+        f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {_hours(total)}  "
+        f"({_hours(assumed).strip()} at an assumed {tflops:g} TFLOP/s throughout)"
+    )
 
 
 def _with_output(profile: Profile, folder: str | None) -> Profile:
@@ -351,7 +365,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--tflops",
         type=flags.positive_number(1e6, "1000000"),
         default=ASSUMED_SUSTAINED_TFLOPS,
-        help="sustained TFLOP/s assumed by the estimate",
+        help="sustained TFLOP/s the estimate assumes for models alvit bench has not measured on a GPU",
+    )
+    sweep.add_argument(
+        "--bench",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="the estimate's measured throughput: alvit bench --json files or gpu_check reports "
+        "(default: those in benchmarks/results/)",
     )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)

@@ -21,7 +21,7 @@ from alvit.loop import run_experiment
 from alvit.models import create_model, resolve_model
 from alvit.profile import load_profile
 from alvit.results import RunFolder, load_runs
-from alvit.sweep.run import estimate_gpu_hours
+from alvit.sweep.estimate import estimate_gpu_hours
 
 LINEAR = ["train.mode=linear", "train.lr=0.003", "train.epochs=5"]
 
