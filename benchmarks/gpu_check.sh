@@ -21,7 +21,7 @@
 #   ALVIT_CHECK_SMALL=1   CPU, vit_nano_p4, a small pool and short timings, budget 900 s: checks this script anywhere
 #   ALVIT_CHECK_BUDGET_S  overall budget in seconds (default 480; 900 in small mode)
 #   ALVIT_CHECK_ONLY      run only these steps (names as in the report, e.g. "bench-vit_l16-64 bench-vit_l16-256");
-#                         the rest are recorded as skipped. two-rounds needs synthetic-data.
+#                         the rest are recorded as "not selected". two-rounds needs synthetic-data.
 #   ALVIT_CHECK_DEVICE, ALVIT_CHECK_MODELS, ALVIT_CHECK_BATCHES, ALVIT_CHECK_CONCURRENT_MODEL,
 #   ALVIT_CHECK_CONCURRENT, ALVIT_CHECK_ROUND_MODEL, ALVIT_CHECK_POOL, ALVIT_CHECK_SECONDS override one setting each
 #   PYTHON                the interpreter with alvit installed (default: python)
@@ -83,8 +83,8 @@ step() {
   shift
   left=$(( BUDGET - ($(date +%s) - START) ))
   if [[ -n $ONLY && " $ONLY " != *" $name "* ]]; then
-    printf '%s\tskipped\t\t0\n' "$name" >> "$WORK/steps.tsv"
-    echo "gpu_check: $name skipped (not in ALVIT_CHECK_ONLY)"
+    printf '%s\tnot selected\t\t0\n' "$name" >> "$WORK/steps.tsv"
+    echo "gpu_check: $name not selected (ALVIT_CHECK_ONLY)"
     return
   fi
   if (( left < 20 )); then
