@@ -56,20 +56,34 @@ def read(path: str | Path) -> list[Measurement]:
     results = data.get("bench") if isinstance(data, dict) and "bench" in data else [data]
     if not isinstance(results, list) or not all(isinstance(r, dict) and "train_img_s" in r for r in results):
         raise ConfigError(f"{path} holds no alvit bench result; give alvit bench --json files or a gpu_check report")
-    return [
-        Measurement(
-            model=r["model"],
-            input_size=int(r["input_size"]),
-            device_name=r["device_name"],
-            batch=int(r["batch"]),
-            eval_batch=int(r.get("eval_batch") or r["batch"]),
-            train_img_s=float(r["train_img_s"]),
-            score_img_s=float(r["score_img_s"]),
-            source=str(path),
-        )
-        for r in results
-        if str(r.get("device", "")).startswith("cuda") and _rate(r.get("train_img_s")) and _rate(r.get("score_img_s"))
-    ]
+    try:
+        return [_measurement(r, path) for r in results if _on_gpu(r)]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(
+            f"{path} holds an alvit bench result with a missing or malformed field ({err.__class__.__name__}: {err}); "
+            "give alvit bench --json files or a gpu_check report"
+        ) from None
+
+
+def _on_gpu(r: dict) -> bool:
+    """Measured on a CUDA device, both rates finite and above 0 (a failed measurement is null)."""
+    return str(r.get("device", "")).startswith("cuda") and _rate(r.get("train_img_s")) and _rate(r.get("score_img_s"))
+
+
+def _measurement(r: dict, path: Path) -> Measurement:
+    sizes = {"input_size": r["input_size"], "batch": r["batch"], "eval_batch": r.get("eval_batch") or r["batch"]}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sizes.values()):
+        raise ValueError(f"input_size, batch and eval_batch must be whole numbers above 0, not {sizes}")
+    return Measurement(
+        model=r["model"],
+        input_size=sizes["input_size"],
+        device_name=r["device_name"],
+        batch=sizes["batch"],
+        eval_batch=sizes["eval_batch"],
+        train_img_s=float(r["train_img_s"]),
+        score_img_s=float(r["score_img_s"]),
+        source=str(path),
+    )
 
 
 def read_files(paths: Iterable[str | Path]) -> list[Measurement]:

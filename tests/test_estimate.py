@@ -134,6 +134,11 @@ def test_a_gpu_check_report_counts_its_benches(tmp_path):
         ('{"model": "vit_b16"}', "holds no alvit bench result"),
         (json.dumps(bench_result(device="cpu")), "holds no GPU measurement"),
         (json.dumps(bench_result(train=None)), "holds no GPU measurement"),  # a failed measurement is null
+        (json.dumps({k: v for k, v in bench_result().items() if k != "input_size"}), "a missing or malformed field"),
+        (json.dumps({**bench_result(), "batch": 0}), "must be whole numbers above 0"),
+        (json.dumps({**bench_result(), "eval_batch": -1}), "must be whole numbers above 0"),
+        (json.dumps({**bench_result(), "input_size": 22.5}), "must be whole numbers above 0"),
+        (json.dumps([bench_result()]), "holds no alvit bench result"),
     ],
 )
 def test_bench_files_that_hold_no_gpu_measurement_are_one_sentence(tmp_path, content, message):
