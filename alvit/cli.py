@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser(
         "status",
-        help="what a profile's sweep has done: done / running / failed / pending / stale / "
+        help="what a profile's sweep has done: done / running / failed / damaged / pending / stale / "
         "simulated (exit 1 when a run failed)",
     )
     status.add_argument("profile", help="e.g. configs/profiles/demo.yaml")

@@ -31,7 +31,7 @@ from alvit.config import (
     to_dict,
 )
 from alvit.data import Dataset, Preprocessor, load_dataset
-from alvit.errors import ConfigError, TrainingError
+from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.features import load_or_extract
 from alvit.linear import FeatureInputs, LinearHead, standardised
 from alvit.models import ModelSpec, create_model, gflops_per_image, resolve_model
@@ -61,10 +61,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     """Run (or resume, or recognise as finished) one experiment; return its run folder."""
     folder = RunFolder(out_dir if out_dir is not None else default_out_dir(cfg))
     _claim_folder(folder, cfg)
-    if folder.is_finished(to_dict(cfg)):
+    done = _finished_rounds(folder, cfg)
+    if len(done) == cfg.al.rounds + 1:
         log.info("%s is already finished (%d rounds); nothing to do", folder.path, cfg.al.rounds + 1)
         return folder.path
-    done = folder.read_rounds()
 
     spec = resolve_model(cfg.model, cfg.img_size)
     device = resolve_device(cfg.device)
@@ -149,6 +149,25 @@ def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
             f"{folder.path} holds a run of another configuration (differs in: {', '.join(changed)}); "
             f"choose another --out, or move that folder away to start afresh"
         )
+
+
+def _finished_rounds(folder: RunFolder, cfg: ExperimentConfig) -> pd.DataFrame:
+    """The rounds the run resumes after: a damaged last line of ``rounds.csv`` set aside (a copy kept
+    beside it) so its round is redone; more rounds than planned, or warm-start weights gone, refused."""
+    rounds = folder.inspect_rounds(cfg.al.rounds + 1)
+    if rounds.damage is not None:
+        copy = folder.set_damage_aside(rounds)
+        log.warning(
+            "%s; the file is kept as %s and the run resumes at round %d", rounds.damage, copy, len(rounds.table)
+        )
+    done = rounds.table
+    last = folder.checkpoint_path(len(done) - 1)
+    if cfg.al.warm_start and 0 < len(done) <= cfg.al.rounds and not last.exists():
+        raise ResultsError(
+            f"{folder.path} resumes at round {len(done)} with al.warm_start, which starts from the weights after "
+            f"round {len(done) - 1}, and {last} is gone; restore it or move the folder away to rerun"
+        )
+    return done
 
 
 def _queries_before(queries: dict[str, np.ndarray], finished_rounds: int) -> dict[str, np.ndarray]:
