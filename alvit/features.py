@@ -143,7 +143,9 @@ def entry_folder(root: Path, key: FeatureKey) -> Path:
 
 
 ARRAY_DTYPES = {"train_features": np.float32, "test_features": np.float32, "train_attention": np.float16}
-READ_CHUNK = 1 << 22  # bytes read, hashed and checked at a time: the chunk is still in cache when hashed
+# Bytes read, hashed and checked at a time: small enough to stay in the CPU cache between the three
+# (1 MiB read a 421 MB entry fastest of 256 KiB to 16 MiB on 2 cores).
+READ_CHUNK = 1 << 20
 
 
 class DamagedEntry(Exception):
@@ -253,9 +255,7 @@ def read_array(path: Path, shape: tuple[int | None, ...], sha256: str) -> np.nda
             if got != len(chunk):
                 raise DamagedEntry(f"has {path.name} cut short")
             digest.update(chunk)
-            finite = finite and bool(
-                np.isfinite(flat[start // dtype.itemsize : (start + len(chunk)) // dtype.itemsize]).all()
-            )
+            finite = finite and all_finite(flat[start // dtype.itemsize : (start + len(chunk)) // dtype.itemsize])
         if handle.read(1):
             raise DamagedEntry(f"has {path.name} with bytes after its array")
     if not finite:
@@ -263,6 +263,14 @@ def read_array(path: Path, shape: tuple[int | None, ...], sha256: str) -> np.nda
     if digest.hexdigest() != sha256:
         raise DamagedEntry(f"has {path.name} whose bytes do not match its checksum in key.json")
     return array
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """No NaN or infinity among ``values``; float16 told by its exponent bits (all ones: NaN or infinite),
+    which takes a quarter of the time of ``np.isfinite``'s float16 path."""
+    if values.dtype == np.float16:
+        return not np.any((values.view(np.uint16) & 0x7C00) == 0x7C00)
+    return bool(np.isfinite(values).all())
 
 
 @contextlib.contextmanager

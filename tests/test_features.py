@@ -396,3 +396,32 @@ def test_the_temporary_folder_has_an_unpredictable_name_and_the_entry_the_umasks
     assert not list(victim.iterdir())
     assert stat.S_IMODE(entry.stat().st_mode) == 0o755  # not mkdtemp's private 0700
     assert not [path for path in cache.iterdir() if path.name.endswith(".partial") and not path.is_symlink()]
+
+
+def test_finiteness_of_float16_by_its_exponent_bits_is_numpys_isfinite():
+    every_half = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)  # all 65,536 bit patterns
+    assert features.all_finite(every_half) is False
+    finite = every_half[np.isfinite(every_half)]
+    assert len(finite) == 2**16 - 2 * 2**10  # 1,024 patterns each for + and - (inf and NaNs)
+    assert features.all_finite(finite) is True
+    assert not any(features.all_finite(every_half[i : i + 1]) for i in np.flatnonzero(~np.isfinite(every_half)))
+    assert features.all_finite(np.array([1.0, -3e38], np.float32)) and not features.all_finite(
+        np.array([1.0, np.inf], np.float32)
+    )
+
+
+def test_a_backbone_that_gives_nan_features_is_one_sentence_and_nothing_is_cached(cache_copy, monkeypatch):
+    import shutil
+
+    from alvit.errors import TrainingError
+
+    cache, entry, cached, load = cache_copy
+    shutil.rmtree(entry)
+    broken = cached.train.copy()
+    broken[0, 0] = np.nan
+    monkeypatch.setattr(features, "extract", lambda *args: (broken, cached.test, cached.train_attention))
+    with pytest.raises(
+        TrainingError, match=r"^the frozen vit_tiny_patch16_224's train_features on digits are not finite"
+    ):
+        load()
+    assert not entry.exists() and not list(cache.glob(".*.partial"))
