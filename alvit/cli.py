@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 from alvit import __version__, flags
 from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS
 from alvit.errors import ConfigError, ResultsError, TrainingError
-from alvit.sweep.leases import DEFAULT_STALE_AFTER_S
+from alvit.leases import DEFAULT_STALE_AFTER_S
 from alvit.wording import plural
 
 if TYPE_CHECKING:

@@ -99,6 +99,9 @@ class ExperimentConfig:
     strategy: str = "entropy"
     seed: int = 0
     device: str = "auto"
+    # CPU threads of torch and of numpy's BLAS during the run. A CPU's sums depend on how many threads
+    # share them, so this decides results as a seed does; 1 is what a sweep's workers used before it was a key.
+    threads: int = 1
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     data: DataConfig = field(default_factory=DataConfig)
     al: ALConfig = field(default_factory=ALConfig)
@@ -148,18 +151,26 @@ TRAIN_MODES = ("finetune", "linear")
 # experiment whatever they say, so a run started on cuda:0 resumes on cuda:1, and a finished
 # run is reused. (``train.accumulate`` splits a batch and keeps the effective batch size.)
 NOT_RESULT_KEYS = ("device", "train.eval_batch_size", "train.compile", "train.accumulate", "cache")
+MAX_THREADS = 1024
+# The resolved section's SHA-256 of each file a run reads by a configured path (alvit.inputs).
+INPUTS_SHA256 = "inputs_sha256"
 
 
 def identity(experiment: dict[str, Any]) -> dict[str, Any]:
     """The result-deciding keys of a config dict (``to_dict``'s or a run's ``config.yaml``), dotted.
 
-    ``resolved`` and :data:`NOT_RESULT_KEYS` are left out. A key the dict lacks takes today's
-    default, so a folder written before a key existed matches a configuration that keeps it.
+    ``resolved`` and :data:`NOT_RESULT_KEYS` are left out, but for the SHA-256 of each input file
+    under ``resolved.inputs_sha256``, which counts as the key ``SHA-256 of <key>``. A key the
+    dict lacks takes today's default, so a folder written before a key existed matches a
+    configuration that keeps it; a file's digest has no default, so a folder that never recorded
+    it differs from a configuration that reads the file.
     """
     flat = flatten(to_dict(ExperimentConfig()))
     flat.update(flatten({key: value for key, value in experiment.items() if key != "resolved"}))
     for key in NOT_RESULT_KEYS:
         flat.pop(key, None)
+    inputs = (experiment.get("resolved") or {}).get(INPUTS_SHA256) or {}
+    flat.update({f"SHA-256 of {key}": digest for key, digest in inputs.items()})
     return flat
 
 
@@ -332,6 +343,8 @@ def validate(cfg: ExperimentConfig) -> None:
     _check_label_file(cfg)
     if cfg.device not in ("auto", "cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"device {cfg.device!r} is not known; valid choices are auto, cpu, cuda, cuda:N")
+    if not 1 <= cfg.threads <= MAX_THREADS:
+        raise ConfigError(f"threads must be a whole number from 1 to {MAX_THREADS}, not {cfg.threads}")
     if cfg.img_size is not None and cfg.img_size < 8:
         raise ConfigError(f"img_size must be at least 8 pixels or null, not {cfg.img_size}")
     _check_minimum(
@@ -433,6 +446,8 @@ def _check_minimum(cfg: ExperimentConfig, keys: list[str], minimum: int, require
 
 
 __all__ = [
+    "INPUTS_SHA256",
+    "MAX_THREADS",
     "NOT_RESULT_KEYS",
     "ALConfig",
     "AcquisitionConfig",

@@ -9,12 +9,14 @@ files as an uninterrupted run (time columns aside).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
 import platform
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +25,12 @@ import torch
 
 from alvit import calibration, metrics, seeds
 from alvit.accel import fast_path_record, resolve_compile
-from alvit.config import (
-    ExperimentConfig,
-    check_budget,
-    differing_keys,
-    dump_yaml,
-    to_dict,
-)
+from alvit.config import INPUTS_SHA256, ExperimentConfig, check_budget, differing_keys, dump_yaml
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.features import load_or_extract
+from alvit.inputs import InputDigests
+from alvit.leases import claim_run_folder
 from alvit.linear import FeatureInputs, LinearHead, standardised
 from alvit.models import ModelSpec, create_model, gflops_per_image, resolve_model
 from alvit.noise import Oracle, make_oracle, realized_noise
@@ -57,15 +55,33 @@ def default_out_dir(cfg: ExperimentConfig, results_root: str | Path = "results")
     return Path(results_root) / cfg.run_id
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Run (or resume, or recognise as finished) one experiment; return its run folder."""
+def run_experiment(
+    cfg: ExperimentConfig, out_dir: str | Path | None = None, progress: bool = True, claimed: bool = False
+) -> Path:
+    """Run (or resume, or recognise as finished) one experiment; return its run folder.
+
+    The folder is claimed while the run writes it (:func:`alvit.leases.claim_run_folder`), so a
+    second run of it at once is refused in one sentence naming the first; ``claimed``: the caller
+    (a sweep's task) holds that claim already. The run computes with ``cfg.threads`` CPU threads.
+    """
     folder = RunFolder(out_dir if out_dir is not None else default_out_dir(cfg))
-    _claim_folder(folder, cfg)
+    wanted = InputDigests().record(cfg)
+    _check_folder(folder, wanted)
+    if _is_finished(folder, cfg):  # a finished run is read, never written: no claim needed
+        log.info("%s is already finished (%d rounds); nothing to do", folder.path, cfg.al.rounds + 1)
+        return folder.path
+    with contextlib.nullcontext() if claimed else claim_run_folder(folder.path), cpu_threads(cfg.threads):
+        _check_folder(folder, wanted)  # again, now that no one else writes it
+        _run(cfg, folder, wanted["resolved"][INPUTS_SHA256], progress)
+    return folder.path
+
+
+def _run(cfg: ExperimentConfig, folder: RunFolder, inputs: dict[str, str], progress: bool) -> None:
+    """The rounds of ``cfg`` not yet in ``folder``, run and written round by round."""
     done = _finished_rounds(folder, cfg)
     if len(done) == cfg.al.rounds + 1:
         log.info("%s is already finished (%d rounds); nothing to do", folder.path, cfg.al.rounds + 1)
-        return folder.path
-
+        return
     spec = resolve_model(cfg.model, cfg.img_size)
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
@@ -81,6 +97,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
         data.classes,
         gflops_per_image(spec, data.num_classes),
         realized_noise(oracle.noisy_labels, data.train_labels),
+        inputs,
     )
     folder.path.mkdir(parents=True, exist_ok=True)
     if not folder.config.exists():
@@ -103,7 +120,26 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
         rows.append(row)
         folder.write_rounds(pd.DataFrame(rows))  # written last: a round counts as done only now
         log.info(_summary_line(row, cfg.al.rounds))
-    return folder.path
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int) -> Iterator[None]:
+    """Compute with ``threads`` CPU threads in torch and in numpy's BLAS while the block runs.
+
+    This overrides ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``, which only set the pools' sizes at
+    start: a CPU's sums (a matrix product, a gradient's reduction) split over another number of
+    threads add in another order and differ in their last bits, so the count is part of a run's
+    configuration (``threads``). The previous counts come back afterwards.
+    """
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def train_initial_model(
@@ -115,21 +151,25 @@ def train_initial_model(
     predictions equal the loop's round-0 predictions bit for bit (tested). Returns the model
     and the preprocessing its predictions need.
     """
-    runner = _RoundRunner(
-        cfg,
-        resolve_model(cfg.model, cfg.img_size),
-        resolve_device(cfg.device),
-        data,
-        strategy=None,
-        folder=None,
-        progress=progress,
-    )
-    runner.train(0, oracle.initial, data.train_labels[oracle.initial])
+    with cpu_threads(cfg.threads):
+        runner = _RoundRunner(
+            cfg,
+            resolve_model(cfg.model, cfg.img_size),
+            resolve_device(cfg.device),
+            data,
+            strategy=None,
+            folder=None,
+            progress=progress,
+        )
+        runner.train(0, oracle.initial, data.train_labels[oracle.initial])
     return runner.model, runner.preprocess
 
 
-def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
-    """Refuse to mix two configurations in one folder; never touch finished results."""
+def _check_folder(folder: RunFolder, wanted: dict) -> None:
+    """Refuse to mix two configurations in one folder; never touch finished results.
+
+    ``wanted``: the configuration with its inputs' digests (:meth:`alvit.inputs.InputDigests.record`).
+    """
     if folder.path.exists() and not folder.path.is_dir():
         raise ConfigError(f"output path {folder.path} is a file, not a folder; choose another --out")
     blocking = next((parent for parent in folder.path.parents if parent.exists() and not parent.is_dir()), None)
@@ -143,12 +183,18 @@ def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
     existing = folder.read_config()
     if existing is None:
         return
-    changed = differing_keys(existing, to_dict(cfg))  # device and the like may differ: same results
+    changed = differing_keys(existing, wanted)  # device and the like may differ: same results
     if changed:
         raise ConfigError(
             f"{folder.path} holds a run of another configuration (differs in: {', '.join(changed)}); "
             f"choose another --out, or move that folder away to start afresh"
         )
+
+
+def _is_finished(folder: RunFolder, cfg: ExperimentConfig) -> bool:
+    """Every planned round is in ``rounds.csv``, whole (read only; a damaged file is resumed, under the claim)."""
+    rounds = folder.inspect_rounds(cfg.al.rounds + 1)
+    return rounds.damage is None and len(rounds.table) == cfg.al.rounds + 1
 
 
 def _finished_rounds(folder: RunFolder, cfg: ExperimentConfig) -> pd.DataFrame:
@@ -395,10 +441,14 @@ class _RoundRunner:
 
 
 def _summary_line(row: dict, rounds: int) -> str:
+    """A round in one console line: its numbers, then the temperatures fitted (a) on the noisy, (b) on the
+    true, (c) noise-aware on the noisy held-out labels, and how many labels that was."""
     line = (
         f"round {row['round']}/{rounds}  labeled {row['n_labeled']}  noise {row['noise_realized']:.3f}  "
         f"acc {row['test_acc']:.4f}  ece {row['ece']:.4f}  brier {row['brier']:.4f}  "
-        f"epochs {row['epochs']}  train {row['train_s']:.1f}s  select {row['select_s']:.1f}s"
+        f"epochs {row['epochs']}  train {row['train_s']:.1f}s  select {row['select_s']:.1f}s  "
+        f"T noisy {row['ts_noisy_temperature']:.2f} true {row['ts_true_temperature']:.2f} "
+        f"aware {row['ts_aware_temperature']:.2f} on {row['n_held_out']} held out"
     )
     if row["n_suspect"]:
         line += f"  suspects {row['n_suspect']} (precision {row['suspect_precision']:.2f})"
@@ -436,12 +486,26 @@ def environment(device: torch.device) -> dict:
         "numpy": np.__version__,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "cpu": cpu_model(),
         "torch_threads": torch.get_num_threads(),
         "git_commit": commit,
         "git_dirty": dirty,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "simulated": False,
     }
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux's ``/proc/cpuinfo``), else what the platform says: what a rebuild
+    on a CPU must match, as the threads and versions."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{line.partition(':')[2].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 __all__ = ["Oracle", "default_out_dir", "environment", "make_oracle", "run_experiment"]

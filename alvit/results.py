@@ -59,7 +59,7 @@ import pandas as pd
 import yaml
 
 from alvit.calibration import CALIBRATION_COLUMNS, HeldOut, calibrated_test, fit_variants
-from alvit.config import differing_keys
+from alvit.config import INPUTS_SHA256, differing_keys
 from alvit.errors import ResultsError
 from alvit.metrics import PerSample, debiased_l2_ce_from, evaluate_per_sample, smooth_ece_from
 from alvit.noise import realized_noise
@@ -88,8 +88,9 @@ ROUND_COLUMNS = [
     "n_suspect",
     "suspect_precision",
 ]
-# Written since post-hoc calibration joined the loop; a folder written before reads them as NaN.
-MEASURE_COLUMNS = ["smooth_ece", "l2_ce", *CALIBRATION_COLUMNS]
+# Written since post-hoc calibration joined the loop (n_held_out: since its size was recorded, the
+# samples each temperature was fitted on); a folder written before reads them as NaN.
+MEASURE_COLUMNS = ["smooth_ece", "l2_ce", *CALIBRATION_COLUMNS, "n_held_out"]
 TIME_COLUMNS = ["train_s", "select_s"]
 CALIBRATED_FIELDS = ("confidence", "p_true", "sum_sq")  # per variant; temperature keeps the predicted class
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser reads 1,260 configs 10x faster
@@ -105,13 +106,15 @@ def resolved_section(
     classes: Sequence[str],
     gflops_per_image: float,
     pool_noise_rate: float,
+    inputs: dict[str, str],
 ) -> dict[str, Any]:
     """The ``resolved`` section of a run's ``config.yaml``: what the configuration came to on this data.
 
     One definition for the loop and for ``alvit simulate``, so a simulated folder records the same
     keys (the model's input size, mean and std among them) as a trained one. ``pool_noise_rate``
     is the share of the oracle's answers that are wrong over the pool: the noise-rate axis of a
-    run whose labels come from a file.
+    run whose labels come from a file. ``inputs``: the SHA-256 of each file the configuration
+    reads by path, by its key (:mod:`alvit.inputs`), part of the run's identity.
     """
     return {
         "timm_name": spec.timm_name,
@@ -129,6 +132,7 @@ def resolved_section(
         "classes": list(classes),
         "gflops_per_image": gflops_per_image,
         "pool_noise_rate": pool_noise_rate,  # the oracle's wrong answers over the whole pool
+        INPUTS_SHA256: dict(inputs),
     }
 
 
@@ -179,13 +183,13 @@ def record_calibration(
 ) -> dict[str, float]:
     """Round ``round_``'s post-hoc calibration: the three temperatures fitted on ``held_out``, applied
     to ``test_logits`` (``[M, K]``); the held-out split and the calibrated test predictions are
-    written to ``folder``, and the ``rounds.csv`` columns returned. One definition for the loop and
-    for ``alvit simulate``."""
+    written to ``folder``, and the ``rounds.csv`` columns returned, ``n_held_out`` (the fits' sample
+    size) among them. One definition for the loop and for ``alvit simulate``."""
     folder.write_held_out(round_, held_out)
     temperatures = fit_variants(held_out, transition)
     columns, per_variant = calibrated_test(test_logits, test_labels, temperatures)
     folder.write_calibrated(round_, per_variant)
-    return columns
+    return {**columns, "n_held_out": len(held_out.index)}
 
 
 def with_queries(row: dict[str, Any], select_s: float, queries: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -383,6 +387,11 @@ class RunFolder:
         return bool(self.read_env().get("simulated", False))
 
     def read_config(self) -> dict[str, Any] | None:
+        """``config.yaml`` as a dict (None if there is none).
+
+        A folder trained before ``threads`` was a key holds the count it used in ``env.json``
+        (``torch_threads``), which stands in for the key, so it is never taken for a run of another count.
+        """
         if not self.config.exists():
             return None
         try:
@@ -395,6 +404,10 @@ class RunFolder:
             raise ResultsError(
                 f"{self.config} does not hold a configuration; restore it or move the folder away to rerun"
             )
+        if "threads" not in data:
+            env = self.read_env()
+            if isinstance(env.get("torch_threads"), int) and not env.get("simulated", False):
+                data["threads"] = env["torch_threads"]
         return data
 
     def inspect_rounds(self, planned: int | None = None) -> Rounds:

@@ -88,6 +88,14 @@ def test_label_smoothing_defaults_to_the_strategys():
         (["train.accumulate=0"], r"train.accumulate must be a positive integer"),
         (["train.compile=fast"], r"train.compile 'fast' is not known; valid choices are auto, true, false"),
         (["train.deterministic=maybe"], r"config key 'train.deterministic' must be bool, not 'maybe'"),
+        (["threads=0"], r"threads must be a whole number from 1 to 1024, not 0$"),
+        (["threads=-2"], r"threads must be a whole number from 1 to 1024, not -2$"),
+        (["threads=1025"], r"threads must be a whole number from 1 to 1024, not 1025$"),
+        (["threads=1.5"], r"config key 'threads' must be int, not 1.5$"),
+        (["threads=.nan"], r"config key 'threads' must be int, not nan$"),
+        (["threads=.inf"], r"config key 'threads' must be int, not inf$"),
+        (["threads=true"], r"config key 'threads' must be int, not True$"),
+        (["threads=all"], r"config key 'threads' must be int, not 'all'$"),
     ],
 )
 def test_bad_values_stop_with_one_sentence(override, message):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from alvit.sweep.leases import Leases
+from alvit.leases import Leases
 
 
 def dead_pid() -> int:

@@ -2,6 +2,7 @@
 simulated folders counted apart; JSON for programs; exit 1 when a run failed."""
 
 import dataclasses
+import io
 import json
 import os
 import socket
@@ -10,12 +11,13 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 from test_sweep import fake_finished_run, write_profile
 
 from alvit.config import with_overrides
+from alvit.leases import Leases
 from alvit.profile import load_profile
 from alvit.results import ROUND_COLUMNS, RunFolder
-from alvit.sweep.leases import Leases
 from alvit.sweep.simulate import simulate_profile
 from alvit.sweep.status import format_status, sweep_status
 from alvit.sweep.task import record_failure
@@ -36,9 +38,9 @@ def test_each_configuration_is_done_running_failed_damaged_stale_pending_or_simu
     )
     fake_finished_run(output, damaged, page=False)
     cut = RunFolder(output / damaged.run_id).rounds
-    # The last line, "2" then sixteen ",0.0" and seventeen empty fields, cut 25 characters short as a copy that
+    # The last line, "2" then sixteen ",0.0" and eighteen empty fields, cut 26 characters short as a copy that
     # stopped part-way leaves it: "2", fourteen ",0.0" and a comma, 16 fields.
-    cut.write_text(cut.read_text()[:-25])
+    cut.write_text(cut.read_text()[:-26])
     fake_finished_run(output, beyond, page=False)
     RunFolder(output / beyond.run_id).write_rounds(
         pd.DataFrame(0.0, index=range(4), columns=ROUND_COLUMNS).assign(round=range(4))
@@ -64,7 +66,7 @@ def test_each_configuration_is_done_running_failed_damaged_stale_pending_or_simu
     assert rows[preview.run_id].state == "simulated"  # a preview never counts as done
     assert (rows[damaged.run_id].state, rows[damaged.run_id].detail) == (
         "damaged",
-        f"{cut} line 4 is cut off (16 of 34 fields, no line end); the next sweep keeps a copy of it and resumes at "
+        f"{cut} line 4 is cut off (16 of 35 fields, no line end); the next sweep keeps a copy of it and resumes at "
         "round 2 (2/3 rounds whole)",
     )
     assert (rows[beyond.run_id].state, rows[beyond.run_id].detail) == (
@@ -113,36 +115,47 @@ def status(*args, cwd):
     )
 
 
-def test_status_json_lists_counts_and_runs_and_exits_1_when_a_run_failed(tmp_path):
-    profile_path = write_profile(tmp_path, {"seed": [0, 1]}, pages="none")
-    first, second = load_profile(profile_path).configs
-    fake_finished_run(tmp_path / "runs", first, page=False)
+def test_status_json_is_a_table_of_each_runs_settings_rounds_and_last_metrics_for_pandas(tmp_path):
+    grid = {"strategy": ["random", "entropy"], "seed": [0, 1], "train.lr": [0.003]}  # a grid key beyond the run id's
+    profile_path = write_profile(tmp_path, grid, pages="none")
+    output = tmp_path / "runs"
+    finished, partial, failed, untouched = load_profile(profile_path).configs
+    measured = {"test_acc": [0.5, 0.625, 0.75], "ece": [0.25, 0.1875, 0.125], "brier": [0.5, 0.4375, 0.375]}
+    for cfg, rounds in ((finished, 3), (partial, 2)):
+        fake_finished_run(output, cfg, page=False)
+        table = pd.DataFrame(0.0, index=range(rounds), columns=ROUND_COLUMNS).assign(round=range(rounds))
+        RunFolder(output / cfg.run_id).write_rounds(table.assign(**{k: v[:rounds] for k, v in measured.items()}))
+    record_failure(output, failed.run_id, "TimeoutError: ran over")
+
     result = status(str(profile_path), "--json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["counts"] == {
-        "done": 1,
-        "running": 0,
-        "failed": 0,
-        "damaged": 0,
-        "pending": 1,
-        "stale": 0,
-        "simulated": 0,
-    }
-    assert [(run["run_id"], run["state"]) for run in report["runs"]] == [
-        (first.run_id, "done"),
-        (second.run_id, "pending"),
+    assert result.returncode == 1, result.stderr  # a run failed
+    table = pd.read_json(io.StringIO(result.stdout))
+    assert list(table.columns[:10]) == [
+        "run_id",
+        "state",
+        "detail",
+        "dataset",
+        "model",
+        "strategy",
+        "noise_kind",
+        "noise_rate",
+        "seed",
+        "mode",
     ]
-    record_failure(tmp_path / "runs", second.run_id, "TimeoutError: ran over")
-    failed = status(str(profile_path), "--json", cwd=tmp_path)
-    assert failed.returncode == 1 and json.loads(failed.stdout)["counts"]["failed"] == 1
+    assert list(table.columns[10:13]) == ["train.lr", "rounds_done", "rounds_planned"]  # the grid's other key
+    assert {"test_acc", "ece", "brier", "nll", "smooth_ece", "ts_noisy_ece", "ts_aware_temperature"} <= set(table)
+    runs = table.set_index("run_id")
+    assert list(runs.index) == [cfg.run_id for cfg in (finished, partial, failed, untouched)]
+    assert list(runs["state"]) == ["done", "pending", "failed", "pending"]
+    assert list(runs["strategy"]) == ["random", "entropy"] * 2 and list(runs["seed"]) == [0, 0, 1, 1]
+    assert (runs["train.lr"] == 0.003).all()
+    assert (runs["dataset"] == "digits").all()
+    assert runs["noise_rate"].tolist() == pytest.approx([0.3] * 4, abs=1e-15)  # read_json's fast float parser
+    assert (runs["rounds_planned"] == 3).all()
+    assert list(runs["rounds_done"]) == [3, 2, 0, 0]
+    assert runs.loc[finished.run_id, ["test_acc", "ece", "brier"]].tolist() == [0.75, 0.125, 0.375]  # the last round
+    assert runs.loc[partial.run_id, ["test_acc", "ece", "brier"]].tolist() == [0.625, 0.1875, 0.4375]
+    assert runs.loc[untouched.run_id, ["test_acc", "ece", "brier"]].isna().all()  # nothing measured yet
+    assert runs["state"].value_counts().to_dict() == {"pending": 2, "done": 1, "failed": 1}
+    assert runs.loc[failed.run_id, "detail"] == "TimeoutError: ran over"
     assert status(str(profile_path), cwd=tmp_path).returncode == 1  # the table too
-
-
-def test_status_runs_reads_another_folder_than_the_profiles_output(tmp_path):
-    profile_path = write_profile(tmp_path, {"seed": [0]}, pages="none")
-    simulate_profile(load_profile(profile_path), tmp_path / "preview")
-    result = status(str(profile_path), "--runs", str(tmp_path / "preview"), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert str(tmp_path / "preview") in result.stdout.splitlines()[0]
-    assert result.stdout.splitlines()[1].endswith("/ simulated 1")

@@ -44,8 +44,9 @@ from tqdm import tqdm
 from alvit import paths
 from alvit.book.launch import add_install_cell, repository_of, with_rerun_buttons
 from alvit.book.pages import encrypted_kernel_manager, render_page, without_builder_paths
-from alvit.config import lookup, to_dict
+from alvit.config import lookup
 from alvit.errors import ConfigError, ResultsError, one_line
+from alvit.inputs import InputDigests
 from alvit.profile import Profile, load_profile
 from alvit.results import RunFolder, load_runs
 from alvit.wording import plural
@@ -85,10 +86,11 @@ def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path |
 
 def page_runs(profile: Profile, runs_dir: Path) -> list[str]:
     """Run ids of the profile's configurations that want a page and have a finished run folder."""
-    chosen = []
+    chosen, digests = [], InputDigests()
     for cfg in profile.configs:
         folder = RunFolder(runs_dir / cfg.run_id)
-        if profile.wants_page(cfg) and folder.is_finished(to_dict(cfg)):  # a stale run folder gets no page
+        # A stale run folder (another setting, or an input file changed since) gets no page.
+        if profile.wants_page(cfg) and folder.config.exists() and folder.is_finished(digests.record(cfg)):
             chosen.append(cfg.run_id)
     return chosen
 

@@ -19,8 +19,10 @@ from matplotlib import ticker
 
 from alvit import metrics
 from alvit.book import plots
-from alvit.config import ExperimentConfig, load_config, to_dict, with_overrides
+from alvit.book.summary import SMALL_FIT
+from alvit.config import ExperimentConfig, load_config, with_overrides
 from alvit.errors import ConfigError
+from alvit.inputs import InputDigests
 from alvit.results import RunFolder
 
 # Notebook parameter -> config key. Everything else travels in SETTINGS as dotted keys.
@@ -94,7 +96,7 @@ def show_progress_lines() -> None:
 def run(cfg: ExperimentConfig, run_dir: str | Path | None = None) -> RunFolder:
     """The run folder of ``cfg``: found finished, else run (or resumed) with per-round lines shown."""
     folder = RunFolder(run_dir if run_dir is not None else Path("results") / cfg.run_id)
-    if folder.is_finished(to_dict(cfg)):
+    if folder.config.exists() and folder.is_finished(InputDigests().record(cfg)):
         return folder
     from alvit.loop import (
         run_experiment,  # imports torch: only when there is training to do
@@ -156,6 +158,26 @@ def calibration_repair_figure(folder: RunFolder) -> plt.Figure:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def held_out_note(folder: RunFolder, below: int = SMALL_FIT) -> str:
+    """A sentence on the held-out labels each round's temperatures were fitted on, flagging rounds of
+    fewer than ``below`` (a temperature fitted on a few labels is rough)."""
+    rounds = folder.read_rounds()
+    sizes = rounds["n_held_out"]
+    if sizes.isna().all():
+        return "The held-out sizes of this run's fits are not recorded (it was run before alvit recorded them)."
+    recorded = rounds[sizes.notna()]
+    small = recorded[recorded["n_held_out"] < below]
+    if small.empty:
+        return (
+            f"Every round's temperatures were fitted on at least {below} held-out labels ({int(sizes.min())} or more)."
+        )
+    listing = ", ".join(f"round {int(r)}: {int(n)}" for r, n in zip(small["round"], small["n_held_out"]))
+    return (
+        f"**Fitted on few labels:** {len(small)} of {len(recorded)} rounds fitted their temperatures on fewer than "
+        f"{below} held-out labels ({listing}), so those temperatures are rough."
+    )
 
 
 def reliability_figure(

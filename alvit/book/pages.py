@@ -19,6 +19,7 @@ import yaml
 from alvit import paths
 from alvit.book.notebook import KNOBS
 from alvit.config import ExperimentConfig, flatten, load_config, lookup, to_dict
+from alvit.results import RunFolder
 
 EXPERIMENT_NOTEBOOK = "experiment.ipynb"
 
@@ -49,12 +50,14 @@ def _changed_from_defaults(cfg: ExperimentConfig) -> dict[str, Any]:
 def rerun_commands(cfg: ExperimentConfig) -> tuple[str, str]:
     """The ``alvit run`` and ``papermill`` commands (shell, one option a line) that reproduce ``cfg``.
 
-    Both give every notebook knob (dataset, model, noise, strategy, budget, seed) and every
-    other key that differs from alvit's defaults: ``alvit run`` through ``--set``, papermill in
-    ``SETTINGS`` through ``-y``.
+    Both give every notebook knob (dataset, model, noise, strategy, budget, seed), the CPU threads
+    (``threads``: results depend on them) and every other key that differs from alvit's defaults:
+    ``alvit run`` through ``--set``, papermill in ``SETTINGS`` through ``-y``.
     """
     knobs = {key: lookup(cfg, key) for key in KNOBS.values()}  # always shown: they name the run
-    settings = {key: value for key, value in _changed_from_defaults(cfg).items() if key not in knobs}
+    settings = {"threads": cfg.threads} | {
+        key: value for key, value in _changed_from_defaults(cfg).items() if key not in knobs
+    }
     run = ["alvit run"] + [
         f"--set {shlex.quote(f'{key}={_yaml_value(value)}')}" for key, value in {**knobs, **settings}.items()
     ]
@@ -66,9 +69,34 @@ def rerun_commands(cfg: ExperimentConfig) -> tuple[str, str]:
     return " \\\n  ".join(run), " \\\n  ".join(papermill)
 
 
-def page_introduction(cfg: ExperimentConfig) -> str:
-    """The first cell of a run's page: its title, what it shows, and the commands that rerun it."""
+VERSIONS = (("Python", "python"), ("torch", "torch"), ("timm", "timm"), ("numpy", "numpy"))  # name, env.json key
+
+
+def rebuild_requirements(env: dict[str, Any]) -> str:
+    """What a rebuild needs to match a run bit for bit, from its ``env.json``: the processor, the CPU
+    threads and the versions ("" for a folder that does not record them, e.g. a simulated one)."""
+    versions = [f"{name} {env[key]}" for name, key in VERSIONS if env.get(key)]
+    if env.get("simulated") or not versions:
+        return ""
+    device = env.get("device", "cpu")
+    # Folders from before the processor was recorded name the platform only.
+    where = f"the processor {env['cpu']}" if env.get("cpu") else f"the platform {env.get('platform', 'of this run')}"
+    where += f" and the GPU {env['device_name']}" if device.startswith("cuda") else ""
+    threads = env.get("torch_threads")
+    count = f"{threads} CPU thread{'s' if threads != 1 else ''}" if threads else "the same CPU threads"
+    return (
+        f"A rebuild gives this page's numbers bit for bit with the same arithmetic: {where}, {count} (the "
+        f"`threads` key; `OMP_NUM_THREADS` does not change it) and {', '.join(versions)}, as the run's "
+        "`env.json` records them. On another processor or version the last digits of a sum can differ, and "
+        "with them the queries and every later round."
+    )
+
+
+def page_introduction(cfg: ExperimentConfig, env: dict[str, Any] | None = None) -> str:
+    """The first cell of a run's page: its title, what it shows, the commands that rerun it and, from
+    the run's ``env.json`` (``env``), what a rebuild needs to match it."""
     run, papermill = rerun_commands(cfg)
+    requirements = rebuild_requirements(env or {})
     return (
         f"# {page_title(cfg)}\n\n"
         "One active-learning run under label noise, trained and evaluated round by round with `alvit`. "
@@ -78,7 +106,7 @@ def page_introduction(cfg: ExperimentConfig) -> str:
         "or rerun this page itself, with any parameter changed:\n\n"
         f"```bash\n{papermill}\n```\n\n"
         "Either writes its run folder to `results/<run-id>/`; rerunning resumes an interrupted run "
-        "and never redoes finished rounds."
+        "and never redoes finished rounds." + (f"\n\n{requirements}" if requirements else "")
     )
 
 
@@ -135,7 +163,7 @@ def render_page(
         kernel_manager_class=encrypted_kernel_manager(),
     )
     executed = nbformat.read(str(page), as_version=4)
-    executed.cells[0].source = page_introduction(cfg)
+    executed.cells[0].source = page_introduction(cfg, RunFolder(run_dir).read_env())
     without_builder_paths(executed, {**notebook_parameters(cfg, run_dir), "RUN_DIR": None})
     nbformat.write(executed, str(page))
     return page

@@ -135,6 +135,31 @@ def temperature_table(rows: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+SMALL_FIT = 50  # held-out labels below which a fitted temperature is flagged: too few to pin one number down
+
+
+def small_fits(rows: pd.DataFrame, below: int = SMALL_FIT) -> tuple[int, int, int]:
+    """Rounds (one row each, ``rounds.csv``'s) whose temperatures were fitted on fewer than ``below``
+    held-out labels: (that many, rounds whose size is recorded, rounds in all)."""
+    sizes = rows["n_held_out"] if "n_held_out" in rows else pd.Series(np.nan, index=rows.index)
+    recorded = sizes.notna()
+    return int((sizes[recorded] < below).sum()), int(recorded.sum()), len(rows)
+
+
+def small_fits_sentences(runs: pd.DataFrame, below: int = SMALL_FIT) -> list[str]:
+    """Per setting, how many round fits of finished runs used fewer than ``below`` held-out labels
+    (``runs``: every round, :func:`alvit.results.load_runs`'s table)."""
+    sentences = []
+    for name, rows in by_setting(runs[runs["finished"].astype(bool)]):
+        small, recorded, total = small_fits(rows, below)
+        if not recorded:
+            sentences.append(f"{name}: the held-out sizes of its {total} round fits are not recorded (older runs).")
+            continue
+        unknown = f" ({total - recorded} more not recorded)" if recorded < total else ""
+        sentences.append(f"{name}: {small} of {recorded} round fits used fewer than {below} held-out labels{unknown}.")
+    return sentences
+
+
 RUN_INDEX_COLUMNS = [
     "page",
     "dataset",

@@ -2,7 +2,7 @@
 
 - :mod:`alvit.sweep.run`: ``alvit sweep`` and its planning;
 - :mod:`alvit.sweep.estimate`: the GPU-hour estimate, from measured throughput where there is one;
-- :mod:`alvit.sweep.task`, :mod:`alvit.sweep.leases`: one configuration, claimed so it runs once;
+- :mod:`alvit.sweep.task`: one configuration, claimed (:mod:`alvit.leases`) so it runs once;
 - :mod:`alvit.sweep.workers`, :mod:`alvit.sweep.slurm`: the local and SLURM executors;
 - :mod:`alvit.sweep.status`, :mod:`alvit.sweep.fetch`: what a sweep has done, what it needs;
 - :mod:`alvit.sweep.simulate`: run folders from an effect model, to preview a book.

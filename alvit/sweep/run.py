@@ -11,7 +11,7 @@ another configuration is *stale*: the sweep refuses to go on, naming the differi
 never a finished run: the sweep moves it to ``_simulated/`` and trains the run. The rest go to
 an executor, local worker processes (:mod:`alvit.sweep.workers`) or SLURM array tasks
 (:mod:`alvit.sweep.slurm`), which claim each configuration before running it
-(:mod:`alvit.sweep.leases`), so sweeps running at once on one output never run a configuration
+(:mod:`alvit.leases`), so sweeps running at once on one output never run a configuration
 twice. Failures go to ``_failed/<run-id>.txt`` and the sweep goes on.
 """
 
@@ -28,9 +28,10 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from alvit import paths
 from alvit.errors import ConfigError, ResultsError
+from alvit.inputs import InputDigests
+from alvit.leases import DEFAULT_STALE_AFTER_S, Leases
 from alvit.profile import Profile, SlurmSettings
 from alvit.results import RunFolder
-from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Leases
 from alvit.sweep.task import (
     CLAIMED,
     DONE,
@@ -143,6 +144,7 @@ class Plan(NamedTuple):
 def plan(profile: Profile, output: Path, options: SweepOptions) -> Plan:
     """Sort the configurations: tasks to run, run ids complete, stale run ids with their differing keys, simulated ones."""
     tasks, skipped, stale, simulated = [], [], {}, []
+    digests = InputDigests()  # a label file or image folder shared by the configurations is read once
     for cfg in profile.configs:
         task = Task(
             cfg=cfg,
@@ -152,14 +154,14 @@ def plan(profile: Profile, output: Path, options: SweepOptions) -> Plan:
             stale_after_s=options.stale_after_s,
         )
         try:
-            if is_complete(task):
+            if is_complete(task, digests):
                 skipped.append(cfg.run_id)
                 continue
             if RunFolder(task.run_dir).is_simulated():
                 simulated.append(cfg.run_id)
                 changed = []
             else:
-                changed = stale_keys(cfg, output)
+                changed = stale_keys(cfg, output, digests)
         except ResultsError:
             changed = []  # a damaged folder: the task's run says what is wrong, and it is recorded as failed
         if changed:

@@ -60,6 +60,7 @@ from alvit.catalog import (
 )
 from alvit.config import ExperimentConfig, check_budget, dump_yaml
 from alvit.errors import ConfigError
+from alvit.inputs import InputDigests
 from alvit.noise import make_oracle, realized_noise
 from alvit.profile import Profile
 from alvit.results import (
@@ -200,9 +201,16 @@ def simulated_held_out(
 
 
 def simulate_run(
-    cfg: ExperimentConfig, folder: RunFolder, shape: DatasetShape, test_size: int | None, spec: ModelSpec, gflops: float
+    cfg: ExperimentConfig,
+    folder: RunFolder,
+    shape: DatasetShape,
+    test_size: int | None,
+    spec: ModelSpec,
+    gflops: float,
+    inputs: dict[str, str],
 ) -> None:
-    """Fill ``folder`` with a finished simulated run of ``cfg`` (model ``spec``) on a dataset of ``shape``."""
+    """Fill ``folder`` with a finished simulated run of ``cfg`` (model ``spec``) on a dataset of ``shape``;
+    ``inputs``: the SHA-256 of the files ``cfg`` names (:mod:`alvit.inputs`), recorded as a run records them."""
     pool = min(shape.pool, cfg.data.max_pool or shape.pool)
     test = min(shape.test, cfg.data.max_test or shape.test, test_size or shape.test)
     check_budget(cfg, pool)
@@ -227,6 +235,7 @@ def simulate_run(
         [str(c) for c in range(k)],
         gflops,
         realized_noise(noisy, pool_labels),
+        inputs,
     )
     folder.write_json(
         folder.env,
@@ -320,6 +329,7 @@ def simulate_profile(
     paths.make_folder(out, "--out")
     outcome: dict[str, list[str]] = {"written": [], "kept": []}
     models: dict[tuple[str, int | None, int], tuple[ModelSpec, float]] = {}  # once per model, not per run
+    digests = InputDigests()  # an image folder or weights file shared by many runs is read once
     for cfg in tqdm(
         profile.configs, desc=f"simulate {profile.name}", unit="run", disable=not progress, dynamic_ncols=True
     ):
@@ -331,7 +341,7 @@ def simulate_profile(
         key = (cfg.model, cfg.img_size, shape.classes)
         if key not in models:
             models[key] = model_of(cfg, shape.classes)
-        simulate_run(cfg, folder, shape, test_size, *models[key])
+        simulate_run(cfg, folder, shape, test_size, *models[key], digests.of(cfg))
         outcome["written"].append(cfg.run_id)
     return outcome
 

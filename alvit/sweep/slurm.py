@@ -3,7 +3,7 @@
 ``submitit.AutoExecutor.map_array`` submits :class:`SweepTask` over the sweep's tasks as job
 arrays of at most the cluster's ``MaxArraySize`` (``scontrol show config``; some sites cap it at
 100, and submitit does not split), with ``array_parallelism`` runs at once in all. Each array
-task claims its configuration (:mod:`alvit.sweep.leases`), runs it in the job's process and renders
+task claims its configuration (:mod:`alvit.leases`), runs it in the job's process and renders
 its page, like a local worker. Preempted, or at its time limit, a task is requeued by submitit
 (:meth:`SweepTask.checkpoint`; at most 3 times for time limits), takes over its own claim and
 resumes after the run's last finished round.
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from alvit.errors import ConfigError, ResultsError, one_line
+from alvit.leases import Leases, slurm_job_id
 from alvit.profile import SlurmSettings
-from alvit.sweep.leases import Leases, slurm_job_id
 from alvit.sweep.task import (
     CLAIMED,
     DONE,

@@ -13,33 +13,73 @@ the output folder. Each configuration is in one state:
 - ``pending``: not started, part-way (rounds done), or a claim left by a dead process;
 - ``simulated``: the folder holds a preview from ``alvit simulate``, not a trained run (the next
   sweep moves it to ``_simulated/`` and trains the run).
+
+For programs, :func:`status_json` gives one record per configuration (``pandas.read_json`` reads
+it as a table): its state, its grid values, rounds done and planned, and the metrics of its last
+whole round (the final ones once every round is done).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 from alvit import paths
-from alvit.config import to_dict
+from alvit.calibration import CALIBRATION_COLUMNS
+from alvit.config import lookup
 from alvit.errors import ResultsError
+from alvit.inputs import InputDigests
+from alvit.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
 from alvit.profile import Profile
-from alvit.results import Rounds, RunFolder
-from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
+from alvit.results import Rounds, RunFolder, noise_rate_of
 from alvit.sweep.task import Task, failure_reason, is_complete, stale_keys
 from alvit.wording import plural
 
 STATES = ("done", "running", "failed", "damaged", "pending", "stale", "simulated")
+# The columns of status_json's records: who the run is (then any other grid key), where it stands, its last round.
+IDENTITY_COLUMNS = [
+    "run_id",
+    "state",
+    "detail",
+    "dataset",
+    "model",
+    "strategy",
+    "noise_kind",
+    "noise_rate",
+    "seed",
+    "mode",
+]
+PROGRESS_COLUMNS = ["rounds_done", "rounds_planned"]
+METRIC_COLUMNS = [
+    "n_labeled",
+    "noise_realized",
+    "test_acc",
+    "ece",
+    "mce",
+    "adaptive_ece",
+    "brier",
+    "nll",
+    "smooth_ece",
+    "l2_ce",
+    *CALIBRATION_COLUMNS,
+    "n_held_out",
+]
+_SHOWN_KEYS = {"dataset", "model", "strategy", "noise.kind", "noise.rate", "seed", "train.mode"}
 
 
 @dataclass(frozen=True)
 class RunStatus:
-    """One configuration's state, and a few words on it."""
+    """One configuration's state, a few words on it, and the rounds its folder holds of it."""
 
     run_id: str
     state: str
     detail: str = ""
+    rounds_done: int | None = None  # whole rounds of this configuration; None: no readable folder of it
+    last_round: dict[str, float] = dataclasses.field(default_factory=dict)  # its last whole round's metrics
 
 
 def sweep_status(profile: Profile, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> list[RunStatus]:
@@ -47,22 +87,31 @@ def sweep_status(profile: Profile, stale_after_s: float = DEFAULT_STALE_AFTER_S)
     output = paths.resolve(profile.output)
     claims = Leases(output, stale_after_s)
     held = claims.all()
+    digests = InputDigests()  # a label file or image folder shared by the configurations is read once
     rows = []
     for cfg in profile.configs:
         task = Task(cfg=cfg, output=output, page=profile.wants_page(cfg), stale_after_s=stale_after_s)
-        rows.append(_status(task, held.get(cfg.run_id), claims))
+        rounds = _rounds(task)
+        state = _status(task, rounds, held.get(cfg.run_id), claims, digests)
+        if rounds is not None and state.state not in ("stale", "simulated"):  # their rounds are not this run's
+            last = rounds.table.iloc[-1] if len(rounds.table) else None
+            state = dataclasses.replace(
+                state,
+                rounds_done=len(rounds.table),
+                last_round={} if last is None else {column: float(last[column]) for column in METRIC_COLUMNS},
+            )
+        rows.append(state)
     return rows
 
 
-def _status(task: Task, claim: Lease | None, claims: Leases) -> RunStatus:
-    rounds = _rounds(task)
+def _status(task: Task, rounds: Rounds | None, claim: Lease | None, claims: Leases, digests: InputDigests) -> RunStatus:
     done = len(rounds.table) if rounds is not None else None
     progress = f"{done}/{task.cfg.al.rounds + 1} rounds" if done is not None else "unreadable run folder"
     if claim is not None and claims.is_live(claim):
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(claim.started))
         return RunStatus(task.run_id, "running", f"{claim.describe()}, since {since}, {progress}")
     try:
-        if is_complete(task):
+        if is_complete(task, digests):
             return RunStatus(task.run_id, "done")
         if RunFolder(task.run_dir).is_simulated():
             return RunStatus(
@@ -70,7 +119,7 @@ def _status(task: Task, claim: Lease | None, claims: Leases) -> RunStatus:
                 "simulated",
                 "a preview from alvit simulate; the next sweep moves it aside and trains the run",
             )
-        changed = stale_keys(task.cfg, task.output)
+        changed = stale_keys(task.cfg, task.output, digests)
     except ResultsError as err:
         return RunStatus(task.run_id, "failed", str(err))
     if changed:
@@ -87,7 +136,7 @@ def _status(task: Task, claim: Lease | None, claims: Leases) -> RunStatus:
     notes = []
     if done:
         notes.append(progress)
-    if RunFolder(task.run_dir).is_finished(to_dict(task.cfg)):  # finished yet not complete: the page is missing
+    if RunFolder(task.run_dir).is_finished(digests.record(task.cfg)):  # finished yet not complete: the page is missing
         notes = ["run finished, page missing"]
     if claim is not None:
         notes.append(f"claim left by {claim.describe()}, taken over by the next sweep")
@@ -107,18 +156,43 @@ def state_counts(rows: list[RunStatus]) -> dict[str, int]:
     return {state: sum(row.state == state for row in rows) for state in STATES}
 
 
+def status_records(profile: Profile, rows: list[RunStatus]) -> list[dict[str, Any]]:
+    """One record per configuration (``rows`` in the profile's order): :data:`IDENTITY_COLUMNS`, then
+    any other key of the profile's grid (dotted), :data:`PROGRESS_COLUMNS` and :data:`METRIC_COLUMNS`
+    (None where a run has no whole round of this configuration). ``noise_rate`` of labels from a
+    file is the pool's measured rate, once the folder records it."""
+    output = paths.resolve(profile.output)
+    other_keys = [key for key in profile.grid if key not in _SHOWN_KEYS]
+    records = []
+    for cfg, row in zip(profile.configs, rows, strict=True):
+        try:
+            stored = RunFolder(output / cfg.run_id).read_config() if row.rounds_done is not None else None
+        except ResultsError:
+            stored = None
+        record = {
+            "run_id": row.run_id,
+            "state": row.state,
+            "detail": row.detail,
+            "dataset": cfg.dataset,
+            "model": cfg.model,
+            "strategy": cfg.strategy,
+            "noise_kind": cfg.noise.kind,
+            "noise_rate": noise_rate_of(stored or {"noise": {"kind": cfg.noise.kind, "rate": cfg.noise.rate}}),
+            "seed": cfg.seed,
+            "mode": cfg.train.mode,
+            **{key: lookup(cfg, key) for key in other_keys},
+            "rounds_done": row.rounds_done,
+            "rounds_planned": cfg.al.rounds + 1,
+            **{column: row.last_round.get(column) for column in METRIC_COLUMNS},
+        }
+        records.append({key: None if isinstance(v, float) and math.isnan(v) else v for key, v in record.items()})
+    return records
+
+
 def status_json(profile: Profile, rows: list[RunStatus]) -> str:
-    """The sweep's state for programs: profile, output, counts by state, and every run's state and detail."""
-    return json.dumps(
-        {
-            "profile": profile.name,
-            "output": str(paths.resolve(profile.output)),
-            "configurations": len(rows),
-            "counts": state_counts(rows),
-            "runs": [asdict(row) for row in rows],
-        },
-        indent=2,
-    )
+    """The sweep's state for programs: a JSON array of :func:`status_records`, a table for
+    ``pandas.read_json`` (counts by state are ``table["state"].value_counts()``)."""
+    return json.dumps(status_records(profile, rows), indent=1, allow_nan=False)
 
 
 def format_status(profile: Profile, rows: list[RunStatus], every: bool = False) -> str:
@@ -149,4 +223,4 @@ def format_status(profile: Profile, rows: list[RunStatus], every: bool = False) 
     return "\n".join(lines)
 
 
-__all__ = ["STATES", "RunStatus", "format_status", "state_counts", "status_json", "sweep_status"]
+__all__ = ["STATES", "RunStatus", "format_status", "state_counts", "status_json", "status_records", "sweep_status"]

@@ -1,6 +1,6 @@
 """One configuration of a sweep, start to end, in the calling process.
 
-Claim it (:mod:`alvit.sweep.leases`), run it in this process with :func:`alvit.loop.run_experiment`
+Claim it (:mod:`alvit.leases`), run it in this process with :func:`alvit.loop.run_experiment`
 (torch and timm are imported once per worker, not once per run), render its book page when the
 profile wants one, record a failure, let go of the claim. Local worker processes and SLURM
 array tasks both call :func:`run_task`; the files it reads and writes are the whole protocol
@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from alvit.config import ExperimentConfig, differing_keys, to_dict
+from alvit.config import ExperimentConfig, differing_keys
 from alvit.errors import ResultsError, one_line
+from alvit.inputs import InputDigests
+from alvit.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
 from alvit.results import RunFolder, atomic_write_text
-from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
 
 FAILED_DIR = "_failed"
 STALE_DIR = "_stale"
@@ -99,7 +100,7 @@ def _run_claimed(task: Task) -> Outcome:
     try:
         from alvit.loop import run_experiment
 
-        run_experiment(task.cfg, task.run_dir, progress=False)
+        run_experiment(task.cfg, task.run_dir, progress=False, claimed=True)
         if task.page:
             from alvit.book.pages import render_page
 
@@ -111,17 +112,23 @@ def _run_claimed(task: Task) -> Outcome:
     return Outcome(task.run_id, DONE)
 
 
-def is_complete(task: Task) -> bool:
-    """The run folder holds every round of this configuration, trained (not simulated), and the page if wanted."""
+def is_complete(task: Task, digests: InputDigests | None = None) -> bool:
+    """The run folder holds every round of this configuration, trained (not simulated), and the page if wanted.
+
+    ``digests`` hashes the files the configuration reads (a sweep's plan shares one across configurations).
+    """
     folder = RunFolder(task.run_dir)
-    finished = folder.is_finished(to_dict(task.cfg)) and not folder.is_simulated()
+    if not folder.config.exists():
+        return False
+    finished = folder.is_finished((digests or InputDigests()).record(task.cfg)) and not folder.is_simulated()
     return finished and (not task.page or task.page_path.exists())
 
 
-def stale_keys(cfg: ExperimentConfig, output: Path) -> list[str]:
-    """Keys in which the run folder's configuration differs from ``cfg`` (empty: none, or no folder)."""
+def stale_keys(cfg: ExperimentConfig, output: Path, digests: InputDigests | None = None) -> list[str]:
+    """Keys in which the run folder's configuration differs from ``cfg``, the SHA-256 of its input files
+    among them (empty: none, or no folder)."""
     stored = RunFolder(output / cfg.run_id).read_config()
-    return differing_keys(stored, to_dict(cfg)) if stored is not None else []
+    return differing_keys(stored, (digests or InputDigests()).record(cfg)) if stored is not None else []
 
 
 def move_aside(output: Path, run_id: str, into: str = STALE_DIR) -> Path:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alvit.errors import ConfigError
-from alvit.sweep.leases import Lease, Leases
+from alvit.leases import Lease, Leases
 from alvit.sweep.task import FAILED, Outcome, Task, record_failure
 
 POLL_S = 0.5  # how often the parent looks at the clock when no worker reports

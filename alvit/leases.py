@@ -1,4 +1,5 @@
-"""Claims on a sweep's configurations, so that any number of sweeps never run one twice.
+"""Claims on run folders, so that no run is computed twice at once: by any number of sweeps, and by
+single ``alvit run`` commands.
 
 Before a worker starts a configuration it creates ``<output>/_claims/<run-id>.json`` with
 ``O_CREAT | O_EXCL``: of any number of processes creating it at once, on one machine or on many
@@ -18,12 +19,18 @@ guarded by a second exclusive create, ``<run-id>.json.takeover``, held for the m
 swap takes; a guard older than ``stale_after_s`` (its holder died mid-swap) is cleared. In code
 a claim is a :class:`Lease` and a folder of them :class:`Leases`, so that nothing here is named
 like :mod:`alvit.book.claims`, the paper's six claims; the files and the messages say "claim".
+
+A single run claims its folder the same way (:func:`claim_run_folder`): the run folder
+``<parent>/<name>/`` is claimed as ``<parent>/_claims/<name>.json``, the very file a sweep of
+``<parent>`` creates for that run, so a sweep and ``alvit run`` on one folder exclude each other too.
+Taking over a claim left behind is said in one log line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -32,6 +39,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from alvit.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STALE_AFTER_S = 300.0
 CLAIMS_DIR = "_claims"
@@ -106,7 +117,25 @@ class Leases:
             return mine if self._create(mine) else None
         if self.is_live(current) and not (job is not None and current.job == job):
             return None
-        return self._take_over(current, mine)
+        taken = self._take_over(current, mine)
+        if taken is not None:
+            log.info(
+                "%s: took over the claim %s left by %s (%s)",
+                run_id,
+                self.path(run_id),
+                current.describe(),
+                self._why_free(current, job),
+            )
+        return taken
+
+    def _why_free(self, claim: Lease, job: str | None) -> str:
+        """Why a claim that is not ours could be taken over, in a few words."""
+        if job is not None and claim.job == job:
+            return "the same SLURM task, requeued"
+        age = time.time() - claim.heartbeat
+        if age > self.stale_after_s:
+            return f"no heartbeat for {age:.0f} s"
+        return "its process is gone"
 
     def holds(self, claim: Lease) -> bool:
         """The claim file is still ``claim`` (not released, not taken over)."""
@@ -185,6 +214,36 @@ class Leases:
             guard.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def claim_run_folder(run_dir: Path, stale_after_s: float = DEFAULT_STALE_AFTER_S) -> Iterator[Lease]:
+    """Hold the claim on ``run_dir`` (as ``<parent>/_claims/<name>.json``) while the block runs, its heartbeat kept.
+
+    A live claim of anyone else is a ConfigError naming its holder (host, pid, since when); a claim
+    left behind is taken over (a log line says so).
+    """
+    claims = Leases(run_dir.parent, stale_after_s)
+    try:
+        claim = claims.acquire(run_dir.name)
+    except OSError as err:  # the parent folder cannot hold a _claims/ folder
+        raise ConfigError(
+            f"{run_dir} cannot be claimed: {claims.path(run_dir.name)} cannot be created ({err.__class__.__name__}); "
+            "choose an --out inside a folder you can write"
+        ) from None
+    if claim is None:
+        holder = claims.read(run_dir.name)
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.started)) if holder else "a moment ago"
+        raise ConfigError(
+            f"{run_dir} is being run by {holder.describe() if holder else 'another process'} since {since} "
+            f"(claim {claims.path(run_dir.name)}); wait for it to end, or choose another --out "
+            f"(a claim whose process is gone is taken over, one from another host after {stale_after_s:g} s without a heartbeat)"
+        )
+    try:
+        with claims.heartbeat(claim):
+            yield claim
+    finally:
+        claims.release(claim)
+
+
 def slurm_job_id() -> str | None:
     """This process's SLURM array task (``123_4``) or job (``123``); None outside SLURM."""
     array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -227,4 +286,4 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["CLAIMS_DIR", "DEFAULT_STALE_AFTER_S", "Lease", "Leases", "slurm_job_id"]
+__all__ = ["CLAIMS_DIR", "DEFAULT_STALE_AFTER_S", "Lease", "Leases", "claim_run_folder", "slurm_job_id"]
