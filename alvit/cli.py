@@ -82,11 +82,19 @@ def _print_estimate(profile: Profile, tflops: float, bench: list[str] | None) ->
             f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  "
             f"{_hours(row['gpu_hours'])}  {row['source']}"
         )
+        if row["cpu_hours"] is not None:
+            print(f"  {'':<16} {'':>5}       heads on a CPU {_hours(row['cpu_hours'])}  {row['cpu_source']}")
     total, assumed = sum(r["gpu_hours"] for r in rows), sum(r["assumed_gpu_hours"] for r in rows)
     print(
         f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {_hours(total)}  "
         f"({_hours(assumed).strip()} at an assumed {tflops:g} TFLOP/s throughout)"
     )
+    cpu = [r["cpu_hours"] for r in rows if r["cpu_hours"] is not None]
+    if cpu:
+        print(
+            f"  linear heads on a CPU, one thread a run: {_hours(sum(cpu)).strip()} (core-hours; "
+            f"{sum(cpu) / 2:.1f} h on 2 cores), the heads alone: reading the cache, selection and calibration add to it"
+        )
 
 
 def _with_output(profile: Profile, folder: str | None) -> Profile:

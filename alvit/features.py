@@ -11,7 +11,7 @@ changes it:
 - the input pipeline: input size, interpolation, mean and std;
 - the compute dtype (bf16 autocast on a GPU, fp32 on a CPU) and the timm version.
 
-An entry is a folder ``<cache>/<model>-<dataset>-<digest>/`` holding ``key.json``,
+An entry is a folder ``<cache>/<model>-<dataset>-<digest>/`` (``<model>`` as the configuration names it) holding ``key.json``,
 ``train_features.npy`` ``float32 [N, D]``, ``test_features.npy`` ``float32 [M, D]`` and, for a
 backbone with a class token, ``train_attention.npy`` ``float16 [N, heads, tokens]`` (the last
 block's CLS attention, for GCI-ViTAL; float16 halves 470 MB for ViT-B/16 on CIFAR). It is written
@@ -138,8 +138,10 @@ def feature_key(spec: ModelSpec, backbone: nn.Module, data: Dataset, device: tor
     )
 
 
-def entry_folder(root: Path, key: FeatureKey) -> Path:
-    return root / f"{Path(key.model).name}-{key.dataset.split(':')[0]}-{key.digest[:16]}"
+def entry_folder(root: Path, key: FeatureKey, model: str) -> Path:
+    """``<root>/<model>-<dataset>-<digest>``, ``model`` the name the configuration asked for (two presets of
+    one timm architecture, such as vit_nano_p4 and vit_tiny_p4, are told apart by name as by digest)."""
+    return root / f"{Path(model).name}-{key.dataset.split(':')[0]}-{key.digest[:16]}"
 
 
 ARRAY_DTYPES = {"train_features": np.float32, "test_features": np.float32, "train_attention": np.float16}
@@ -342,55 +344,79 @@ def load_or_extract(
     """The frozen backbone's features of ``data``: read from the cache, or computed once and cached.
 
     The backbone is built (weights loaded, no forward pass) to know its key; it runs only when no
-    valid entry exists, by the one process holding the entry's lock.
+    valid entry exists, by the one process holding the entry's lock. One log line says which: the
+    entry reused, or computed (the model as asked for, and its timm name); a backbone that is neither
+    pretrained nor given weights is warned of, since its features are random.
     """
+    if not cfg.pretrained and cfg.weights is None:
+        log.warning(
+            "linear mode with pretrained: false and no weights file: the frozen %s keeps its random initialisation, "
+            "so every round's head learns from random features; set pretrained: true or weights: <file>",
+            spec.name,
+        )
     torch.manual_seed(0)  # a random-init backbone (pretrained: false) is the same in every run of a sweep
     backbone = create_model(spec, data.num_classes, cfg.pretrained, cfg.weights).to(device).eval()
     key = feature_key(spec, backbone, data, device)
     shapes = expected_shapes(backbone, key)
     root = cache_root(cfg)
-    folder = entry_folder(root, key)
+    folder = entry_folder(root, key, spec.name)
     cached, _ = read_entry(folder, key, shapes)
-    if cached is not None:
-        return cached
-    paths.make_folder(root, "cache", "the cached features")  # one sentence if it cannot be one
-    with claimed(folder.with_name(folder.name + ".lock")):
-        cached, damage = read_entry(folder, key, shapes)  # computed by another worker while this one waited
-        if cached is not None:
-            return cached
-        if damage is not None:
-            log.warning("%s; computing it again", damage)
-        start = time.perf_counter()
-        preprocess = Preprocessor.for_model(spec, device)
-        train, test, attention = extract(backbone, data, preprocess, batch_size or cfg.train.eval_batch_size)
-        computed = CachedFeatures(train, test, attention)
-        _check_extracted(computed, shapes, spec.timm_name, data.name)
-        arrays = {"train_features": train, "test_features": test}
-        if attention is not None:
-            arrays["train_attention"] = attention
-        write_entry(folder, key, arrays)
-        seconds = time.perf_counter() - start
-        record = {
-            "digest": key.digest,
-            "entry": folder.name,
-            "images": key.pool_size + key.test_size,
-            "seconds": round(seconds, 2),
-            "device": str(device),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        journal = open_own_file(root / "extractions.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        with os.fdopen(journal, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        log.info(
-            "features of %s on %s: %d images in %.1f s -> %s",
-            spec.timm_name,
-            data.name,
-            record["images"],
-            seconds,
-            folder,
-        )
+    if cached is None:
+        paths.make_folder(root, "cache", "the cached features")  # one sentence if it cannot be one
+        with claimed(folder.with_name(folder.name + ".lock")):
+            cached, damage = read_entry(folder, key, shapes)  # computed by another worker while this one waited
+            if cached is None:
+                if damage is not None:
+                    log.warning("%s; computing it again", damage)
+                batch = batch_size or cfg.train.eval_batch_size
+                return _compute_entry(folder, key, shapes, backbone, spec, data, device, batch)
+    log.info("features of %s on %s: the cached entry %s, reused", spec.name, data.name, folder)
+    return cached
+
+
+def _compute_entry(
+    folder: Path,
+    key: FeatureKey,
+    shapes: dict[str, tuple[int | None, ...]],
+    backbone: nn.Module,
+    spec: ModelSpec,
+    data: Dataset,
+    device: torch.device,
+    batch_size: int,
+) -> CachedFeatures:
+    """Run the frozen backbone over ``data``, check and write the entry in ``folder``, journal it (under its lock)."""
+    start = time.perf_counter()
+    preprocess = Preprocessor.for_model(spec, device)
+    train, test, attention = extract(backbone, data, preprocess, batch_size)
+    computed = CachedFeatures(train, test, attention)
+    _check_extracted(computed, shapes, spec.timm_name, data.name)
+    arrays = {"train_features": train, "test_features": test}
+    if attention is not None:
+        arrays["train_attention"] = attention
+    write_entry(folder, key, arrays)
+    seconds = time.perf_counter() - start
+    record = {
+        "digest": key.digest,
+        "entry": folder.name,
+        "images": key.pool_size + key.test_size,
+        "seconds": round(seconds, 2),
+        "device": str(device),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    journal = open_own_file(folder.parent / "extractions.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(journal, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    log.info(
+        "features of %s (timm %s) on %s: %d images in %.1f s -> %s",
+        spec.name,
+        spec.timm_name,
+        data.name,
+        record["images"],
+        seconds,
+        folder,
+    )
     return computed
 
 

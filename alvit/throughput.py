@@ -1,5 +1,5 @@
 """Measured GPU throughput: what ``alvit bench`` measured, and which measurement stands for a model
-at a batch size.
+at a batch size; and what linear mode's heads cost on a CPU (:class:`HeadCost`).
 
 Read from ``alvit bench --json`` files (one result each) and ``benchmarks/gpu_check.sh`` reports
 (a ``bench`` list). Only GPU measurements count (``device`` ``cuda...``): a CPU's rate says
@@ -21,6 +21,7 @@ from alvit.errors import ConfigError
 from alvit.paths import CHECKOUT
 
 RESULTS = CHECKOUT / "benchmarks" / "results"  # the committed results (absent from an installed copy)
+HEADS = RESULTS / "linear_heads.json"  # linear mode's heads on a CPU (benchmarks/linear_heads.py)
 
 
 @dataclass(frozen=True)
@@ -130,3 +131,58 @@ def nearest(measured: Sequence[Measurement], model: str, input_size: int, batch:
 def _rate(value: object) -> bool:
     """A measured rate: a finite number above 0 (a failed measurement is null)."""
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@dataclass(frozen=True)
+class HeadCost:
+    """A linear head's measured cost on a CPU at one feature width D and class count K, in CPU seconds of one
+    thread (``benchmarks/linear_heads.py``): an epoch of training is ``epoch_base_s + epoch_per_label_s x labels``."""
+
+    dim: int
+    classes: int
+    epoch_base_s: float
+    epoch_per_label_s: float
+    score_s_per_image: float
+    cpu: str  # the processor measured on
+    source: str
+
+    def seconds(self, epochs_by_labels: Sequence[tuple[int, int]], scored: int) -> float:
+        """CPU seconds of the rounds given as (epochs, labels), and of ``scored`` images scored."""
+        training = sum(
+            epochs * (self.epoch_base_s + self.epoch_per_label_s * labels) for epochs, labels in epochs_by_labels
+        )
+        return training + scored * self.score_s_per_image
+
+
+def head_costs(path: Path = HEADS) -> list[HeadCost]:
+    """The heads' costs measured in ``path`` (none where the file is absent, e.g. an installed copy)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ConfigError(
+            f"{path} is not a readable JSON file ({err.__class__.__name__}); rerun benchmarks/linear_heads.py --json"
+        ) from None
+    fields = ("dim", "classes", "epoch_base_s", "epoch_per_label_s", "score_s_per_image")
+    try:
+        return [
+            HeadCost(**{name: shape[name] for name in fields}, cpu=str(data["cpu"]), source=str(path))
+            for shape in data["shapes"]
+        ]
+    except (KeyError, TypeError) as err:
+        raise ConfigError(
+            f"{path} lacks a field of benchmarks/linear_heads.py's results ({err.__class__.__name__}: {err}); "
+            "rerun benchmarks/linear_heads.py --json"
+        ) from None
+
+
+def nearest_head(costs: Sequence[HeadCost], dim: int, classes: int) -> HeadCost | None:
+    """The measured head nearest ``D x K`` by ratio of ``D x K`` (the larger on a tie: it errs towards more
+    time), K itself first (scoring and the loss grow with K); None when nothing was measured."""
+    if not costs:
+        return None
+    return min(
+        costs,
+        key=lambda c: (c.classes != classes, abs(math.log(c.dim * c.classes / (dim * classes))), -c.dim * c.classes),
+    )

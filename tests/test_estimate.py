@@ -189,3 +189,51 @@ def test_bad_bench_arguments_are_one_sentence(capsys):
     assert main(["sweep", str(PAPER), "--estimate", "--only", "model=vit_b32", "--bench", "/no/such.json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("alvit: error: /no/such.json is not a readable JSON file") and err.count("\n") == 1
+
+
+def linear_profile(tmp_path, dataset="cifar10", mode="linear"):
+    """A frozen ViT-B/16 (D 768): 1,000 labels, then 2 rounds of 1,000, 10 epochs; 2 strategies."""
+    body = {
+        "name": "lin",
+        "base": {
+            "dataset": dataset,
+            "model": "vit_b16",
+            "pretrained": True,
+            "al": {"initial": 1000, "query": 1000, "rounds": 2},
+            "train": {"mode": mode, "epochs": 10},
+        },
+        "grid": {"strategy": ["random", "entropy"]},
+    }
+    return load_profile(write_json(tmp_path / "lin.yaml", body))
+
+
+HEADS = [
+    throughput.HeadCost(768, 10, 0.002, 1e-5, 1e-6, "CPU X", "/b/linear_heads.json"),
+    throughput.HeadCost(1024, 100, 0.003, 2e-5, 3e-6, "CPU X", "/b/linear_heads.json"),
+]
+
+
+def test_linear_rows_give_the_heads_cpu_hours_from_the_measured_cost_of_an_epoch_and_a_scored_image(tmp_path):
+    [row] = estimate_gpu_hours(linear_profile(tmp_path), heads=HEADS)
+    # Rounds train on 1,000, 2,000 and 3,000 labels for 10 epochs; the test set (10,000) is scored every
+    # round, the unlabeled pool (50,000 - 1,000, 50,000 - 2,000) in every round but the last.
+    epochs = 10 * (3 * 0.002 + 1e-5 * (1000 + 2000 + 3000))
+    scored = 1e-6 * (3 * 10_000 + 49_000 + 48_000)
+    assert row["cpu_hours"] == pytest.approx(2 * (epochs + scored) / 3600, rel=1e-12)
+    assert row["cpu_source"] == "measured on CPU X, 1 thread, at D 768 x K 10 (linear_heads.json), every epoch budgeted"
+    [hundred] = estimate_gpu_hours(linear_profile(tmp_path, "cifar100"), heads=HEADS)  # K 100 measured at D 1024 only
+    assert hundred["cpu_source"].startswith("measured on CPU X, 1 thread, at D 1024 x K 100 for D 768 x K 100 (")
+    [finetuned] = estimate_gpu_hours(linear_profile(tmp_path, mode="finetune"), heads=HEADS)
+    assert finetuned["cpu_hours"] is None and finetuned["cpu_source"] is None
+    [unmeasured] = estimate_gpu_hours(linear_profile(tmp_path), heads=[])
+    assert unmeasured["cpu_hours"] is None
+
+
+def test_the_linear_profiles_estimate_prints_the_heads_cpu_time_from_the_committed_measurement(capsys):
+    only = ["--only", "model=vit_b16", "--only", "seed=0", "--only", "noise.rate=0.0"]
+    assert main(["sweep", str(REPO / "configs/profiles/paper-linear.yaml"), "--estimate", *only]) == 0
+    out = capsys.readouterr().out
+    [cpu] = [line for line in out.splitlines() if "heads on a CPU" in line and "measured on" in line]
+    cost = throughput.nearest_head(throughput.head_costs(), 768, 10)
+    assert f"measured on {cost.cpu}, 1 thread, at D 768 x K 10 and D 768 x K 100 (linear_heads.json)" in cpu
+    assert re.search(r"linear heads on a CPU, one thread a run: [\d.]+ h \(core-hours; [\d.]+ h on 2 cores\)", out)

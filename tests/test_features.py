@@ -51,6 +51,14 @@ def counted_forwards(monkeypatch):
     return seen
 
 
+RANDOM_INIT = "keeps its random initialisation"  # what every load of these random-init backbones warns
+
+
+def said_of_entries(caplog) -> list[str]:
+    """What the cache said of its entries and files: its messages but the random-init warning (tested on its own)."""
+    return [record.getMessage() for record in caplog.records if RANDOM_INIT not in record.getMessage()]
+
+
 def extractions(cache):
     path = cache / "extractions.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -111,6 +119,44 @@ def test_another_input_size_or_weights_file_is_never_served_an_old_entry(tmp_pat
     assert len({line["digest"] for line in extractions(cache)}) == 4
 
 
+def test_linear_mode_warns_of_a_random_init_backbone_and_names_the_model_asked_for(tmp_path, caplog):
+    cache = tmp_path / "cache"
+    with caplog.at_level("INFO", logger="alvit.features"):
+        run_experiment(linear_config(cache, "al.rounds=0"), tmp_path / "a", progress=False)
+    warning, computed = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert warning == (
+        "WARNING",
+        "linear mode with pretrained: false and no weights file: the frozen vit_nano_p4 keeps its random "
+        "initialisation, so every round's head learns from random features; set pretrained: true or weights: <file>",
+    )
+    [entry] = [path for path in cache.iterdir() if path.is_dir()]
+    assert entry.name.startswith("vit_nano_p4-digits-")  # alvit's name, not timm's vit_tiny_patch16_224
+    assert re.fullmatch(
+        rf"features of vit_nano_p4 \(timm vit_tiny_patch16_224\) on digits: 1797 images in [\d.]+ s -> {re.escape(str(entry))}",
+        computed[1],
+    )
+    caplog.clear()
+    weights = tmp_path / "weights.pth"
+    torch.save(create_model(resolve_model("vit_mini_p8"), 10).state_dict(), weights)
+    with caplog.at_level("INFO", logger="alvit.features"):
+        run_experiment(
+            linear_config(cache, "al.rounds=0", "model=vit_mini_p8", f"weights={weights}"),
+            tmp_path / "b",
+            progress=False,
+        )
+    assert [r.levelname for r in caplog.records] == ["INFO"]  # weights given: no warning
+    assert sorted(path.name.split("-")[0] for path in cache.iterdir() if path.is_dir()) == [
+        "vit_mini_p8",
+        "vit_nano_p4",
+    ]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="alvit.features"):
+        run_experiment(linear_config(cache, "al.rounds=0", "seed=1"), tmp_path / "c", progress=False)
+    assert [r.getMessage() for r in caplog.records][1:] == [
+        f"features of vit_nano_p4 on digits: the cached entry {entry}, reused"
+    ]
+
+
 def test_a_damaged_or_stale_entry_is_computed_again_not_read(tmp_path, counted_forwards):
     cache = tmp_path / "cache"
     run_experiment(linear_config(cache), tmp_path / "a", progress=False)
@@ -146,10 +192,13 @@ def test_two_concurrent_sweeps_compute_each_cache_entry_once(tmp_path):
     outputs = [sweep.communicate(timeout=600)[0] for sweep in sweeps]
     done = [int(re.search(r"^done (\d+) /", text, re.MULTILINE).group(1)) for text in outputs]
     assert sum(done) == 8, outputs
-    assert sorted(line["entry"].split("-")[0] for line in extractions(tmp_path / "cache")) == [
-        "vit_tiny_patch16_224",
-        "vit_tiny_patch16_224",
-    ]  # one extraction per backbone (the two presets are both vit_tiny_patch16_224, differently shaped)
+    assert (
+        sorted(line["entry"].split("-")[0] for line in extractions(tmp_path / "cache"))
+        == [
+            "vit_mini_p8",
+            "vit_nano_p4",
+        ]
+    )  # one extraction per backbone, named as asked for (both presets are timm's vit_tiny_patch16_224, differently shaped)
     assert len({line["digest"] for line in extractions(tmp_path / "cache")}) == 2
     assert not list((tmp_path / "cache").glob(".*.partial"))
 
@@ -308,7 +357,7 @@ def test_a_cached_array_that_is_wrong_in_any_way_is_computed_again_with_one_log_
     damage(entry, cached)
     with caplog.at_level("WARNING", logger="alvit.features"):
         again = load()
-    [line] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    [line] = said_of_entries(caplog)
     assert re.fullmatch(rf"feature cache entry {re.escape(str(entry))} {said}; computing it again", line), line
     assert counted_forwards["images"] == 1347 + 450 and len(extractions(cache)) == 2  # computed once more
     np.testing.assert_array_equal(again.train, cached.train)
@@ -316,11 +365,11 @@ def test_a_cached_array_that_is_wrong_in_any_way_is_computed_again_with_one_log_
     np.testing.assert_array_equal(again.train_attention, cached.train_attention)
     assert not (entry / "train_features.npy").is_symlink()
     before = counted_forwards["batches"]
-    load()  # the entry is whole again: served without a forward pass, and without a word
-    assert counted_forwards["batches"] == before and len(caplog.records) == 1
+    load()  # the entry is whole again: served without a forward pass, and without a warning
+    assert counted_forwards["batches"] == before and said_of_entries(caplog) == [line]
 
 
-def test_a_sound_entry_is_served_without_a_forward_pass_or_a_log_line(cache_copy, counted_forwards, caplog):
+def test_a_sound_entry_is_served_without_a_forward_pass_and_one_line_saying_so(cache_copy, counted_forwards, caplog):
     cache, entry, cached, load = cache_copy
     recorded = json.loads((entry / "key.json").read_text())["sha256"]
     assert recorded == {  # SHA-256 of each array's bytes, as hashlib computes them from the arrays extracted
@@ -330,7 +379,8 @@ def test_a_sound_entry_is_served_without_a_forward_pass_or_a_log_line(cache_copy
     }
     with caplog.at_level("INFO", logger="alvit.features"):
         served = load()
-    assert counted_forwards["batches"] == 0 and not caplog.records
+    assert counted_forwards["batches"] == 0
+    assert said_of_entries(caplog) == [f"features of vit_nano_p4 on digits: the cached entry {entry}, reused"]
     assert served.train.dtype == np.float32 and served.train_attention.dtype == np.float16
     np.testing.assert_array_equal(served.train, cached.train)
 
@@ -345,7 +395,7 @@ def test_an_entry_that_is_a_symlink_is_replaced_and_what_it_points_to_is_untouch
     before = {path.name: path.read_bytes() for path in elsewhere.iterdir()}
     with caplog.at_level("WARNING", logger="alvit.features"):
         load()
-    [line] = [record.getMessage() for record in caplog.records]
+    [line] = said_of_entries(caplog)
     assert line == (
         f"feature cache entry {entry} is a symbolic link (to {elsewhere}), not a folder of this cache; computing it again"
     )
@@ -369,7 +419,7 @@ def test_a_journal_or_lock_file_that_is_a_symlink_is_replaced_never_written_thro
     assert target.read_text() == "precious\n" and not (cache.parent / "not-to-be-created").exists()
     assert not (cache / "extractions.jsonl").is_symlink() and len(extractions(cache)) == 1
     assert not lock.is_symlink() and lock.is_file()
-    assert [record.getMessage() for record in caplog.records] == [
+    assert said_of_entries(caplog) == [
         f"{lock} was a symbolic link (to {cache.parent / 'not-to-be-created'}); not followed: "
         "replaced by a file of the cache",
         f"feature cache entry {entry} holds another key (differs in timm); computing it again",

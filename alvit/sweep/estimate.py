@@ -18,19 +18,28 @@ early-stopping split as trained, so both are upper bounds on the work. Linear mo
 (``train.mode: linear``): one backbone forward per pool and test image for each feature-cache key
 (model, weights, dataset and its subset, input size: :mod:`alvit.features`), shared by every run
 of that key, priced as scoring; the runs' ``D x K`` heads (``2 D K`` FLOPs an image) are priced
-at the assumed rate either way, being a negligible share.
+at the assumed rate either way, being a negligible share of a GPU's time. The heads also run on a
+CPU (the cache filled, a run needs no GPU), and there they cost minutes, not milliseconds: each
+linear row also gives ``cpu_hours``, the heads' CPU time at one thread a run (a run's default
+``threads``), from the cost per epoch and per scored image that ``benchmarks/linear_heads.py``
+measured at the nearest feature width and class count (:class:`alvit.throughput.HeadCost`),
+every epoch budgeted. That is the heads alone: for the linear probe's recipe (D 1280, K 10, 100
+to 1,000 labels over 11 rounds, a pool of 50,000) it gives 8.9 s, where its whole runs took 15
+to 22 s (``benchmarks/results/linear_probe.json``), the rest being the cache's read, selection,
+calibration fits and the files written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS, TRAIN_FORWARD_PASSES, dataset_shape
 from alvit.config import ExperimentConfig
 from alvit.profile import Profile
-from alvit.throughput import Measurement, nearest
+from alvit.throughput import HeadCost, Measurement, head_costs, nearest, nearest_head
 
 
 @dataclass(frozen=True)
@@ -54,13 +63,20 @@ def workload(cfg: ExperimentConfig, pool: int, test: int) -> Workload:
 
 
 def estimate_gpu_hours(
-    profile: Profile, sustained_tflops: float = ASSUMED_SUSTAINED_TFLOPS, measured: Sequence[Measurement] = ()
+    profile: Profile,
+    sustained_tflops: float = ASSUMED_SUSTAINED_TFLOPS,
+    measured: Sequence[Measurement] = (),
+    heads: Sequence[HeadCost] | None = None,
 ) -> list[dict[str, Any]]:
     """Rows per model, most hours first: ``model``, ``runs``, ``gflops_per_image``, ``gpu_hours``
     (measured where ``measured`` holds the model, else assumed), ``assumed_gpu_hours`` (at
     ``sustained_tflops`` throughout) and ``source`` ("measured: NVIDIA H200, batch 64" or
-    "assumed: 200 TFLOP/s")."""
+    "assumed: 200 TFLOP/s"); for linear mode also ``cpu_hours`` (its heads on a CPU, one thread a
+    run, from ``heads``: default the committed ``benchmarks/results/linear_heads.json``) and
+    ``cpu_source``, both None for fine-tuning or when no head cost was measured."""
     from alvit.models import model_flops, num_features, resolve_model
+
+    heads = head_costs() if heads is None else heads
 
     # A folder of one's own is counted once, not once per configuration.
     shapes = {dataset: dataset_shape(dataset) for dataset in dict.fromkeys(cfg.dataset for cfg in profile.configs)}
@@ -79,12 +95,13 @@ def estimate_gpu_hours(
             flops_cache[key] = model_flops(spec, classes)
         per_image = flops_cache[key]
         work = workload(cfg, pool, test)
+        cpu_s, cpu_source = None, None
         train_m = nearest(measured, cfg.model, spec.input_size, cfg.train.batch_size // cfg.train.accumulate, "train")
         score_m = nearest(measured, cfg.model, spec.input_size, cfg.train.eval_batch_size, "score")
         if cfg.train.mode == "linear":
             if (cfg.model, cfg.img_size) not in features_cache:
                 features_cache[cfg.model, cfg.img_size] = num_features(spec)
-            heads = (
+            head_flops = (
                 (TRAIN_FORWARD_PASSES * work.trained + work.scored)
                 * 2.0
                 * features_cache[cfg.model, cfg.img_size]
@@ -93,12 +110,17 @@ def estimate_gpu_hours(
             cache_key = (cfg.model, cfg.img_size, cfg.pretrained, cfg.weights, cfg.dataset, pool, test)
             extraction = 0 if cache_key in extracted else pool + test
             extracted.add(cache_key)
-            assumed_s = (heads + extraction * per_image) / rate
+            assumed_s = (head_flops + extraction * per_image) / rate
             if score_m is None:
                 seconds, source = assumed_s, _assumed(sustained_tflops)
             else:
-                seconds = extraction / score_m.score_img_s + heads / rate
+                seconds = extraction / score_m.score_img_s + head_flops / rate
                 source = f"{_measured(None, score_m, cfg)}; heads {_assumed(sustained_tflops)}"
+            head = nearest_head(heads, features_cache[cfg.model, cfg.img_size], classes)
+            if head is not None:
+                budget = [(cfg.train.epochs, cfg.al.initial + r * cfg.al.query) for r in range(cfg.al.rounds + 1)]
+                cpu_s = head.seconds(budget, work.scored)
+                cpu_source = _heads_shape(head, features_cache[cfg.model, cfg.img_size], classes)
         else:
             assumed_s = (TRAIN_FORWARD_PASSES * work.trained + work.scored) * per_image / rate
             if train_m is None or score_m is None:
@@ -115,6 +137,8 @@ def estimate_gpu_hours(
                 "gpu_hours": 0.0,
                 "assumed_gpu_hours": 0.0,
                 "sources": [],
+                "cpu_hours": None,
+                "cpu_sources": [],
             },
         )
         row["runs"] += 1
@@ -122,8 +146,35 @@ def estimate_gpu_hours(
         row["assumed_gpu_hours"] += assumed_s / 3600
         if source not in row["sources"]:
             row["sources"].append(source)
-    rows = [{**row, "source": "; ".join(row.pop("sources"))} for row in per_model.values()]
+        if cpu_s is not None:
+            row["cpu_hours"] = (row["cpu_hours"] or 0.0) + cpu_s / 3600
+            if cpu_source not in row["cpu_sources"]:
+                row["cpu_sources"].append(cpu_source)
+    rows = [
+        {
+            **row,
+            "source": "; ".join(row.pop("sources")),
+            "cpu_source": _heads_measured(row.pop("cpu_sources"), heads),
+        }
+        for row in per_model.values()
+    ]
     return sorted(rows, key=lambda row: -row["gpu_hours"])
+
+
+def _heads_shape(head: HeadCost, dim: int, classes: int) -> str:
+    """``D 768 x K 10``: the measured head standing for a run's, and the run's where it differs."""
+    measured = f"D {head.dim} x K {head.classes}"
+    return measured if (head.dim, head.classes) == (dim, classes) else f"{measured} for D {dim} x K {classes}"
+
+
+def _heads_measured(shapes: list[str], heads: Sequence[HeadCost]) -> str | None:
+    """The basis of a row's CPU hours: where the heads were measured, at which shapes, and the bound's assumption."""
+    if not shapes:
+        return None
+    return (
+        f"measured on {heads[0].cpu}, 1 thread, at {' and '.join(shapes)} ({Path(heads[0].source).name}), "
+        "every epoch budgeted"
+    )
 
 
 def _assumed(sustained_tflops: float) -> str:
