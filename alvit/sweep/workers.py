@@ -9,7 +9,8 @@ GPU slots: ``--gpus 0,1 --per-gpu 2`` makes 4 slots, assigned round-robin (slot 
 slot 1 -> GPU 1, ...); a worker sees only its slot's GPU through ``CUDA_VISIBLE_DEVICES``, as
 ``cuda:0``. Without ``--gpus`` the variable is left as it is. Each worker gets
 ``cpu_count // workers`` threads for OpenMP/MKL and torch, unless the user set
-``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``.
+``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``; a run itself computes with its configuration's
+``threads`` (:func:`alvit.loop.cpu_threads`), which decide its numbers.
 
 Timeouts: the parent times each run from its claim's start and, past ``timeout_s``, kills the
 worker (an in-process run cannot be interrupted safely; a killed process can, and the run
