@@ -202,8 +202,11 @@ def _cmd_power(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from alvit.bench import format_report, run_bench, write_json
+    from alvit.bench import MEASURES, format_report, run_bench, write_json
 
+    if args.only == "score" and (args.deterministic or args.concurrent):
+        flag = "--deterministic" if args.deterministic else "--concurrent"
+        raise ConfigError(f"{flag} times training, which --only score leaves out; drop one of the two")
     result = run_bench(
         args.model,
         args.device,
@@ -215,6 +218,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         naive_workers=args.naive_workers,
         concurrent=args.concurrent,
         deterministic=args.deterministic,
+        measure=(args.only,) if args.only else MEASURES,
+        graphs=args.graphs,
+        fuse_preprocess=not args.eager_preprocess,
+        autotune=args.autotune,
+        profile=args.profile,
+        hold=args.hold,
     )
     print(format_report(result))
     if args.json:
@@ -499,7 +508,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="DataLoader workers of the naive pipeline (default: cores, at most 8)",
     )
-    bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
+    bench.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="also time training with train.deterministic, and as it ran before issue 28 (fresh memory filled with NaN)",
+    )
+    bench.add_argument("--only", choices=["train", "score"], default=None, help="time only training or only scoring")
+    bench.add_argument(
+        "--graphs", action="store_true", help="replay the compiled graphs as CUDA graphs (as train.cuda_graphs)"
+    )
+    bench.add_argument(
+        "--eager-preprocess",
+        action="store_true",
+        help="resize and normalise before the compiled graph, as before issue 28, not inside it",
+    )
+    bench.add_argument(
+        "--autotune", action="store_true", help="compile with max-autotune (minutes: Triton matmuls benchmarked)"
+    )
+    bench.add_argument(
+        "--profile", action="store_true", help="after timing, each work's kernels by kind, beside its wall time"
+    )
+    bench.add_argument(
+        "--hold",
+        default=None,
+        metavar="DIR",
+        help="after warm-up write DIR/ready and wait for DIR/go before timing (for alvit.gpuspeed)",
+    )
     bench.add_argument(
         "--concurrent",
         type=flags.process_counts,
