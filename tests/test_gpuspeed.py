@@ -103,6 +103,12 @@ def test_the_probe_starts_at_its_turn_and_the_tests_run_beside_the_benches(tmp_p
     assert lines.index("gpu_speed: probe: started") > lines.index("gpu_speed: bench: ok")
 
 
+def test_a_nice_job_compiles_on_what_cpu_the_others_leave(tmp_path):
+    script = "import json, os, sys; open(sys.argv[2], 'w').write(json.dumps({'nice': os.nice(0)}))"
+    records, _ = run(tmp_path, [Job("niced", ("-c", script), "probe", nice=5), Job("plain", ("-c", script), "probe")])
+    assert records["niced"]["figures"]["nice"] == os.nice(0) + 5 and records["plain"]["figures"]["nice"] == os.nice(0)
+
+
 def figures(model, batch, **values):
     base = {"model": model, "batch": batch, "train_img_s": None, "mfu": None, "score_mfu": None}
     return {"kind": "bench", "status": "ok", "figures": {**base, **values}}
