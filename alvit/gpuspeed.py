@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alvit import flags
+from alvit.errors import one_line
 
 REPO = Path(__file__).resolve().parent.parent
 BUDGET_S = 380.0  # the whole check, so that it ends within 400 s and a 15-minute lease has room for a rerun
@@ -172,6 +173,7 @@ class Scheduler:
     concurrent: int = CONCURRENT
     running: dict[str, _Process] = field(default_factory=dict)
     ended: dict[str, _Process] = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)  # one per job whose turn is over, in order
 
     def elapsed(self) -> float:
         return time.monotonic() - self.began
@@ -180,17 +182,17 @@ class Scheduler:
         return self.budget_s - self.elapsed()
 
     def run(self, jobs: list[Job]) -> list[dict]:
-        """Every job's record, in order; whatever still runs at the end (or on an error) is killed."""
+        """Every job's record, in order (kept in ``records`` as they come, so an interruption
+        loses none); whatever still runs at the end, or on an error, is killed."""
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
-        records = []
         try:
             for job in jobs:
                 self._start_early(jobs)
-                records.append(self._turn(job, jobs))
+                self.records.append(self._turn(job, jobs))
         finally:
             for name in list(self.running):
                 self._kill(name)
-        return records
+        return self.records
 
     def _turn(self, job: Job, jobs: list[Job]) -> dict:
         """Wait until ``job`` is warm (a bench) or start it (the probe), then let it run alone to its end."""
@@ -426,12 +428,15 @@ def provenance() -> dict:
 
 
 def machine() -> dict:
-    """The GPU check's machine record, plus cuDNN, the driver and Inductor's cache folder."""
+    """The GPU check's machine record, plus cuDNN, the driver and Inductor's cache folder (or why not)."""
     import torch
 
     from alvit.gpucheck import machine as base
 
-    record = base()
+    try:
+        record = base()
+    except Exception as err:  # a device that cannot even be named; the figures are still reported
+        return {"error": one_line(err)}
     record["cudnn"] = torch.backends.cudnn.version() if torch.cuda.is_available() else None
     record["inductor_cache"] = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or "default (/tmp/torchinductor_<user>)"
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -526,35 +531,38 @@ def main(argv: list[str] | None = None) -> int:
 
         began = time.monotonic()
         scheduler = Scheduler(work, budget, say=say, began=began, warm_limit_s=budget if small else WARM_LIMIT_S)
-        records: list[dict] = []
+        stopped = None
         try:
             with _terminated_as_exit():
-                records = scheduler.run(jobs)
-        finally:
-            report = {
-                "check": "alvit.gpuspeed (issue 28)",
-                "provenance": provenance(),
-                "seconds": time.monotonic() - began,
-                "budget_s": budget,
-                "settings": {
-                    "small": small,
-                    "warm_limit_s": scheduler.warm_limit_s,
-                    "turn_limits_s": {job.name: job.turn_limit_s for job in jobs},
-                    "concurrent": scheduler.concurrent,
-                    "jobs": [job.name for job in jobs],
-                },
-                "machine": machine(),
-                "jobs": collect(records, work),
-                "targets": targets(records),
-            }
-            (args.out / "gpu_speed.json").write_text(json.dumps(report, indent=2) + "\n")
-            for record in report["jobs"]:
-                log.write(f"\n--- {record['name']} ({record['status']}): notable lines of its log\n")
-                log.writelines(line + "\n" for line in record["log_notable"] + record.get("log_tail", []))
-            table = format_table(report)
-            log.write("\n" + table + "\n")
-            print(table)
-    return 0
+                scheduler.run(jobs)
+        except (Exception, SystemExit, KeyboardInterrupt) as err:  # what finished is still reported
+            stopped = f"terminated (exit {err.code})" if isinstance(err, SystemExit) else one_line(err)
+            say(f"gpu_speed: stopped early: {stopped}")
+        report = {
+            "check": "alvit.gpuspeed (issue 28)",
+            "provenance": provenance(),
+            "seconds": time.monotonic() - began,
+            "budget_s": budget,
+            "stopped_early": stopped,
+            "settings": {
+                "small": small,
+                "warm_limit_s": scheduler.warm_limit_s,
+                "turn_limits_s": {job.name: job.turn_limit_s for job in jobs},
+                "concurrent": scheduler.concurrent,
+                "jobs": [job.name for job in jobs],
+            },
+            "machine": machine(),
+            "jobs": collect(scheduler.records, work),
+            "targets": targets(scheduler.records),
+        }
+        (args.out / "gpu_speed.json").write_text(json.dumps(report, indent=2) + "\n")
+        for record in report["jobs"]:
+            log.write(f"\n--- {record['name']} ({record['status']}): notable lines of its log\n")
+            log.writelines(line + "\n" for line in record["log_notable"] + record.get("log_tail", []))
+        table = format_table(report)
+        log.write("\n" + table + "\n")
+        print(table)
+    return 0 if stopped is None else 1
 
 
 if __name__ == "__main__":

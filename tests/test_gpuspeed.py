@@ -103,6 +103,44 @@ def test_the_probe_starts_at_its_turn_and_the_tests_run_beside_the_benches(tmp_p
     assert lines.index("gpu_speed: probe: started") > lines.index("gpu_speed: bench: ok")
 
 
+def test_an_interruption_keeps_the_finished_records_and_stops_the_rest(tmp_path, monkeypatch):
+    jobs = [fake_bench("done", warm=0.1), fake_bench("interrupted", warm=30)]
+    scheduler = Scheduler(tmp_path, 60.0, say=lambda line: None)
+    turn = Scheduler._turn
+
+    def interrupted_at_the_second(self, job, all_jobs):
+        if job.name == "interrupted":
+            raise KeyboardInterrupt
+        return turn(self, job, all_jobs)
+
+    monkeypatch.setattr(Scheduler, "_turn", interrupted_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.run(jobs)
+    assert [record["name"] for record in scheduler.records] == ["done"] and not scheduler.running
+    assert all(entry.process.poll() is not None for entry in scheduler.ended.values())
+
+
+def test_a_terminated_check_still_writes_its_report(tmp_path):
+    import signal
+
+    check = subprocess.Popen(
+        [sys.executable, "-m", "alvit.gpuspeed", str(tmp_path / "out"), "--small"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out" / "gpu_speed.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # its jobs have started
+    check.send_signal(signal.SIGTERM)
+    output, _ = check.communicate(timeout=300)
+    report = json.loads((tmp_path / "out" / "gpu_speed.json").read_text())
+    assert check.returncode == 1 and report["stopped_early"] == "terminated (exit 143)", output[-2000:]
+    assert "gpu_speed: stopped early: terminated (exit 143)" in output
+
+
 def test_a_nice_job_compiles_on_what_cpu_the_others_leave(tmp_path):
     script = "import json, os, sys; open(sys.argv[2], 'w').write(json.dumps({'nice': os.nice(0)}))"
     records, _ = run(tmp_path, [Job("niced", ("-c", script), "probe", nice=5), Job("plain", ("-c", script), "probe")])
