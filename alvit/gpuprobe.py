@@ -50,12 +50,21 @@ def probe(device: torch.device) -> dict:
         mode = "deterministic" if deterministic else "default"
         with device_settings(device, deterministic):
             result[mode] = {
-                "inductor_deterministic": _inductor_deterministic(),
-                "sdpa_choice": _sdpa_choice(device, dtype),
-                "attention_ms": {name: _attention_ms(device, dtype, name) for name in BACKENDS},
-                "patch_embedding_ms": _patch_embedding_ms(device, dtype),
+                "inductor_deterministic": _or_error(_inductor_deterministic),
+                "sdpa_choice": _or_error(lambda: _sdpa_choice(device, dtype)),
+                "attention_ms": {name: _or_error(lambda n=name: _attention_ms(device, dtype, n)) for name in BACKENDS},
+                "patch_embedding_ms": _or_error(lambda: _patch_embedding_ms(device, dtype)),
             }
     return result
+
+
+def _or_error(measure: Callable[[], object]) -> object:
+    """A figure, or the one line of why it could not be taken (a backend this device or this
+    torch lacks is an answer too, not a reason to lose the other figures)."""
+    try:
+        return measure()
+    except Exception as err:
+        return one_line(err)
 
 
 def _inductor_deterministic() -> bool | None:
@@ -77,8 +86,8 @@ def _sdpa_choice(device: torch.device, dtype: torch.dtype) -> str:
     return names.get(torch._fused_sdp_choice(*_qkv(device, dtype)), "unknown")
 
 
-def _attention_ms(device: torch.device, dtype: torch.dtype, backend: str) -> float | str:
-    """Forward + backward of attention with only ``backend`` allowed: ms, or why it cannot run."""
+def _attention_ms(device: torch.device, dtype: torch.dtype, backend: str) -> float:
+    """Forward + backward of attention with only ``backend`` allowed, in ms."""
     q, k, v = _qkv(device, dtype)
     grad = torch.randn_like(q)
 
@@ -86,15 +95,12 @@ def _attention_ms(device: torch.device, dtype: torch.dtype, backend: str) -> flo
         out = F.scaled_dot_product_attention(q, k, v)
         out.backward(grad)
 
-    try:
-        with sdpa_kernel(getattr(SDPBackend, backend)):
-            return _median_ms(step, device)
-    except RuntimeError as err:
-        return one_line(err)
+    with sdpa_kernel(getattr(SDPBackend, backend)):
+        return _median_ms(step, device)
 
 
-def _patch_embedding_ms(device: torch.device, dtype: torch.dtype) -> float | str:
-    """Forward + backward of the patch embedding (a convolution of stride = kernel): ms, or the error."""
+def _patch_embedding_ms(device: torch.device, dtype: torch.dtype) -> float:
+    """Forward + backward of the patch embedding (a convolution of stride = kernel), in ms."""
     batch, size, width, patch = PATCH_SHAPE["cuda" if device.type == "cuda" else "cpu"]
     conv = torch.nn.Conv2d(3, width, patch, stride=patch).to(device=device, dtype=dtype)
     x = torch.randn(batch, 3, size, size, device=device, dtype=dtype)
@@ -102,10 +108,7 @@ def _patch_embedding_ms(device: torch.device, dtype: torch.dtype) -> float | str
     def step() -> None:
         conv(x).float().square().mean().backward()
 
-    try:
-        return _median_ms(step, device)
-    except RuntimeError as err:
-        return one_line(err)
+    return _median_ms(step, device)
 
 
 def _median_ms(step: Callable[[], None], device: torch.device) -> float:

@@ -225,3 +225,22 @@ def test_the_speed_check_runs_end_to_end_on_a_cpu_in_small_mode(tmp_path):
     probe = next(r["figures"] for r in report["jobs"] if r["name"] == "probe")
     assert probe["deterministic"]["inductor_deterministic"] in (True, False, None)
     assert result.stdout.rstrip().splitlines()[-1].startswith("  swinv2_t and vit_l32 measured")  # the table is last
+
+
+def test_the_probe_reports_each_mode_and_an_unavailable_measurement_as_its_reason(monkeypatch):
+    import torch
+
+    from alvit import gpuprobe
+
+    def broken(device, dtype):
+        raise ValueError("no such convolution here")
+
+    monkeypatch.setattr(gpuprobe, "_patch_embedding_ms", broken)
+    result = gpuprobe.probe(torch.device("cpu"))
+    for mode in ("default", "deterministic"):
+        figures = result[mode]
+        assert figures["patch_embedding_ms"] == "ValueError: no such convolution here"
+        assert isinstance(figures["attention_ms"]["MATH"], float) and figures["attention_ms"]["MATH"] > 0
+        assert figures["attention_ms"]["CUDNN_ATTENTION"].startswith("RuntimeError")  # none on a CPU
+        assert figures["sdpa_choice"] in gpuprobe.BACKENDS
+    assert not torch.are_deterministic_algorithms_enabled()  # the deterministic mode was left again
