@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_cmd_fetch)
 
     book = commands.add_parser(
-        "book", help="render run pages, the summary, the run index and the tutorial, then build the book"
+        "book", help="render run pages, the summary, the run index and the tutorials, then build the book"
     )
     book.add_argument("profile", help="the profile whose runs the summary shows")
     book.add_argument(
@@ -430,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="put the HTML here and leave the checkout's build as it is (default: _build/html, replaced on success)",
     )
-    book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
+    book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorials")
     book.set_defaults(handler=_cmd_book)
 
     simulate = commands.add_parser(
