@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,11 @@ class Cube:
     def tables(self) -> int:
         return next(iter(self.metrics.values())).shape[0]
 
+    @cached_property
+    def _missing(self) -> dict[str, np.ndarray]:
+        """Per metric, ``[models, strategies, rates, seeds]``: the run lacks a value in some table."""
+        return {name: ~np.isfinite(values).all(axis=0) for name, values in self.metrics.items()}
+
     @classmethod
     def from_rows(cls, rows: pd.DataFrame) -> Cube:
         """The cube of one setting's final rounds (one table): every model, strategy, rate and seed present."""
@@ -149,7 +155,6 @@ class Cube:
         strategies = self.strategies if strategies is None else strategies
         rates = np.ones(len(self.rates), bool) if rates is None else np.asarray(rates, bool)
         picked = np.ix_(
-            range(self.tables),
             [self.models.index(m) for m in models],
             [self.strategies.index(s) for s in strategies],
             np.flatnonzero(rates),
@@ -157,7 +162,7 @@ class Cube:
         )
         missing = np.zeros((len(models), len(strategies), int(rates.sum()), len(self.seeds)), bool)
         for metric in metrics:
-            missing |= ~np.isfinite(self.metrics[metric][picked]).all(axis=0)
+            missing |= self._missing[metric][picked]
         if not missing.any():
             return None
         every_model = len(models) == len(self.models)

@@ -68,6 +68,8 @@ SD_CURVE = tuple(float(s) for s in np.geomspace(0.001, 0.3, 16))  # claim 5's po
 METRICS = claims.METRICS
 METRIC_NAMES = {"test_acc": "accuracy", "ece": "ECE", "brier": "Brier"}
 SIMULATED_GFLOPS = {"vit_l16": 4.0, "vit_l32": 1.0}
+CLAIM_METRICS = {2: METRICS, 6: METRICS}  # the metrics a claim's statements read; the others read accuracy alone
+FALSE_TABLES = 5  # false claims are simulated in this many times the tables: their shares are read against 5%
 RUNS, GIVEN, DEFAULT = "runs", "given", "default"  # where a rate's spread came from
 
 
@@ -329,17 +331,34 @@ def least_favourable(claim: int, grid: SettingGrid) -> tuple[dict[str, np.ndarra
     raise ValueError(f"no claim {claim}")
 
 
+def least_favourable_means(claim: int, grids: list[SettingGrid]) -> list[dict[str, np.ndarray]]:
+    """The least favourable false configuration over several settings: the first setting's (one
+    statement at its boundary), every other setting true by :data:`STRONG_EFFECT` pooled sds."""
+    return [least_favourable(claim, grids[0])[0]] + [claim_effects(claim, g, STRONG_EFFECT) for g in grids[1:]]
+
+
+def least_favourable_words(claim: int, grids: list[SettingGrid]) -> str:
+    """:func:`least_favourable_means` in words."""
+    words = f"{least_favourable(claim, grids[0])[1]}, in {grids[0].name}"
+    return words + (f"; the claim true by {STRONG_EFFECT:g} pooled sds in every other setting" if grids[1:] else "")
+
+
 def simulated_cube(
-    grid: SettingGrid, means: dict[str, np.ndarray], seeds: int, tables: int, rng: np.random.Generator
+    grid: SettingGrid,
+    means: dict[str, np.ndarray],
+    seeds: int,
+    tables: int,
+    rng: np.random.Generator,
+    metrics: Sequence[str] = METRICS,
 ) -> Cube:
     """``tables`` final-round tables of ``grid``: ``means`` plus independent normal seed noise of each
-    metric's sd at each noise rate."""
+    metric's sd at each noise rate (only ``metrics``, accuracy first, are drawn)."""
     shape = (tables, *means["test_acc"].shape, seeds)
-    metrics = {}
-    for metric in METRICS:
+    drawn = {}
+    for metric in metrics:
         sd = np.asarray(grid.sd[metric], dtype=float)[None, None, None, :, None]  # one per rate
-        metrics[metric] = means[metric][None, ..., None] + sd * rng.standard_normal(shape)
-    return Cube(grid.models, grid.strategies, np.asarray(grid.rates, float), metrics, dict(SIMULATED_GFLOPS))
+        drawn[metric] = means[metric][None, ..., None] + sd * rng.standard_normal(shape)
+    return Cube(grid.models, grid.strategies, np.asarray(grid.rates, float), drawn, dict(SIMULATED_GFLOPS))
 
 
 def monte_carlo_se(share: float, tables: int) -> float:
@@ -349,30 +368,34 @@ def monte_carlo_se(share: float, tables: int) -> float:
 
 @dataclass(frozen=True)
 class Characteristics:
-    """How often a claim is called what, at one number of seeds (each a share of ``tables`` tables)."""
+    """How often a claim is called what, at one number of seeds: the true claim's shares of ``tables``
+    tables, the false claim's of ``false_tables``."""
 
     seeds: int
     tables: int
     holds_if_true: float
     fails_if_true: float
+    false_tables: int
     holds_if_nothing_differs: float
     holds_if_least_favourable: float
 
-    def se(self, share: float) -> float:
-        return monte_carlo_se(share, self.tables)
-
     def to_json(self) -> dict:
-        shares = {k: v for k, v in asdict(self).items() if k not in ("seeds", "tables")}
+        def share(value: float, tables: int) -> dict:
+            return {"share": value, "se": monte_carlo_se(value, tables), "tables": tables}
+
         return {
             "seeds": self.seeds,
-            "tables": self.tables,
-            **{k: {"share": v, "se": self.se(v)} for k, v in shares.items()},
+            "holds_if_true": share(self.holds_if_true, self.tables),
+            "fails_if_true": share(self.fails_if_true, self.tables),
+            "holds_if_nothing_differs": share(self.holds_if_nothing_differs, self.false_tables),
+            "holds_if_least_favourable": share(self.holds_if_least_favourable, self.false_tables),
         }
 
 
 def _verdicts(claim: int, grids: list[SettingGrid], means: list[dict], seeds: int, tables: int, key: list[int]):
     rng = np.random.default_rng(key)
-    cubes = {g.name: simulated_cube(g, m, seeds, tables, rng) for g, m in zip(grids, means)}
+    metrics = CLAIM_METRICS.get(claim, ("test_acc",))
+    cubes = {g.name: simulated_cube(g, m, seeds, tables, rng, metrics) for g, m in zip(grids, means)}
     return claims.judge_settings(claim, cubes)[0].verdict
 
 
@@ -389,19 +412,18 @@ def false_confirmations(claim: int, grids: list[SettingGrid], seeds: int, tables
     nothing = _verdicts(
         claim, grids, [claim_effects(claim, g, 0.0) for g in grids], seeds, tables, [seed, claim, seeds, 1]
     )
-    worst = _verdicts(
-        claim, grids, [least_favourable(claim, g)[0] for g in grids], seeds, tables, [seed, claim, seeds, 2]
-    )
+    worst = _verdicts(claim, grids, least_favourable_means(claim, grids), seeds, tables, [seed, claim, seeds, 2])
     return float((nothing == stats.HOLDS).mean()), float((worst == stats.HOLDS).mean())
 
 
 def characteristics(
     claim: int, grids: list[SettingGrid], seeds: int, effect: float, tables: int, seed: int = 0
 ) -> Characteristics:
-    """Shares of ``tables`` simulated tables judged holds / does not hold, claim true and claim false."""
+    """Shares of ``tables`` simulated tables judged holds / does not hold with the claim true, and of
+    :data:`FALSE_TABLES` times as many judged holds with it false."""
     holds, fails = power_of(claim, grids, seeds, effect, tables, seed)
-    nothing, worst = false_confirmations(claim, grids, seeds, tables, seed)
-    return Characteristics(seeds, tables, holds, fails, nothing, worst)
+    nothing, worst = false_confirmations(claim, grids, seeds, FALSE_TABLES * tables, seed)
+    return Characteristics(seeds, tables, holds, fails, FALSE_TABLES * tables, nothing, worst)
 
 
 def testable(claim: int, grids: list[SettingGrid]) -> str | None:
@@ -409,7 +431,11 @@ def testable(claim: int, grids: list[SettingGrid]) -> str | None:
     tests = [
         t
         for g in grids
-        for t in claims.TESTS[claim](simulated_cube(g, claim_effects(claim, g, 0.0), 2, 1, np.random.default_rng(0)))
+        for t in claims.TESTS[claim](
+            simulated_cube(
+                g, claim_effects(claim, g, 0.0), 2, 1, np.random.default_rng(0), CLAIM_METRICS.get(claim, ("test_acc",))
+            )
+        )
     ]
     missing = [t.detail for t in tests if not t.available]
     return missing[0] if missing else None
@@ -464,11 +490,14 @@ class PowerReport:
 
     def at(self, claim: int, seeds: int) -> Characteristics:
         """``claim``'s characteristics at ``seeds`` seeds."""
+        false_tables = FALSE_TABLES * self.tables
         if ("false", claim, seeds) not in self.measured:
             self.measured["false", claim, seeds] = false_confirmations(
-                claim, self.settings, seeds, self.tables, self.seed
+                claim, self.settings, seeds, false_tables, self.seed
             )
-        return Characteristics(seeds, self.tables, *self.power(claim, seeds), *self.measured["false", claim, seeds])
+        return Characteristics(
+            seeds, self.tables, *self.power(claim, seeds), false_tables, *self.measured["false", claim, seeds]
+        )
 
     def fewest_seeds(self, claim: int, target: float = TARGET_POWER) -> int | None:
         """The fewest seeds (2 to :data:`MAX_SEEDS`) whose power reaches ``target``; None if none does."""
@@ -534,8 +563,8 @@ class PowerReport:
                         "seeds": row.seeds,
                         "P(holds | true)": _share(row.holds_if_true, row.tables),
                         "P(does not hold | true)": _share(row.fails_if_true, row.tables),
-                        "P(holds | nothing differs)": _share(row.holds_if_nothing_differs, row.tables),
-                        "P(holds | least favourable false)": _share(row.holds_if_least_favourable, row.tables),
+                        "P(holds | nothing differs)": _share(row.holds_if_nothing_differs, row.false_tables),
+                        "P(holds | least favourable false)": _share(row.holds_if_least_favourable, row.false_tables),
                         "seeds for 80% power": str(power.seeds_for_80 or f"more than {MAX_SEEDS}"),
                     }
                 )
@@ -594,8 +623,9 @@ class PowerReport:
         seed effect, a line per claim and number of seeds, and what claim 5's figures assume."""
         worst_se = monte_carlo_se(0.5, self.tables)
         lines = [
-            f"profile {self.profile}: {self.origin}; effect {self.effect:g} pooled seed-sds; {self.tables} "
-            f"simulated tables per figure (Monte Carlo standard error at most {worst_se:.3f})"
+            f"profile {self.profile}: {self.origin}; effect {self.effect:g} pooled seed-sds; {self.tables} simulated "
+            f"tables per figure of a true claim (Monte Carlo standard error at most {worst_se:.3f}), "
+            f"{FALSE_TABLES * self.tables} of a false one"
         ]
         lines.append("seed-to-seed sd per noise rate (pooled over the models and strategies of a rate):")
         for grid in self.settings:
@@ -622,10 +652,13 @@ class PowerReport:
                 continue
             needed = power.seeds_for_80 if power.seeds_for_80 is not None else f"more than {MAX_SEEDS}"
             for i, row in enumerate(power.rows):
-                shares = (row.holds_if_true, row.fails_if_true, row.holds_if_nothing_differs)
+                shares = [_share(s, row.tables) for s in (row.holds_if_true, row.fails_if_true)]
+                shares += [
+                    _share(s, row.false_tables) for s in (row.holds_if_nothing_differs, row.holds_if_least_favourable)
+                ]
                 lines.append(
                     f"{power.claim:>5} {row.seeds:>5} "
-                    + " ".join(f"{_share(s, row.tables):>15}" for s in (*shares, row.holds_if_least_favourable))
+                    + " ".join(f"{s:>15}" for s in shares)
                     + f"  {needed if i == 0 else ''}"
                 )
         lines.append("least favourable false configurations (P(holds|worst)):")
@@ -671,7 +704,7 @@ def power_report(
         if power.untestable is None:
             power.rows = [report.at(claim, n) for n in seeds]
             power.seeds_for_80 = report.fewest_seeds(claim)
-            power.least_favourable = "; ".join(dict.fromkeys(least_favourable(claim, g)[1] for g in grids))
+            power.least_favourable = least_favourable_words(claim, grids)
         report.claims.append(power)
     return report
 
@@ -697,7 +730,7 @@ def check_arguments(seeds: Sequence[int], effect: float, sd: float | Mapping[flo
 def _origin(
     sd: float | Mapping[float, float] | None,
     grids: list[SettingGrid],
-    folder: Path,
+    folder: str,
     found: int,
     expected: int,
     exists: bool,
@@ -709,11 +742,12 @@ def _origin(
         return f"seed sd {sd:g} at every noise rate, given (--sd)"
     defaulted = [f"{g.name} noise {r:g}" for g in grids for r, s in zip(g.rates, g.sd_source) if s == DEFAULT]
     if len(defaulted) == sum(len(g.rates) for g in grids):
-        where = f"no run folder {folder}" if not exists else f"{found} of {expected} runs finished in {folder}"
-        return (
-            f"THE DEFAULT seed sd {DEFAULT_SD:g} at every noise rate, not the runs' ({where}, none with two "
-            f"seeds of a cell; give --runs or --sd)"
+        where = (
+            f"{found} of {expected} runs finished in {folder}, no cell with two seeds"
+            if exists
+            else f"no run folder {folder} yet, 0 of {expected} runs"
         )
+        return f"THE DEFAULT seed sd {DEFAULT_SD:g} at every noise rate, not the runs' ({where}; give --runs or --sd)"
     text = f"seed sds per setting and noise rate from {found} of {expected} runs finished in {folder}"
     if defaulted:
         text += f"; THE DEFAULT {DEFAULT_SD:g} where no cell had two seeds: {', '.join(defaulted)}"
@@ -760,7 +794,7 @@ def profile_power(
         sorted(set(seeds)),
         effect,
         tables,
-        origin=_origin(sd, grids, folder, found, len(expected), folder.is_dir()),
+        origin=_origin(sd, grids, str(runs_dir or profile.output), found, len(expected), folder.is_dir()),
         runs_found=found,
         runs_expected=len(expected),
         seed_effects=effects,
