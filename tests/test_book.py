@@ -123,6 +123,19 @@ def test_the_power_page_shows_the_operating_characteristics_a_figure_and_what_wo
 
 
 @pytest.mark.notebooks
+def test_the_performance_page_shows_the_h200s_tables_the_readings_and_the_estimate_both_ways(mixed_book):
+    _, base, _ = mixed_book
+    page = nbformat.read(str(base / "root" / "book" / "performance.ipynb"), as_version=4)
+    assert not [o for cell in page.cells for o in cell.get("outputs", []) if o["output_type"] in ("stream", "error")]
+    html = (base / "root" / "_build" / "html" / "book" / "performance.html").read_text()
+    assert "Measured on 2026-12-04 at commit <code" in html and "NVIDIA H200" in html
+    assert "alvit bench on the GPU" in html and "2,606" in html and "43.0%" in html  # vit_b16 at 64, vit_l16's MFU
+    assert html.count("Missed: ") == 3 and "Met: 6.9x at batch 64" in html
+    assert "GPU-hours of the paper profile" in html and "308.6" in html and "measured: NVIDIA H200" in html
+    assert "<details><summary>The figure" in html  # the linear probe's table, folded below its figure
+
+
+@pytest.mark.notebooks
 def test_no_page_of_the_built_book_holds_the_build_machines_paths(mixed_book):
     _, base, _ = mixed_book
     root = str((base / "root").resolve())

@@ -336,6 +336,26 @@ def power_vs_seeds(curve: pd.DataFrame, title: str, target: float = 0.8) -> plt.
     return fig
 
 
+def probe_curves(rounds: pd.DataFrame, title: str) -> plt.Figure:
+    """Accuracy (top row) and ECE (bottom row) against labels, a column per noise rate, a line per
+    strategy: ``rounds`` has ``noise_rate``, ``strategy``, ``n_labeled``, ``test_acc`` and ``ece``."""
+    rates = sorted(rounds["noise_rate"].unique())
+    fig, axes = plt.subplots(
+        2, len(rates), figsize=(3.0 * len(rates), 4.8), sharex=True, sharey="row", squeeze=False, layout="constrained"
+    )
+    for c, rate in enumerate(rates):
+        for r, metric in enumerate(("test_acc", "ece")):
+            ax = axes[r][c]
+            learning_curves(rounds[np.isclose(rounds["noise_rate"], rate)], metric, ax=ax)
+            ax.set(
+                title=f"noise {rate:g}" if r == 0 else "",
+                xlabel="labels" if r == 1 else "",
+                ylabel=METRIC_LABELS[metric] if c == 0 else "",
+            )
+    _finish(fig, title, axes[0][0], "strategy")
+    return fig
+
+
 def power_vs_sd(
     curve: pd.DataFrame, spreads: dict[str, tuple[float, float]], title: str, target: float = 0.8
 ) -> plt.Figure:
