@@ -210,8 +210,11 @@ def _cmd_power(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from alvit.bench import format_report, run_bench, write_json
+    from alvit.bench import MEASURES, format_report, run_bench, write_json
 
+    if args.only == "score" and (args.deterministic or args.concurrent):
+        flag = "--deterministic" if args.deterministic else "--concurrent"
+        raise ConfigError(f"{flag} times training, which --only score leaves out; drop one of the two")
     result = run_bench(
         args.model,
         args.device,
@@ -223,6 +226,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         naive_workers=args.naive_workers,
         concurrent=args.concurrent,
         deterministic=args.deterministic,
+        measure=(args.only,) if args.only else MEASURES,
+        graphs=args.graphs,
+        fuse_preprocess=not args.eager_preprocess,
+        autotune=args.autotune,
+        profile=args.profile,
+        hold=args.hold,
     )
     print(format_report(result))
     if args.json:
@@ -417,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_cmd_fetch)
 
     book = commands.add_parser(
-        "book", help="render run pages, the summary, the run index and the tutorial, then build the book"
+        "book", help="render run pages, the summary, the run index and the tutorials, then build the book"
     )
     book.add_argument("profile", help="the profile whose runs the summary shows")
     book.add_argument(
@@ -429,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="put the HTML here and leave the checkout's build as it is (default: _build/html, replaced on success)",
     )
-    book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
+    book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorials")
     book.set_defaults(handler=_cmd_book)
 
     simulate = commands.add_parser(
@@ -461,14 +470,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=flags.positive_number(100.0, "100"),
         default=2.0,
         metavar="A",
-        help="the true claims' effect in seed-to-seed standard deviations (default 2)",
+        help="the true claims' effect in pooled seed-to-seed standard deviations (default 2)",
     )
     power.add_argument(
         "--sd",
-        type=flags.positive_number(1.0, "1"),
+        type=flags.seed_spreads,
         default=None,
         metavar="S",
-        help="seed-to-seed standard deviation (default: the runs present, per setting, else 0.02)",
+        help="seed-to-seed standard deviation: one for every noise rate (e.g. 0.02) or RATE:SD for each rate "
+        "(e.g. 0:0.005,0.2:0.03,0.5:0.06,0.8:0.1); default: the runs', per setting and rate, else 0.02",
     )
     power.add_argument(
         "--tables",
@@ -507,7 +517,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="DataLoader workers of the naive pipeline (default: cores, at most 8)",
     )
-    bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
+    bench.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="also time training with train.deterministic, and as it ran before issue 28 (fresh memory filled with NaN)",
+    )
+    bench.add_argument("--only", choices=["train", "score"], default=None, help="time only training or only scoring")
+    bench.add_argument(
+        "--graphs", action="store_true", help="replay the compiled graphs as CUDA graphs (as train.cuda_graphs)"
+    )
+    bench.add_argument(
+        "--eager-preprocess",
+        action="store_true",
+        help="resize and normalise before the compiled graph, as before issue 28, not inside it",
+    )
+    bench.add_argument(
+        "--autotune", action="store_true", help="compile with max-autotune (minutes: Triton matmuls benchmarked)"
+    )
+    bench.add_argument(
+        "--profile", action="store_true", help="after timing, each work's kernels by kind, beside its wall time"
+    )
+    bench.add_argument(
+        "--hold",
+        default=None,
+        metavar="DIR",
+        help="after warm-up write DIR/ready and wait for DIR/go before timing (for alvit.gpuspeed)",
+    )
     bench.add_argument(
         "--concurrent",
         type=flags.process_counts,

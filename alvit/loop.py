@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from alvit import calibration, metrics, seeds
-from alvit.accel import fast_path_record, resolve_compile
+from alvit.accel import EAGER, FastPath, fast_path_record
 from alvit.config import INPUTS_SHA256, ExperimentConfig, check_budget, differing_keys, dump_yaml
 from alvit.data import Dataset, Preprocessor, load_dataset
 from alvit.errors import ConfigError, ResultsError, TrainingError
@@ -109,7 +109,7 @@ def _run(cfg: ExperimentConfig, folder: RunFolder, inputs: dict[str, str], progr
     if not folder.env.exists():
         folder.write_json(
             folder.env,
-            {**environment(device), **fast_path_record(runner.model, device, runner.compiled, cfg.train.deterministic)},
+            {**environment(device), **fast_path_record(runner.model, device, runner.fast, cfg.train.deterministic)},
         )
     rows = done.to_dict("records")
     for round_ in range(len(done), cfg.al.rounds + 1):
@@ -255,7 +255,7 @@ class _RoundRunner:
         if self.linear:
             self._use_cached_features()
         else:
-            self.compiled = resolve_compile(cfg.train.compile, device)
+            self.fast = FastPath.for_run(cfg.train, device)
             self.preprocess = Preprocessor.for_model(spec, device)
             # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
             self.pool_images = data.train_images.to(device)
@@ -269,7 +269,7 @@ class _RoundRunner:
         standardised with the pool's statistics), and the model a fresh logistic-regression head."""
         cached = load_or_extract(self.cfg, self.spec, self.data, self.device)
         train, test = standardised(cached.train, cached.test)
-        self.compiled = False  # a linear layer gains nothing from compilation
+        self.fast = EAGER  # a linear layer gains nothing from compilation
         self.preprocess = FeatureInputs(self.device)
         self.pool_images = torch.from_numpy(train).to(self.device)
         self.test_images = torch.from_numpy(test).to(self.device)
@@ -290,7 +290,7 @@ class _RoundRunner:
             self.test_images,
             self.preprocess,
             cfg.train.eval_batch_size,
-            compiled=self.compiled,
+            fast=self.fast,
             logits=True,
         )
         probs = test.probs
@@ -347,7 +347,7 @@ class _RoundRunner:
             self._pool_subset(index),
             self.preprocess,
             self.cfg.train.eval_batch_size,
-            compiled=self.compiled,
+            fast=self.fast,
             logits=True,
         ).logits
         return calibration.HeldOut(
@@ -394,13 +394,13 @@ class _RoundRunner:
             attention="attention" in needs and not self.linear,
             mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0,
             mc_rate=cfg.acq.mc_dropout,
-            compiled=self.compiled,
+            fast=self.fast,
         )
         attention = self._frozen_attention(unlabeled) if self.linear and "attention" in needs else pool.attention
         view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": attention}
         if "labeled_features" in needs:
             view["labeled_features"] = predict(
-                self.model, self._pool_subset(labeled), self.preprocess, batch, features=True, compiled=self.compiled
+                self.model, self._pool_subset(labeled), self.preprocess, batch, features=True, fast=self.fast
             ).features
         if "reference_attention" in needs:
             view["reference_attention"] = (
