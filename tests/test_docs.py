@@ -155,3 +155,14 @@ def test_the_workflows_run_the_readmes_commands_and_deploy_with_the_official_pag
     ]
     assert all(re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", u) for u in pinned), pinned  # pinned to a commit
     assert tests["permissions"] == {} and book["permissions"] == {}  # each job asks for what it needs
+
+
+def test_the_reference_maps_each_temperature_fits_column_prefix_to_the_books_letter():
+    """The book's plots label the fits (a), (b), (c); the reference's rounds.csv list says which prefix is which."""
+    from alvit.book.plots import REPAIRS
+
+    text = " ".join((REPO / "book" / "reference.md").read_text().split())
+    fits = {prefix.rstrip("_"): label.split()[0] for prefix, (label, _) in REPAIRS.items() if prefix}
+    assert fits == {"ts_noisy": "(a)", "ts_true": "(b)", "ts_aware": "(c)"}
+    for column, letter in fits.items():
+        assert re.search(rf"`{column}` \((the book's )?{re.escape(letter)}:", text), column
