@@ -236,3 +236,36 @@ def test_chunked_distances_equal_the_direct_ones():
     points, centres = rng.random((1000, 30)).astype(np.float32), rng.random((7, 30))
     direct = np.linalg.norm(points[:, None, :].astype(np.float64) - centres[None], axis=2)
     np.testing.assert_allclose(distances_to_centres(points, centres, chunk=128), direct, atol=1e-10)
+
+
+def test_least_confidence_and_entropy_disagree_where_their_definitions_do():
+    """A coin toss between two classes has the lowest top probability; a clear favourite among many the higher entropy."""
+    probs = np.array([[0.5, 0.5, 0.0, 0.0, 0.0], [0.6, 0.1, 0.1, 0.1, 0.1], [0.9, 0.025, 0.025, 0.025, 0.025]])
+    assert pick_one("least_confidence", probs=probs) == 0
+    assert pick_one("entropy", probs=probs) == 1
+    assert pick_one("margin", probs=probs) == 0
+
+
+def shannon(p: np.ndarray) -> np.ndarray:
+    """-sum p log p over the last axis, 0 log 0 = 0, of probabilities as given (not renormalised)."""
+    safe = np.where(p > 0, p, 1.0)
+    return -np.sum(p * np.log(safe), axis=-1)
+
+
+def test_each_uncertainty_utility_is_its_formula_written_out():
+    entropy = shannon
+    view = full_view(n=200, seed=3)
+    probs = view.probs.astype(np.float64)
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    expected = {
+        "entropy": entropy(probs),
+        "least_confidence": 1 - probs.max(axis=1),
+        "margin": 1 - (top2[:, 1] - top2[:, 0]),
+        "bald": entropy(view.mc_probs.astype(np.float64).mean(axis=0))
+        - entropy(view.mc_probs.astype(np.float64)).mean(axis=0),
+    }
+    for name, utilities in expected.items():
+        got = create_strategy(name).utility(view, np.random.default_rng(0))
+        np.testing.assert_allclose(got, utilities, atol=1e-12, err_msg=name)
+        picks = create_strategy(name).select(view, 10, np.random.default_rng(0)).indices
+        assert set(picks) == set(np.argsort(-utilities, kind="stable")[:10]), name
