@@ -1,9 +1,15 @@
 """Calibration metrics match the book's definitions (book/definitions.md) and netcal."""
 
+import warnings
+
+import calibration  # uncertainty-calibration: the debiased L2 error's reference
 import numpy as np
 import pytest
+import relplot
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from netcal.metrics import ECE, MCE
+from sklearn.metrics import accuracy_score, log_loss
 
 from alvit import metrics
 
@@ -24,7 +30,6 @@ def two_class(confidences, correct):
 @pytest.mark.parametrize("k", [3, 10, 100])  # netcal reads K=2 as a binary problem (P(class 1)), not top-label
 @pytest.mark.parametrize("n_bins", [10, 15])
 def test_ece_agrees_with_netcal_on_random_multiclass_data(k, n_bins):
-    from netcal.metrics import ECE
 
     probs, labels = random_probs(2000, k, seed=k + n_bins)
     assert metrics.ece(probs, labels, n_bins) == pytest.approx(ECE(bins=n_bins).measure(probs, labels), abs=1e-9)
@@ -126,7 +131,6 @@ def top_label(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
 @pytest.mark.parametrize("shift", [0.0, 0.05, 0.2])
 def test_smooth_ece_equals_relplots(shift):
     """Blasiok and Nakkiran's SmoothECE, written from the paper, against relplot 1.0.3 (pinned)."""
-    import relplot
 
     rng = np.random.default_rng(int(shift * 100))
     confidence = rng.beta(5, 2, 3000)
@@ -136,7 +140,6 @@ def test_smooth_ece_equals_relplots(shift):
 
 def test_debiased_l2_calibration_error_equals_uncertainty_calibrations():
     """Kumar et al.'s debiased top-label L2 error against the authors' uncertainty-calibration package."""
-    import calibration  # uncertainty-calibration
 
     rng = np.random.default_rng(3)
     logits = rng.normal(size=(4000, 10)) * 2.5
@@ -190,8 +193,6 @@ def equal_mass_ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> 
 @pytest.mark.parametrize("n_bins", [3, 7, 10, 15, 20])
 def test_every_metric_equals_its_independent_reference_at_any_bin_count(n_bins):
     """netcal's ECE and MCE, scikit-learn's accuracy and log loss, and the definitions written out above."""
-    from netcal.metrics import ECE, MCE
-    from sklearn.metrics import accuracy_score, log_loss
 
     probs, labels = miscalibrated(3000, 10, seed=n_bins)
     confidence, correct = probs.max(1), (probs.argmax(1) == labels).astype(float)
@@ -211,6 +212,7 @@ def test_every_metric_equals_its_independent_reference_at_any_bin_count(n_bins):
     assert (report["ece"], report["mce"]) == pytest.approx((expected_ece, expected_mce), abs=1e-12)
     assert metrics.ece(probs, labels, n_bins) == report["ece"] and metrics.mce(probs, labels, n_bins) == report["mce"]
     assert metrics.adaptive_ece(probs, labels, n_bins) == report["adaptive_ece"]
+    assert metrics.accuracy(probs, labels) == accuracy_score(labels, probs.argmax(1))
     summary = metrics.PerSample.from_probs(probs, labels)
     assert metrics.evaluate_per_sample(summary, labels, n_bins) == report
 
@@ -234,7 +236,6 @@ def test_a_reliability_diagram_by_hand():
 
 
 def test_empty_bins_are_missing_quietly_and_the_top_bins_are_kept_when_empty():
-    import warnings
 
     confidence = np.array([0.05, 0.12, 0.15])  # every confidence in the lowest two bins of ten
     with warnings.catch_warnings():
@@ -269,7 +270,6 @@ def test_adaptive_ece_with_more_bins_than_two_by_hand():
     ],
 )
 def test_debiased_l2_error_on_bins_of_one_and_two_equals_uncertainty_calibrations(confidence, correct, n_bins):
-    import calibration  # uncertainty-calibration
 
     confidence, correct = np.array(confidence), np.array(correct)
     probs = np.stack([confidence, 1 - confidence], axis=1)  # the top class is 0; the label says if it was right
@@ -279,7 +279,6 @@ def test_debiased_l2_error_on_bins_of_one_and_two_equals_uncertainty_calibration
 
 @pytest.mark.parametrize("sigma", [0.003, 0.01, 0.05, 0.2, 1.0])
 def test_smooth_ece_at_a_fixed_bandwidth_equals_relplots_to_rounding(sigma):
-    import relplot
 
     rng = np.random.default_rng(0)
     confidence = np.concatenate([rng.beta(5, 2, 3000), [0.0, 1.0, 1.0, 1.0, 0.5]])  # the ends of [0, 1] too
