@@ -316,9 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     modules = results.get("modules", {})
     for name in chosen:
-        entry = run_module(name, MODULES[name], args.keep)
-        modules[name] = entry
-        print(report(name, entry), flush=True)
+        modules[name] = run_module(name, MODULES[name], args.keep)
+        print(report(name, modules[name]), flush=True)
+        results = write(modules, args.out)  # after each module, so a stopped run keeps what it measured
+    below = [name for name in chosen if (modules[name]["score"] or 0.0) < TARGET]
+    print(f"total {results['total_seconds']:.1f} s over {len(results['modules'])} modules -> {args.out}")
+    if below:
+        print(f"below the target of {TARGET:.0%}: {', '.join(below)}", file=sys.stderr)
+    return 1 if below else 0
+
+
+def write(modules: dict[str, dict], out: Path) -> dict:
+    """Write the results of ``modules`` (in :data:`MODULES`' order) to ``out``, and the book's page from
+    them when ``out`` is the committed results file; return what was written."""
     ordered = {name: modules[name] for name in [*MODULES, *sorted(set(modules) - set(MODULES))] if name in modules}
     results = {
         "tool": f"mutmut {_mutmut_version()}",
@@ -329,17 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(sum(entry["seconds"] for entry in ordered.values()), 1),
         "modules": ordered,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    if args.out == RESULTS:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    if out.resolve() == RESULTS:
         from alvit.book.mutation import page
 
         PAGE.write_text(page(results))
-    below = [name for name in chosen if (modules[name]["score"] or 0.0) < TARGET]
-    print(f"total {results['total_seconds']:.1f} s over {len(ordered)} modules -> {args.out}")
-    if below:
-        print(f"below the target of {TARGET:.0%}: {', '.join(below)}", file=sys.stderr)
-    return 1 if below else 0
+    return results
 
 
 def _mutmut_version() -> str:

@@ -130,8 +130,9 @@ def test_each_transition_matrix_by_hand():
     )
     for kind in ("none", "flip", "uniform", "pairflip"):
         np.testing.assert_array_equal(transition_matrix(kind, 0.0, 3), np.eye(3))
+    np.testing.assert_array_equal(transition_matrix("none", 0.3, 3), np.eye(3))  # no noise, whatever the rate
     with pytest.raises(
-        ValueError, match="a file's labels have no noise model by kind and rate; use empirical_transition"
+        ValueError, match="^a file's labels have no noise model by kind and rate; use empirical_transition$"
     ):
         transition_matrix("labels", 0.0, 3)
 

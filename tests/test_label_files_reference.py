@@ -152,3 +152,19 @@ def test_a_file_for_another_pool_is_refused_naming_the_file(tmp_path):
     np.save(tmp_path / "short.npy", np.zeros(100, dtype=np.int64))
     with pytest.raises(ConfigError, match=f"^noise.labels file {tmp_path / 'short.npy'} has 100 labels, but the pool"):
         make_oracle(labels_config(tmp_path / "short.npy"), np.zeros(1347, dtype=np.int64), 10)
+
+
+def test_a_pt_saved_from_a_gpu_reads_on_a_machine_without_one(tmp_path):
+    """Tensors a GPU machine saved name their device; here they are read onto the CPU (this test needs no GPU:
+    the file's device tag is rewritten from cpu to cuda:0)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"noisy_label": torch.tensor([1, 2, 3])}, buffer, _use_new_zipfile_serialization=False)
+    tag = b"X\x03\x00\x00\x00cpu"  # the pickled location string: length 3, "cpu"
+    assert buffer.getvalue().count(tag) == 1
+    (tmp_path / "gpu.pt").write_bytes(buffer.getvalue().replace(tag, b"X\x06\x00\x00\x00cuda:0"))
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="on a CUDA device"):
+            torch.load(tmp_path / "gpu.pt", weights_only=True)  # what reading it as saved would do here
+    assert load_labels(tmp_path / "gpu.pt", "noisy_label").tolist() == [1, 2, 3]

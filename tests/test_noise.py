@@ -131,7 +131,7 @@ def test_two_classes_flip_to_each_other_and_one_class_cannot_be_noisy():
 
 
 def test_noise_from_a_file_is_make_oracles_job():
-    with pytest.raises(ValueError, match="noise kind labels reads its answers from a file; make_oracle does that"):
+    with pytest.raises(ValueError, match="^noise kind labels reads its answers from a file; make_oracle does that$"):
         make_noisy_labels(LABELS, K, "labels", 0.0, seed=0)
 
 
