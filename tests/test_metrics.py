@@ -301,6 +301,7 @@ def test_float32_predictions_are_measured_in_float64():
     wide = summary.confidence.astype(np.float64)
     for metric in (metrics.adaptive_ece_from, metrics.debiased_l2_ce_from):
         assert metric(summary.confidence, correct) == metric(wide, correct)
+        assert metric(wide, correct.astype(np.float32)) == metric(wide, correct)  # 0/1 stored narrow too
     assert metrics.smooth_ece_at(summary.confidence, correct, 0.01) == metrics.smooth_ece_at(wide, correct, 0.01)
     stored = metrics.PerSample(  # as a calibrated variant's file holds it: every field float32
         summary.confidence, summary.prediction, summary.p_true, summary.sum_sq.astype(np.float32)
@@ -326,3 +327,13 @@ def test_the_order_of_the_test_set_changes_no_metric(seed, n, k, n_bins):
     confidence, correct = probs.max(1), (probs.argmax(1) == labels).astype(float)
     for metric in (metrics.smooth_ece_from, metrics.debiased_l2_ce_from):
         assert metric(confidence[order], correct[order]) == pytest.approx(metric(confidence, correct), abs=1e-12)
+
+
+def test_nll_clips_at_the_eps_it_is_given_and_is_never_negative():
+    probs, labels = np.array([[1.0, 0.0], [0.5, 0.5]]), np.array([1, 0])
+    assert metrics.nll(probs, labels, eps=0.1) == pytest.approx((-np.log(0.1) - np.log(0.5)) / 2)
+    above_one = np.nextafter(np.float32(1), np.float32(2))  # a float32 softmax can round a certainty above 1
+    summary = metrics.PerSample(
+        np.array([above_one]), np.array([0]), np.array([above_one]), np.array([1.0], dtype=np.float32)
+    )
+    assert metrics.nll_from(summary) == 0.0
