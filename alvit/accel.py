@@ -10,9 +10,15 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+import torch.utils.deterministic
 from torch import nn
+
+if TYPE_CHECKING:
+    from alvit.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,56 @@ def resolve_compile(setting: bool | str, device: torch.device) -> bool:
     return device.type == "cuda" if setting == "auto" else bool(setting)
 
 
+def resolve_graphs(setting: bool, device: torch.device, compiled: bool, accumulate: int = 1) -> bool:
+    """``train.cuda_graphs``: replay the compiled graphs as CUDA graphs (``torch.compile``'s
+    ``reduce-overhead`` mode), which removes the per-kernel launch cost that bounds small batches.
+
+    Only on CUDA, only when compiled, and only with ``accumulate`` 1: a second micro-batch's
+    backward would replay into the memory that holds the first one's gradients. Elsewhere
+    ``true`` changes nothing (a CPU run stays as it was).
+    """
+    return setting and device.type == "cuda" and compiled and accumulate == 1
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """How a model runs: eager, or compiled with the options below (each a no-op when eager).
+
+    ``graphs``: CUDA graphs; ``fuse_preprocess``: uint8 -> resize -> normalise inside the
+    compiled graph (one graph instead of a few eager kernels before it, and a uint8 batch to
+    pad rather than a float one); ``autotune``: ``torch.compile``'s max-autotune (Triton matmul
+    templates benchmarked at compile time, with their epilogues fused; minutes of compilation).
+    """
+
+    compile: bool = False
+    graphs: bool = False
+    fuse_preprocess: bool = True
+    autotune: bool = False
+
+    @classmethod
+    def for_run(cls, cfg: TrainConfig, device: torch.device) -> FastPath:
+        """The fast path a run's ``train`` section asks for on ``device``."""
+        compiled = resolve_compile(cfg.compile, device)
+        return cls(compile=compiled, graphs=resolve_graphs(cfg.cuda_graphs, device, compiled, cfg.accumulate))
+
+    @property
+    def mode(self) -> str | None:
+        """The ``torch.compile`` mode: None (the default), ``reduce-overhead`` (CUDA graphs), or a max-autotune one."""
+        if self.autotune:
+            return "max-autotune" if self.graphs else "max-autotune-no-cudagraphs"
+        return "reduce-overhead" if self.graphs else None
+
+    def describe(self) -> str:
+        """``eager``, or ``compiled`` and its options, e.g. ``compiled+graphs+fused``."""
+        if not self.compile:
+            return "eager"
+        options = [("graphs", self.graphs), ("fused", self.fuse_preprocess), ("autotune", self.autotune)]
+        return "+".join(["compiled", *(name for name, on in options if on)])
+
+
+EAGER = FastPath()
+
+
 @contextlib.contextmanager
 def device_settings(device: torch.device, deterministic: bool = False) -> Iterator[None]:
     """TF32 matmuls and cuDNN autotuning on CUDA; with ``deterministic``, PyTorch's deterministic
@@ -39,6 +95,7 @@ def device_settings(device: torch.device, deterministic: bool = False) -> Iterat
         torch.get_float32_matmul_precision(),
         torch.backends.cudnn.benchmark,
         torch.are_deterministic_algorithms_enabled(),
+        torch.utils.deterministic.fill_uninitialized_memory,
     )
     saved_workspace = os.environ.get(CUBLAS_WORKSPACE)
     if deterministic:
@@ -46,6 +103,11 @@ def device_settings(device: torch.device, deterministic: bool = False) -> Iterat
         # matmul, so setting it here, at the first fit, is early enough. A value the user set wins.
         os.environ.setdefault(CUBLAS_WORKSPACE, CUBLAS_DETERMINISTIC_WORKSPACE)
         torch.use_deterministic_algorithms(True)
+        # Deterministic mode also fills every fresh allocation with NaN, a guard for programs
+        # that read memory they never wrote; PyTorch's documentation says a program that does
+        # not may turn it off and stay deterministic. alvit's steps write all they read (the
+        # GPU test repeats training bit for bit), so the fill kernels are left out.
+        torch.utils.deterministic.fill_uninitialized_memory = False
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
         torch.backends.cudnn.benchmark = not deterministic  # one batch shape: autotune once
@@ -55,24 +117,42 @@ def device_settings(device: torch.device, deterministic: bool = False) -> Iterat
         torch.set_float32_matmul_precision(saved[0])
         torch.backends.cudnn.benchmark = saved[1]
         torch.use_deterministic_algorithms(saved[2])
+        torch.utils.deterministic.fill_uninitialized_memory = saved[3]
         if saved_workspace is None:
             os.environ.pop(CUBLAS_WORKSPACE, None)
         else:
             os.environ[CUBLAS_WORKSPACE] = saved_workspace
 
 
-def compiled_forward(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``model(x)`` compiled once per model object: ``x: [B, 3, S, S]`` -> logits ``[B, K]``.
+def training_forward(
+    model: nn.Module, preprocess: Callable[..., torch.Tensor], fast: FastPath
+) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """``forward(images, flip)``: uint8 ``[B, 3, H, W]`` and bool ``[B]`` or None -> logits ``[B, K]``,
+    through ``preprocess`` and ``model``, eager or compiled as ``fast`` says.
 
-    The compiled module is kept on the model, so every round of a run (which reloads weights in
+    A compiled function is kept on the model, so every round of a run (which reloads weights in
     place) reuses it: one compilation per run. Shapes are static; callers keep the batch fixed.
     """
-    return _cached(model, "training forward", lambda: torch.compile(model, dynamic=False))
+    if not fast.compile:
+        return lambda images, flip: model(preprocess(images, flip))
+    if fast.fuse_preprocess:
+        return _compiled(
+            model, "training forward", fast, preprocess, lambda images, flip: model(preprocess(images, flip))
+        )
+    compiled = _compiled(model, "training forward", fast, None, model)
+    return lambda images, flip: compiled(preprocess(images, flip))
 
 
-def compiled_scores(model: nn.Module) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """Compiled ``x: [B, 3, S, S]`` -> ``(pre_logits [B, D], logits [B, K])``, once per model."""
-    return _cached(model, "scoring forward", lambda: torch.compile(eager_scores(model), dynamic=False))
+def compiled_scores(
+    model: nn.Module, preprocess: Callable[..., torch.Tensor], fast: FastPath
+) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Compiled ``x`` -> ``(pre_logits [B, D], logits [B, K])``, once per model and fast path;
+    ``x`` is the uint8 batch ``[B, 3, H, W]`` with ``fast.fuse_preprocess``, else the model's
+    input ``[B, 3, S, S]``. With CUDA graphs the outputs live until the next call overwrites them."""
+    scores = eager_scores(model)
+    if fast.fuse_preprocess:
+        return _compiled(model, "scoring forward", fast, preprocess, lambda images: scores(preprocess(images)))
+    return _compiled(model, "scoring forward", fast, None, scores)
 
 
 def eager_scores(model: nn.Module) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -85,18 +165,28 @@ def eager_scores(model: nn.Module) -> Callable[[torch.Tensor], tuple[torch.Tenso
     return scores
 
 
-def _cached(model: nn.Module, key: str, build: Callable[[], Callable]) -> Callable:
+def _compiled(model: nn.Module, what: str, fast: FastPath, preprocess: object | None, fn: Callable) -> Callable:
+    """``torch.compile(fn)`` as ``fast`` says, once per model, ``what``, mode and preprocessing."""
     # A plain dict attribute: nn.Module does not register it, so state_dict and weights files
-    # stay exactly as without compilation.
+    # stay exactly as without compilation. The entry keeps the preprocessing object it was
+    # compiled with, so its id in the key cannot be reused by another one.
     cache = model.__dict__.setdefault("_alvit_compiled", {})
+    key = (what, fast.mode, id(preprocess))
     if key not in cache:
         log.info(
-            "torch.compile: %s's %s is compiled at its first call (a minute or so); later rounds reuse it",
+            "torch.compile: %s's %s (%s) is compiled at its first call (a minute or so); later rounds reuse it",
             type(model).__name__,
-            key,
+            what,
+            fast.describe(),
         )
-        cache[key] = build()
-    return cache[key]
+        cache[key] = (preprocess, torch.compile(fn, dynamic=False, mode=fast.mode))
+    return cache[key][1]
+
+
+def graph_step() -> None:
+    """Start a new CUDA-graph step: the outputs of earlier replays are no longer read (each
+    caller copies or consumes them before its next call), so their memory may be reused."""
+    torch.compiler.cudagraph_mark_step_begin()
 
 
 def fused_attention(model: nn.Module) -> bool | None:
@@ -111,10 +201,12 @@ def fused_attention(model: nn.Module) -> bool | None:
     return all(getattr(m, "fused_attn", False) for m in modules)
 
 
-def fast_path_record(model: nn.Module, device: torch.device, compiled: bool, deterministic: bool) -> dict:
+def fast_path_record(model: nn.Module, device: torch.device, fast: FastPath, deterministic: bool) -> dict:
     """What ``env.json`` says about the fast path of a run."""
     return {
-        "compile": compiled,
+        "compile": fast.compile,
+        "cuda_graphs": fast.graphs,
+        "fused_preprocess": fast.compile and fast.fuse_preprocess,
         "fused_attn": fused_attention(model),
         "tf32": device.type == "cuda",
         "bf16_autocast": device.type == "cuda",
@@ -123,11 +215,15 @@ def fast_path_record(model: nn.Module, device: torch.device, compiled: bool, det
 
 
 __all__ = [
-    "compiled_forward",
+    "EAGER",
+    "FastPath",
     "compiled_scores",
     "device_settings",
     "eager_scores",
     "fast_path_record",
     "fused_attention",
+    "graph_step",
     "resolve_compile",
+    "resolve_graphs",
+    "training_forward",
 ]

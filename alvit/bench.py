@@ -13,9 +13,18 @@ device synchronisations:
 - the **naive pipeline**: a torchvision ``DataLoader`` over PIL images with per-image
   ``Resize`` + ``ToTensor`` + ``Normalize`` on CPU worker processes, fp32, eager, plain
   ``torch.optim.AdamW``, probabilities copied to the host after every batch.
-- ``--deterministic``: training again with ``train.deterministic``, and what that costs.
+- ``--deterministic``: training again with ``train.deterministic``, and what that costs; and
+  once more as it ran before issue 28, with every fresh allocation filled with NaN
+  (``deterministic_nan_fill_train_img_s``), so the fix is measured beside it.
 - ``--concurrent 1,2,4``: that many processes training at once on one device, started together
   behind a barrier; the aggregate is the sum of their images per second.
+- ``--only train`` or ``--only score``: one of the two (less to compile); ``--graphs``,
+  ``--eager-preprocess`` and ``--autotune`` choose the fast path (:class:`alvit.accel.FastPath`).
+- ``--profile``: after timing, each work's device kernels (:mod:`alvit.kernelprofile`): the time
+  per call in each kind of kernel, beside the wall time per call, which shows overhead.
+- ``--hold DIR``: after warm-up, write ``DIR/ready`` and wait for ``DIR/go`` before timing, so a
+  driver can compile several benches at once and time them one at a time
+  (:mod:`alvit.gpuspeed`). ``warm_s`` (compilation and warm-up) and ``timed_s`` are recorded apart.
 
 Data is synthetic and CIFAR-sized (uint8 32 x 32, 10 classes, each with its own colour pattern,
 so a model can learn it) and weights are random: no network and no dataset are needed.
@@ -23,6 +32,7 @@ so a model can learn it) and weights are random: no network and no dataset are n
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -37,13 +47,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.deterministic
 from torch import nn
 
-from alvit.accel import device_settings, fused_attention, resolve_compile
+from alvit.accel import FastPath, device_settings, fused_attention, resolve_compile, resolve_graphs
 from alvit.catalog import TRAIN_FORWARD_PASSES
 from alvit.config import TrainConfig
 from alvit.data import Preprocessor
 from alvit.errors import TrainingError, one_line
+from alvit.kernelprofile import kernel_profile
 from alvit.models import ModelSpec, create_model, model_flops, resolve_model
 from alvit.train import TrainStep, predict, resolve_device
 
@@ -59,6 +71,8 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("L4", 121.0),
 )
 WARMUP_STEPS = 5
+MEASURES = ("train", "score")
+HOLD_POLL_S = 0.05
 REPEATS = 3  # timed runs per measurement; the fastest counts
 SCORE_POOL_BATCHES = 8  # scoring is timed on pools of this many eval batches
 CONCURRENT_TIMEOUT_S = 900
@@ -109,15 +123,33 @@ def run_bench(
     naive_workers: int | None = None,
     concurrent: tuple[int, ...] = (),
     deterministic: bool = False,
+    measure: tuple[str, ...] = MEASURES,
+    graphs: bool = False,
+    fuse_preprocess: bool = True,
+    autotune: bool = False,
+    profile: bool = False,
+    hold: str | Path | None = None,
 ) -> dict:
     """Every figure of ``alvit bench`` for one model, as a dict (the ``--json`` file).
 
     ``deterministic`` also times training with ``train.deterministic`` (``deterministic_train_img_s``
-    and ``deterministic_cost``, the fraction of throughput it costs)."""
+    and ``deterministic_cost``, the fraction of throughput it costs), and as before issue 28's fix
+    (``deterministic_nan_fill_train_img_s`` and ``deterministic_nan_fill_cost``). ``measure``
+    names what is timed, a subset of ``("train", "score")``. ``graphs``, ``fuse_preprocess`` and
+    ``autotune`` choose the compiled path (:class:`alvit.accel.FastPath`; eager: no effect).
+    ``profile`` adds each work's kernels; ``hold`` waits for a go before timing (module docstring).
+    """
+    started, skips = time.perf_counter(), _cudagraph_skips()
     spec = resolve_model(model)
     dev = resolve_device(device)
     eval_batch = eval_batch or batch
     compiled = resolve_compile(_compile_setting(compile), dev)
+    fast_path = FastPath(
+        compile=compiled,
+        graphs=resolve_graphs(graphs, dev, compiled),
+        fuse_preprocess=fuse_preprocess,
+        autotune=autotune and compiled,
+    )
     flops = model_flops(spec, NUM_CLASSES)
     peak = peak_bf16_tflops(dev)
     naive_workers = default_naive_workers() if naive_workers is None else naive_workers
@@ -130,7 +162,12 @@ def run_bench(
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "batch": batch,
         "eval_batch": eval_batch,
+        "measure": list(measure),
         "compile": compiled,
+        "fast_path": fast_path.describe(),
+        "graphs": fast_path.graphs,
+        "fuse_preprocess": compiled and fuse_preprocess,
+        "autotune": fast_path.autotune,
         "gflops_per_image": flops / 1e9,
         "peak_tflops": peak,
         "seconds_per_measurement": seconds,
@@ -141,30 +178,34 @@ def run_bench(
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     works: dict[str, Callable[[], int]] = {}
-    fast = _guarded(result, "fast", lambda: _fast_pipeline(spec, dev, batch, eval_batch, compiled, deterministic))
+    fast = _guarded(
+        result, "fast", lambda: _fast_pipeline(spec, dev, batch, eval_batch, fast_path, deterministic, measure)
+    )
     if fast is not None:
-        works.update(train_img_s=fast.train, score_img_s=fast.score)
-        if deterministic:
-            works["deterministic_train_img_s"] = fast.train_deterministic
+        works.update(fast.works)
     result["fused_attn"] = None if fast is None else fused_attention(fast.model)
     result["peak_mem_mb"] = _peak_mem_mb(dev)  # the warm-up reached the fast path's peak; measured before naive runs
+    result["cudagraph_skips"] = _cudagraph_skips() - skips  # graphs run without CUDA graphs although asked to
     result["naive_workers"] = naive_workers
     baseline = (
-        _guarded(result, "naive", lambda: _naive_pipeline(spec, dev, batch, eval_batch, naive_workers))
+        _guarded(result, "naive", lambda: _naive_pipeline(spec, dev, batch, eval_batch, naive_workers, measure))
         if naive
         else None
     )
     if baseline is not None:
-        works.update(naive_train_img_s=baseline.train, naive_score_img_s=baseline.score)
+        works.update(baseline.works)
+    result["warm_s"] = time.perf_counter() - started  # compilation and warm-up
+    if hold is not None:
+        wait_for_go(Path(hold), dev, result)
+    timed = time.perf_counter()
     rates = _guarded(result, "timing", lambda: steady_rates(works, dev, seconds)) or {}
-    for key in ("train_img_s", "score_img_s", "naive_train_img_s", "naive_score_img_s", "deterministic_train_img_s"):
+    for key in RATE_KEYS:
         result[key] = rates.get(key)
     # The cost of train.deterministic: the fraction of training throughput it gives up.
-    result["deterministic_cost"] = (
-        None
-        if result["deterministic_train_img_s"] is None
-        else (1 - _ratio(result["deterministic_train_img_s"], result["train_img_s"]))
-    )
+    result["deterministic_cost"] = _cost(result["deterministic_train_img_s"], result["train_img_s"])
+    result["deterministic_nan_fill_cost"] = _cost(result["deterministic_nan_fill_train_img_s"], result["train_img_s"])
+    if profile:
+        result["kernels"] = _guarded(result, "profile", lambda: kernel_profile(works, dev, rates)) or {}
     result["tflops"] = _tflops(result["train_img_s"], TRAIN_FORWARD_PASSES * flops)
     result["score_tflops"] = _tflops(result["score_img_s"], flops)
     result["mfu"] = _ratio(result["tflops"], peak)
@@ -172,6 +213,7 @@ def run_bench(
     result["speedup_vs_naive"] = _ratio(result["train_img_s"], result["naive_train_img_s"])
     result["score_speedup_vs_naive"] = _ratio(result["score_img_s"], result["naive_score_img_s"])
     result["concurrent"] = []
+    result["timed_s"] = time.perf_counter() - timed
     fast = baseline = None  # free the device, and the naive pipeline's workers, for the concurrent processes
     works.clear()
     for processes in concurrent:
@@ -212,33 +254,44 @@ def _guarded(result: dict, name: str, measure: Callable[[], object]) -> object |
         return None
 
 
+RATE_KEYS = (
+    "train_img_s",
+    "score_img_s",
+    "naive_train_img_s",
+    "naive_score_img_s",
+    "deterministic_train_img_s",
+    "deterministic_nan_fill_train_img_s",
+)
+
+
 @dataclass(frozen=True)
 class _Pipeline:
-    """A warmed-up pipeline: each call of ``train`` or ``score`` returns the images it processed."""
+    """A warmed-up pipeline: ``works`` maps a figure (a key of :data:`RATE_KEYS`) to a call that
+    does one unit of work (a training step, or scoring a pool of SCORE_POOL_BATCHES batches) and
+    returns the images it processed."""
 
     model: nn.Module
-    train: Callable[[], int]  # one training step
-    score: Callable[[], int]  # scores a pool of SCORE_POOL_BATCHES batches
-    train_deterministic: Callable[[], int] | None = None  # one step with train.deterministic
+    works: dict[str, Callable[[], int]]
 
 
 def _fast_trainer(
-    spec: ModelSpec, device: torch.device, batch: int, n_images: int, compiled: bool
+    spec: ModelSpec, device: torch.device, batch: int, n_images: int, fast: FastPath
 ) -> tuple[nn.Module, Preprocessor, torch.Tensor, Callable[..., int]]:
     """A model, its preprocessing, synthetic images on the device, and one training step as fit
-    runs it (``train(deterministic=True)`` as with ``train.deterministic``)."""
+    runs it (``train(deterministic=True)`` as with ``train.deterministic``; ``nan_fill=True``
+    as that ran before issue 28, filling every fresh allocation with NaN)."""
     torch.manual_seed(0)
     model = create_model(spec, NUM_CLASSES).to(device)
     preprocess = Preprocessor.for_model(spec, device)
     images, labels = synthetic_images(n_images)
     images, targets = images.to(device), torch.as_tensor(labels, device=device)
     cfg = TrainConfig(batch_size=batch, epochs=1, warmup_epochs=0)
-    step = TrainStep(model, cfg, preprocess, steps_per_epoch=10**9, compiled=compiled)  # the lr schedule is irrelevant
+    step = TrainStep(model, cfg, preprocess, steps_per_epoch=10**9, fast=fast)  # the lr schedule is irrelevant
     generator = torch.Generator(device=device)
     generator.manual_seed(0)
 
-    def train(deterministic: bool = False) -> int:
-        with device_settings(device, deterministic):
+    def train(deterministic: bool = False, nan_fill: bool = False) -> int:
+        with device_settings(device, deterministic), _nan_fill(nan_fill):
             model.train()
             index = torch.randint(0, len(images), (batch,), generator=generator, device=device)
             step(images[index], targets[index])
@@ -247,31 +300,85 @@ def _fast_trainer(
     return model, preprocess, images, train
 
 
+@contextlib.contextmanager
+def _nan_fill(on: bool) -> Iterator[None]:
+    """Inside :func:`alvit.accel.device_settings`: deterministic mode's NaN fill of fresh memory back on."""
+    if not on:
+        yield
+        return
+    saved = torch.utils.deterministic.fill_uninitialized_memory
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = saved
+
+
 def _fast_pipeline(
-    spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, compiled: bool, deterministic: bool
+    spec: ModelSpec,
+    device: torch.device,
+    batch: int,
+    eval_batch: int,
+    fast: FastPath,
+    deterministic: bool,
+    measure: tuple[str, ...],
 ) -> _Pipeline:
     model, preprocess, images, train = _fast_trainer(
-        spec, device, batch, max(batch * 8, eval_batch * SCORE_POOL_BATCHES), compiled
+        spec, device, batch, max(batch * 8, eval_batch * SCORE_POOL_BATCHES), fast
     )
     pool = images[: eval_batch * SCORE_POOL_BATCHES]
 
     def score() -> int:
-        return len(predict(model, pool, preprocess, eval_batch, compiled=compiled).probs)
+        return len(predict(model, pool, preprocess, eval_batch, fast=fast).probs)
 
-    _warm_up(train, score)  # compilation and autotuning happen here
-    if not deterministic:
-        return _Pipeline(model, train, score)
-    train_deterministic = functools.partial(train, deterministic=True)
-    _warm_up(train_deterministic, score)  # a graph of its own: compiled code depends on the mode
-    return _Pipeline(model, train, score, train_deterministic)
+    works: dict[str, Callable[[], int]] = {}
+    if "train" in measure:
+        works["train_img_s"] = train
+        if deterministic:
+            # A graph of its own (compiled code depends on the mode); the NaN fill is no part of
+            # the graph, so the same one serves the time before the fix.
+            works["deterministic_train_img_s"] = functools.partial(train, deterministic=True)
+            works["deterministic_nan_fill_train_img_s"] = functools.partial(train, deterministic=True, nan_fill=True)
+    if "score" in measure:
+        works["score_img_s"] = score
+    _warm_up(works)  # compilation and autotuning happen here
+    return _Pipeline(model, works)
 
 
-def _warm_up(train: Callable[[], int], score: Callable[[], int]) -> None:
+def _warm_up(works: dict[str, Callable[[], int]]) -> None:
     """Calls before timing: compilation, autotuning, the allocator's growth, worker start-up."""
-    for _ in range(WARMUP_STEPS):
-        train()
-    for _ in range(2):
-        score()
+    for name, work in works.items():
+        for _ in range(2 if name.startswith(("score", "naive_score")) else WARMUP_STEPS):
+            work()
+
+
+def wait_for_go(hold: Path, device: torch.device, result: dict) -> None:
+    """Write ``hold/ready`` (what was warmed up, and any error) and wait until ``hold/go`` exists.
+
+    The cached device memory is handed back first, so benches waiting side by side hold only
+    their weights and compiled graphs; the first timed call takes it again (an untimed call).
+    """
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    hold.mkdir(parents=True, exist_ok=True)
+    ready = {"pid": os.getpid(), "warm_s": result["warm_s"], "errors": result["errors"]}
+    (hold / "ready.tmp").write_text(json.dumps(ready))
+    (hold / "ready.tmp").replace(hold / "ready")  # seen whole or not at all
+    while not (hold / "go").exists():
+        time.sleep(HOLD_POLL_S)
+
+
+def _cudagraph_skips() -> int:
+    """How many graphs torch.compile has run without CUDA graphs in this process although asked to."""
+    from torch._dynamo.utils import counters
+
+    return int(counters["inductor"]["cudagraph_skips"])
+
+
+def _cost(slower: float | None, faster: float | None) -> float | None:
+    """The fraction of ``faster``'s throughput that ``slower`` gives up."""
+    ratio = _ratio(slower, faster)
+    return None if ratio is None else 1 - ratio
 
 
 def steady_rates(
@@ -317,7 +424,9 @@ class PILImages(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def _naive_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, workers: int) -> _Pipeline:
+def _naive_pipeline(
+    spec: ModelSpec, device: torch.device, batch: int, eval_batch: int, workers: int, measure: tuple[str, ...]
+) -> _Pipeline:
     """The same model and data through a per-image CPU pipeline, fp32, eager, plain AdamW."""
     from torchvision import transforms
 
@@ -361,8 +470,9 @@ def _naive_pipeline(spec: ModelSpec, device: torch.device, batch: int, eval_batc
             model(x.to(device)).softmax(dim=-1).cpu()
         return len(x)
 
-    _warm_up(train, score)
-    return _Pipeline(model, train, score)
+    works = {f"naive_{what}_img_s": {"train": train, "score": score}[what] for what in MEASURES if what in measure}
+    _warm_up(works)
+    return _Pipeline(model, works)
 
 
 def _measure_concurrent(
@@ -396,7 +506,7 @@ def _concurrent_worker(model: str, device: str, batch: int, compile: str, second
     try:
         dev = torch.device(device)
         compiled = resolve_compile(_compile_setting(compile), dev)
-        _, _, _, train = _fast_trainer(resolve_model(model), dev, batch, batch * 8, compiled)
+        _, _, _, train = _fast_trainer(resolve_model(model), dev, batch, batch * 8, FastPath(compile=compiled))
         for _ in range(WARMUP_STEPS):  # compilation and autotuning, before the common start
             train()
         _sync(dev)
@@ -448,8 +558,8 @@ def format_report(r: dict) -> str:
     lines = [
         (
             f"alvit bench {r['model']} ({architecture(r)}, {r['input_size']} px input, {r['gflops_per_image']:.3g} GFLOPs/image) "
-            f"on {r['device']} ({r['device_name']}), batch {r['batch']}, compile {'on' if r['compile'] else 'off'}, "
-            f"fused attention {r['fused_attn']}"
+            f"on {r['device']} ({r['device_name']}), batch {r['batch']}, eval batch {r['eval_batch']}, "
+            f"{r['fast_path']}, fused attention {r['fused_attn']}"
         ),
         f"  fast   train {num(r['train_img_s']):>10} img/s  {num(r['tflops'], '.3g')} TFLOP/s  MFU {mfu}",
         (
@@ -463,11 +573,23 @@ def format_report(r: dict) -> str:
         f"         score {num(r['naive_score_img_s']):>10} img/s",
         f"  fast / naive: train {num(r['speedup_vs_naive'], '.2f', 'x')}, score {num(r['score_speedup_vs_naive'], '.2f', 'x')}",
         f"  peak device memory of the fast path: {num(r['peak_mem_mb'], ',.0f', ' MB')}",
+        f"  compilation and warm-up {num(r['warm_s'], '.1f', ' s')}, timing {num(r['timed_s'], '.1f', ' s')}",
     ]
     if r["deterministic_train_img_s"] is not None:
         lines.append(
             f"  train.deterministic: train {num(r['deterministic_train_img_s'])} img/s "
-            f"({num(r['deterministic_cost'], '.1%')} slower)"
+            f"({num(r['deterministic_cost'], '.1%')} slower); with fresh memory filled with NaN, as before issue 28: "
+            f"{num(r['deterministic_nan_fill_train_img_s'])} img/s ({num(r['deterministic_nan_fill_cost'], '.1%')} slower)"
+        )
+    if r["graphs"] and r["cudagraph_skips"]:
+        lines.append(
+            f"  CUDA graphs were refused for {r['cudagraph_skips']} graph(s): see the log's 'skipping cudagraphs'"
+        )
+    for work, figures in r.get("kernels", {}).items():
+        kinds = ", ".join(f"{kind} {ms:.2f}" for kind, ms in list(figures["kinds"].items())[:4])
+        lines.append(
+            f"  profile {work}: {figures['wall_ms']:.2f} ms a call, kernels {figures['kernel_ms']:.2f} ms "
+            f"({num(figures['busy'], '.0%')} busy): {kinds}"
         )
     for row in r["concurrent"]:
         lines.append(

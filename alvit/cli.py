@@ -37,23 +37,12 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from alvit.catalog import PAPER_MODELS
     from alvit.profile import load_profile
-    from alvit.sweep.run import SweepOptions, estimate_gpu_hours, run_sweep, summary_line
+    from alvit.sweep.run import SweepOptions, run_sweep, summary_line
 
     profile = _with_output(load_profile(args.profile, args.only), args.output)
     print(f"profile {profile.name}: {plural(len(profile.configs), 'configuration')} -> {profile.output}")
     if args.estimate or any(cfg.model in PAPER_MODELS for cfg in profile.configs):
-        rows = estimate_gpu_hours(profile, args.tflops)
-        print(
-            f"estimated GPU hours at {args.tflops:g} sustained TFLOP/s (an assumption; see alvit.sweep.run.estimate_gpu_hours):"
-        )
-        for row in rows:
-            print(
-                f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  "
-                f"{_hours(row['gpu_hours'])}"
-            )
-        print(
-            f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {_hours(sum(r['gpu_hours'] for r in rows))}"
-        )
+        _print_estimate(profile, args.tflops, args.bench)
     if args.estimate:
         return 0
     options = SweepOptions(
@@ -73,6 +62,31 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"failed runs and their errors: {profile.output}/_failed/", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_estimate(profile: Profile, tflops: float, bench: list[str] | None) -> None:
+    """GPU hours per model: from the throughput ``alvit bench`` measured on a GPU (the files in
+    ``bench``, else the committed ``benchmarks/results/``), else at ``tflops``."""
+    from alvit import throughput
+    from alvit.sweep.estimate import estimate_gpu_hours
+
+    measured = throughput.read_files(bench) if bench else throughput.committed()
+    rows = estimate_gpu_hours(profile, tflops, measured)
+    where = "the files given" if bench else "benchmarks/results/"
+    print(
+        f"estimated GPU hours, from the throughput alvit bench measured on a GPU ({where}) where it measured "
+        f"the model, else at an assumed {tflops:g} TFLOP/s (see alvit.sweep.estimate):"
+    )
+    for row in rows:
+        print(
+            f"  {row['model']:<16} {row['runs']:>5} runs  {row['gflops_per_image']:8.1f} GFLOPs/image  "
+            f"{_hours(row['gpu_hours'])}  {row['source']}"
+        )
+    total, assumed = sum(r["gpu_hours"] for r in rows), sum(r["assumed_gpu_hours"] for r in rows)
+    print(
+        f"  {'total':<16} {sum(r['runs'] for r in rows):>5} runs  {'':>20}  {_hours(total)}  "
+        f"({_hours(assumed).strip()} at an assumed {tflops:g} TFLOP/s throughout)"
+    )
 
 
 def _with_output(profile: Profile, folder: str | None) -> Profile:
@@ -188,8 +202,11 @@ def _cmd_power(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from alvit.bench import format_report, run_bench, write_json
+    from alvit.bench import MEASURES, format_report, run_bench, write_json
 
+    if args.only == "score" and (args.deterministic or args.concurrent):
+        flag = "--deterministic" if args.deterministic else "--concurrent"
+        raise ConfigError(f"{flag} times training, which --only score leaves out; drop one of the two")
     result = run_bench(
         args.model,
         args.device,
@@ -201,6 +218,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         naive_workers=args.naive_workers,
         concurrent=args.concurrent,
         deterministic=args.deterministic,
+        measure=(args.only,) if args.only else MEASURES,
+        graphs=args.graphs,
+        fuse_preprocess=not args.eager_preprocess,
+        autotune=args.autotune,
+        profile=args.profile,
+        hold=args.hold,
     )
     print(format_report(result))
     if args.json:
@@ -351,14 +374,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--tflops",
         type=flags.positive_number(1e6, "1000000"),
         default=ASSUMED_SUSTAINED_TFLOPS,
-        help="sustained TFLOP/s assumed by the estimate",
+        help="sustained TFLOP/s the estimate assumes for models alvit bench has not measured on a GPU",
+    )
+    sweep.add_argument(
+        "--bench",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="the estimate's measured throughput: alvit bench --json files or gpu_check reports "
+        "(default: those in benchmarks/results/)",
     )
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_cmd_sweep)
 
     status = commands.add_parser(
         "status",
-        help="what a profile's sweep has done: done / running / failed / pending / stale / "
+        help="what a profile's sweep has done: done / running / failed / damaged / pending / stale / "
         "simulated (exit 1 when a run failed)",
     )
     status.add_argument("profile", help="e.g. configs/profiles/demo.yaml")
@@ -387,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_cmd_fetch)
 
     book = commands.add_parser(
-        "book", help="render run pages, the summary, the run index and the tutorial, then build the book"
+        "book", help="render run pages, the summary, the run index and the tutorials, then build the book"
     )
     book.add_argument("profile", help="the profile whose runs the summary shows")
     book.add_argument(
@@ -399,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="put the HTML here and leave the checkout's build as it is (default: _build/html, replaced on success)",
     )
-    book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorial")
+    book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorials")
     book.set_defaults(handler=_cmd_book)
 
     simulate = commands.add_parser(
@@ -431,14 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=flags.positive_number(100.0, "100"),
         default=2.0,
         metavar="A",
-        help="the true claims' effect in seed-to-seed standard deviations (default 2)",
+        help="the true claims' effect in pooled seed-to-seed standard deviations (default 2)",
     )
     power.add_argument(
         "--sd",
-        type=flags.positive_number(1.0, "1"),
+        type=flags.seed_spreads,
         default=None,
         metavar="S",
-        help="seed-to-seed standard deviation (default: the runs present, per setting, else 0.02)",
+        help="seed-to-seed standard deviation: one for every noise rate (e.g. 0.02) or RATE:SD for each rate "
+        "(e.g. 0:0.005,0.2:0.03,0.5:0.06,0.8:0.1); default: the runs', per setting and rate, else 0.02",
     )
     power.add_argument(
         "--tables",
@@ -477,7 +509,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="DataLoader workers of the naive pipeline (default: cores, at most 8)",
     )
-    bench.add_argument("--deterministic", action="store_true", help="also time training with train.deterministic")
+    bench.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="also time training with train.deterministic, and as it ran before issue 28 (fresh memory filled with NaN)",
+    )
+    bench.add_argument("--only", choices=["train", "score"], default=None, help="time only training or only scoring")
+    bench.add_argument(
+        "--graphs", action="store_true", help="replay the compiled graphs as CUDA graphs (as train.cuda_graphs)"
+    )
+    bench.add_argument(
+        "--eager-preprocess",
+        action="store_true",
+        help="resize and normalise before the compiled graph, as before issue 28, not inside it",
+    )
+    bench.add_argument(
+        "--autotune", action="store_true", help="compile with max-autotune (minutes: Triton matmuls benchmarked)"
+    )
+    bench.add_argument(
+        "--profile", action="store_true", help="after timing, each work's kernels by kind, beside its wall time"
+    )
+    bench.add_argument(
+        "--hold",
+        default=None,
+        metavar="DIR",
+        help="after warm-up write DIR/ready and wait for DIR/go before timing (for alvit.gpuspeed)",
+    )
     bench.add_argument(
         "--concurrent",
         type=flags.process_counts,

@@ -72,6 +72,7 @@ class TrainConfig:
         1  # micro-batches per step, of batch_size / accumulate each (batch_size stays the effective batch)
     )
     compile: bool | str = "auto"  # torch.compile: "auto" (on CUDA only), true or false
+    cuda_graphs: bool = False  # replay the compiled graphs as CUDA graphs (CUDA, compiled, accumulate 1 only)
     deterministic: bool = False  # PyTorch's deterministic algorithms (slower on CUDA)
     # "finetune" (the paper's protocol: the whole backbone trains) or "linear" (the backbone stays
     # frozen; each round trains a fresh logistic-regression head on its cached features, alvit.features)
@@ -147,7 +148,14 @@ TRAIN_MODES = ("finetune", "linear")
 # Keys that decide how a run is computed, not what it computes: a run folder holds the same
 # experiment whatever they say, so a run started on cuda:0 resumes on cuda:1, and a finished
 # run is reused. (``train.accumulate`` splits a batch and keeps the effective batch size.)
-NOT_RESULT_KEYS = ("device", "train.eval_batch_size", "train.compile", "train.accumulate", "cache")
+NOT_RESULT_KEYS = (
+    "device",
+    "train.eval_batch_size",
+    "train.compile",
+    "train.cuda_graphs",
+    "train.accumulate",
+    "cache",
+)
 
 
 def identity(experiment: dict[str, Any]) -> dict[str, Any]:

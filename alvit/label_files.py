@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -49,26 +50,53 @@ def load_labels(path: str | Path, key: str | None = None) -> np.ndarray:
 def _load(path: Path, key: str | None, _mtime_ns: int, _size: int) -> np.ndarray:
     if path.suffix not in SUFFIXES:
         raise ConfigError(f"noise.labels file {path} is neither .npy nor .pt; valid formats are {', '.join(SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"noise.labels file {path} is empty (0 bytes); give a {path.suffix} that holds the labels")
     if path.suffix == ".npy":
         if key is not None:
             raise ConfigError(
                 f"noise.labels_key {key!r} is for .pt files; {path} is a .npy of labels, so leave it unset"
             )
+        _refuse_zip(path)
         try:
             labels = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, EOFError) as err:
             raise ConfigError(
                 f"noise.labels file {path} is not a readable .npy of labels ({err.__class__.__name__})"
             ) from err
     else:
         labels = _label_set(_load_pt(path), key, path)
     labels = np.asarray(labels)
+    if labels.ndim == 1 and (np.issubdtype(labels.dtype, np.floating) or np.issubdtype(labels.dtype, np.bool_)):
+        kind = "floats" if np.issubdtype(labels.dtype, np.floating) else "true/false values"
+        raise ConfigError(
+            f"noise.labels in {path} holds {kind} ({labels.dtype}), not class indices; "
+            "give one integer label per sample"
+        )
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ConfigError(
             f"noise.labels in {path} must be one integer label per sample, not an array of {labels.dtype} "
             f"shaped {labels.shape}"
         )
     return labels.astype(np.int64)
+
+
+def _refuse_zip(path: Path) -> None:
+    """A ``.npy`` that is really a zip (an ``.npz`` archive, or a ``.pt`` file, renamed) gets one sentence;
+    ``np.load`` would open an archive without a word."""
+    if not zipfile.is_zipfile(path):
+        return
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if names and all(name.endswith(".npy") for name in names):
+        arrays = ", ".join(name.removesuffix(".npy") for name in names)
+        raise ConfigError(
+            f"noise.labels file {path} is an npz archive (of the arrays {arrays}), not a .npy array; "
+            "save the labels alone with np.save"
+        )
+    raise ConfigError(
+        f"noise.labels file {path} is a zip archive, not a .npy array; a file torch saved needs its .pt name"
+    )
 
 
 def _load_pt(path: Path) -> object:
@@ -82,6 +110,7 @@ def _load_pt(path: Path) -> object:
         reconstruct,
         (reconstruct, "numpy.core.multiarray._reconstruct"),
         *(type(np.dtype(code)) for code in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")),
+        *(type(np.dtype(code)) for code in ("float16", "float32", "float64", "bool")),  # refused by name below
     ]
     try:
         with torch.serialization.safe_globals(allowed):

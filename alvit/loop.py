@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from alvit import calibration, metrics, seeds
-from alvit.accel import fast_path_record, resolve_compile
+from alvit.accel import EAGER, FastPath, fast_path_record
 from alvit.config import (
     ExperimentConfig,
     check_budget,
@@ -31,7 +31,7 @@ from alvit.config import (
     to_dict,
 )
 from alvit.data import Dataset, Preprocessor, load_dataset
-from alvit.errors import ConfigError, TrainingError
+from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.features import load_or_extract
 from alvit.linear import FeatureInputs, LinearHead, standardised
 from alvit.models import ModelSpec, create_model, gflops_per_image, resolve_model
@@ -61,10 +61,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     """Run (or resume, or recognise as finished) one experiment; return its run folder."""
     folder = RunFolder(out_dir if out_dir is not None else default_out_dir(cfg))
     _claim_folder(folder, cfg)
-    if folder.is_finished(to_dict(cfg)):
+    done = _finished_rounds(folder, cfg)
+    if len(done) == cfg.al.rounds + 1:
         log.info("%s is already finished (%d rounds); nothing to do", folder.path, cfg.al.rounds + 1)
         return folder.path
-    done = folder.read_rounds()
 
     spec = resolve_model(cfg.model, cfg.img_size)
     device = resolve_device(cfg.device)
@@ -92,7 +92,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path | None = None, pro
     if not folder.env.exists():
         folder.write_json(
             folder.env,
-            {**environment(device), **fast_path_record(runner.model, device, runner.compiled, cfg.train.deterministic)},
+            {**environment(device), **fast_path_record(runner.model, device, runner.fast, cfg.train.deterministic)},
         )
     rows = done.to_dict("records")
     for round_ in range(len(done), cfg.al.rounds + 1):
@@ -151,6 +151,25 @@ def _claim_folder(folder: RunFolder, cfg: ExperimentConfig) -> None:
         )
 
 
+def _finished_rounds(folder: RunFolder, cfg: ExperimentConfig) -> pd.DataFrame:
+    """The rounds the run resumes after: a damaged last line of ``rounds.csv`` set aside (a copy kept
+    beside it) so its round is redone; more rounds than planned, or warm-start weights gone, refused."""
+    rounds = folder.inspect_rounds(cfg.al.rounds + 1)
+    if rounds.damage is not None:
+        copy = folder.set_damage_aside(rounds)
+        log.warning(
+            "%s; the file is kept as %s and the run resumes at round %d", rounds.damage, copy, len(rounds.table)
+        )
+    done = rounds.table
+    last = folder.checkpoint_path(len(done) - 1)
+    if cfg.al.warm_start and 0 < len(done) <= cfg.al.rounds and not last.exists():
+        raise ResultsError(
+            f"{folder.path} resumes at round {len(done)} with al.warm_start, which starts from the weights after "
+            f"round {len(done) - 1}, and {last} is gone; restore it or move the folder away to rerun"
+        )
+    return done
+
+
 def _queries_before(queries: dict[str, np.ndarray], finished_rounds: int) -> dict[str, np.ndarray]:
     """Queries bought for rounds up to ``finished_rounds`` (later ones belong to an unfinished round)."""
     keep = queries["round"] <= finished_rounds
@@ -190,7 +209,7 @@ class _RoundRunner:
         if self.linear:
             self._use_cached_features()
         else:
-            self.compiled = resolve_compile(cfg.train.compile, device)
+            self.fast = FastPath.for_run(cfg.train, device)
             self.preprocess = Preprocessor.for_model(spec, device)
             # On a GPU the uint8 images live on it: batches are then indexed there, no host copies.
             self.pool_images = data.train_images.to(device)
@@ -204,7 +223,7 @@ class _RoundRunner:
         standardised with the pool's statistics), and the model a fresh logistic-regression head."""
         cached = load_or_extract(self.cfg, self.spec, self.data, self.device)
         train, test = standardised(cached.train, cached.test)
-        self.compiled = False  # a linear layer gains nothing from compilation
+        self.fast = EAGER  # a linear layer gains nothing from compilation
         self.preprocess = FeatureInputs(self.device)
         self.pool_images = torch.from_numpy(train).to(self.device)
         self.test_images = torch.from_numpy(test).to(self.device)
@@ -225,7 +244,7 @@ class _RoundRunner:
             self.test_images,
             self.preprocess,
             cfg.train.eval_batch_size,
-            compiled=self.compiled,
+            fast=self.fast,
             logits=True,
         )
         probs = test.probs
@@ -282,7 +301,7 @@ class _RoundRunner:
             self._pool_subset(index),
             self.preprocess,
             self.cfg.train.eval_batch_size,
-            compiled=self.compiled,
+            fast=self.fast,
             logits=True,
         ).logits
         return calibration.HeldOut(
@@ -329,13 +348,13 @@ class _RoundRunner:
             attention="attention" in needs and not self.linear,
             mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0,
             mc_rate=cfg.acq.mc_dropout,
-            compiled=self.compiled,
+            fast=self.fast,
         )
         attention = self._frozen_attention(unlabeled) if self.linear and "attention" in needs else pool.attention
         view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": attention}
         if "labeled_features" in needs:
             view["labeled_features"] = predict(
-                self.model, self._pool_subset(labeled), self.preprocess, batch, features=True, compiled=self.compiled
+                self.model, self._pool_subset(labeled), self.preprocess, batch, features=True, fast=self.fast
             ).features
         if "reference_attention" in needs:
             view["reference_attention"] = (

@@ -34,16 +34,22 @@ of calibrated test predictions). 11 x 10,000 x K floats of test probabilities wo
   :mod:`alvit.sweep.simulate`, which trains nothing).
 
 Every file is written to a temporary name and renamed, so a killed run leaves either the old
-or the new file, never half of one.
+or the new file, never half of one. A ``rounds.csv`` cut some other way (a copy that stopped, a
+full disk) is told apart by :meth:`RunFolder.inspect_rounds`, the one place that classifies it:
+whole rows, and a damaged last line named by file and line, which the loop sets aside
+(:meth:`RunFolder.set_damage_aside`) before redoing its round, and which every reader refuses.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
+import itertools
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +63,7 @@ from alvit.config import differing_keys
 from alvit.errors import ResultsError
 from alvit.metrics import PerSample, debiased_l2_ce_from, evaluate_per_sample, smooth_ece_from
 from alvit.noise import realized_noise
+from alvit.wording import plural
 
 if TYPE_CHECKING:  # annotations only: the book reads run folders without importing torch
     from alvit.config import ExperimentConfig
@@ -244,6 +251,20 @@ def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+@dataclasses.dataclass(frozen=True)
+class Rounds:
+    """A run folder's ``rounds.csv`` classified: whole rows, and the damage of a cut last line if any."""
+
+    table: pd.DataFrame  # the whole rows, checked: one per finished round, rounds 0, 1, 2, ...
+    whole: str  # the file's text up to the end of its last whole row ("" when even the header is cut)
+    damage: str | None  # one sentence naming the file and the damaged line; None when every line is whole
+
+
+def _fields(line: str) -> int:
+    """How many comma-separated fields a line of a CSV file holds (none for a blank line)."""
+    return len(next(csv.reader([line]), []))
+
+
 class RunFolder:
     """The files of one run, read and written by name."""
 
@@ -376,13 +397,65 @@ class RunFolder:
             )
         return data
 
-    def read_rounds(self) -> pd.DataFrame:
-        """Finished rounds (an empty table if none)."""
+    def inspect_rounds(self, planned: int | None = None) -> Rounds:
+        """``rounds.csv`` as it lies: its whole rows, and a damaged last line if it has one.
+
+        A whole row ends with a line end and has as many fields as the header; a last line that
+        does not (a copy or a full disk cut it mid-number, or down to ``2,80``) is damage, told in
+        :attr:`Rounds.damage`, and left out of the table. Anything else amiss is a ResultsError: a
+        short line with lines after it (no cut makes one), a word among the numbers, round numbers
+        other than 0, 1, 2, ..., and more rounds than ``planned`` (``al.rounds`` + 1), which no run
+        of the configuration can write.
+        """
         if not self.rounds.exists():
-            return pd.DataFrame(columns=ROUND_COLUMNS + MEASURE_COLUMNS)
+            return Rounds(pd.DataFrame(columns=ROUND_COLUMNS + MEASURE_COLUMNS), "", None)
         try:
-            table = pd.read_csv(self.rounds)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            text = self.rounds.read_bytes().decode()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ResultsError(
+                f"{self.rounds} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun"
+            ) from err
+        whole, damage = self._whole_lines(text)
+        present = whole.count("\n") - 1 + (damage is not None)  # data lines, the damaged one counted
+        if planned is not None and present > planned:
+            raise ResultsError(
+                f"{self.rounds} holds {plural(present, 'round')}, more than the {planned} its configuration plans "
+                f"(al.rounds {planned - 1}), so no run of it can finish; restore the file or move the folder away to rerun"
+            )
+        if not whole:
+            return Rounds(pd.DataFrame(columns=ROUND_COLUMNS + MEASURE_COLUMNS), whole, damage)
+        return Rounds(self._checked_table(whole), whole, damage)
+
+    def _whole_lines(self, text: str) -> tuple[str, str | None]:
+        """The header and whole rows of ``text`` (the file's leading part), and what damages its last line.
+
+        Both empty and damaged: the file is empty or its header is cut.
+        """
+        pieces = text.split("\n")  # a row ends at "\n" only (splitlines would also split at a stray "\r")
+        lines = [piece + "\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+        if not lines:
+            return "", f"{self.rounds} is empty"
+        if not lines[0].endswith("\n"):
+            return "", f"{self.rounds} line 1, its header, is cut"
+        width = _fields(lines[0])
+        for number, line in enumerate(lines[1:], start=2):
+            fields, ended = _fields(line), line.endswith("\n")
+            if fields == width and ended:
+                continue
+            if number < len(lines) or fields > width:  # a cut leaves fewer fields, and only at the end
+                raise ResultsError(
+                    f"{self.rounds} line {number} has {fields} fields where its header has {width}, and it is not "
+                    "a cut end; restore the file or move the folder away to rerun"
+                )
+            cut = f"{fields} of {width} fields" + ("" if ended else ", no line end")
+            return "".join(lines[: number - 1]), f"{self.rounds} line {number} is cut off ({cut})"
+        return text, None
+
+    def _checked_table(self, whole: str) -> pd.DataFrame:
+        """The whole rows as numbers, every column alvit writes present (measures added since: NaN)."""
+        try:
+            table = pd.read_csv(io.StringIO(whole))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
             raise ResultsError(
                 f"{self.rounds} cannot be read ({err.__class__.__name__}); restore it or move the folder away to rerun"
             ) from err
@@ -411,6 +484,35 @@ class RunFolder:
             )
         return table
 
+    def read_rounds(self, planned: int | None = None) -> pd.DataFrame:
+        """Finished rounds (an empty table if none); a damaged last line is a ResultsError naming it.
+
+        ``planned``: the rounds the configuration plans (``al.rounds`` + 1); more is refused.
+        """
+        rounds = self.inspect_rounds(planned)
+        if rounds.damage is not None:
+            raise ResultsError(
+                f"{rounds.damage}, so the run is damaged, not finished; resume it (alvit sweep, or alvit run on its "
+                f"config.yaml), which keeps a copy of the file and redoes the rounds from round {len(rounds.table)}"
+            )
+        return rounds.table
+
+    def set_damage_aside(self, rounds: Rounds) -> Path:
+        """Copy the damaged ``rounds.csv`` to ``rounds.csv.damaged-<time>`` beside it, then keep only its whole
+        rows (no file when even the header is cut), so a run resumes after them; returns the copy."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        copy = self.path / f"{self.rounds.name}.damaged-{stamp}"
+        for attempt in itertools.count(2):
+            if not copy.exists():
+                break
+            copy = self.path / f"{self.rounds.name}.damaged-{stamp}-{attempt}"
+        atomic_write_bytes(copy, self.rounds.read_bytes())
+        if rounds.whole:
+            atomic_write_text(self.rounds, rounds.whole)
+        else:
+            self.rounds.unlink()
+        return copy
+
     def read_queries(self) -> dict[str, np.ndarray]:
         """All queries so far (empty arrays if none)."""
         if not self.queries.exists():
@@ -427,12 +529,15 @@ class RunFolder:
     def is_finished(self, experiment: dict[str, Any]) -> bool:
         """Every round of ``experiment`` (a config as a dict) is done, and the folder holds that experiment.
 
-        Keys that do not change results (:data:`alvit.config.NOT_RESULT_KEYS`) may differ.
+        Keys that do not change results (:data:`alvit.config.NOT_RESULT_KEYS`) may differ. A damaged
+        last line of ``rounds.csv`` is not finished; more rounds than planned is a ResultsError.
         """
         config = self.read_config()
-        if config is None:
+        if config is None or differing_keys(config, experiment):
             return False
-        return not differing_keys(config, experiment) and len(self.read_rounds()) == experiment["al"]["rounds"] + 1
+        planned = experiment["al"]["rounds"] + 1
+        rounds = self.inspect_rounds(planned)
+        return rounds.damage is None and len(rounds.table) == planned
 
     def write_rounds(self, table: pd.DataFrame) -> None:
         atomic_write_text(self.rounds, table.reindex(columns=ROUND_COLUMNS + MEASURE_COLUMNS).to_csv(index=False))
@@ -556,12 +661,12 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
         folder = RunFolder(config_path.parent)
         try:
             config = folder.read_config()
-            rounds = folder.read_rounds()
+            planned = config["al"]["rounds"] + 1
+            rounds = folder.read_rounds(planned)
             env = folder.read_env()
         except ResultsError as err:
             problems.append(str(err))
             continue
-        planned = config["al"]["rounds"] + 1
         resolved = config.get("resolved") or {}
         identities.append(
             {

@@ -7,11 +7,13 @@ on a held-out split of the labeled set whose labels are as noisy as the rest (a 
 no clean labels).
 The weights of the epoch with the lowest held-out loss are kept.
 
-The fast path, on by default on CUDA: the model is compiled once per run (``train.compile``);
-every step sees exactly ``train.batch_size`` samples, so there is one shape to compile; batch
-indices and flip masks are drawn on the device from a seeded generator; AdamW is timm's, with
-the fused kernel and no weight decay on biases, norms and ``model.no_weight_decay()``; and the
-host waits for the device once per epoch (the loss check), not once per step.
+The fast path, on by default on CUDA: the model is compiled once per run (``train.compile``),
+with the uint8 -> resize -> normalise preprocessing inside the compiled graph, and optionally
+replayed as CUDA graphs (``train.cuda_graphs``); every step sees exactly ``train.batch_size``
+samples, so there is one shape to compile; batch indices and flip masks are drawn on the device
+from a seeded generator; AdamW is timm's, with the fused kernel and no weight decay on biases,
+norms and ``model.no_weight_decay()``; and the host waits for the device once per epoch (the
+loss check), not once per step.
 
 :func:`predict` streams images through the model in batches and returns probabilities and,
 on request, penultimate features, the last block's CLS attention and MC-dropout samples.
@@ -35,7 +37,15 @@ from timm.optim import create_optimizer_v2
 from torch import nn
 from tqdm import tqdm
 
-from alvit.accel import compiled_forward, compiled_scores, device_settings, eager_scores, resolve_compile
+from alvit.accel import (
+    EAGER,
+    FastPath,
+    compiled_scores,
+    device_settings,
+    eager_scores,
+    graph_step,
+    training_forward,
+)
 from alvit.config import TrainConfig
 from alvit.data import Preprocessor
 from alvit.errors import ConfigError, TrainingError
@@ -144,11 +154,11 @@ class TrainStep:
     """
 
     def __init__(
-        self, model: nn.Module, cfg: TrainConfig, preprocess: Preprocessor, steps_per_epoch: int, compiled: bool
+        self, model: nn.Module, cfg: TrainConfig, preprocess: Preprocessor, steps_per_epoch: int, fast: FastPath
     ):
-        self.model, self.cfg, self.preprocess = model, cfg, preprocess
+        self.model, self.cfg, self.preprocess, self.fast = model, cfg, preprocess, fast
         self.label_smoothing = cfg.label_smoothing or 0.0
-        self.forward = compiled_forward(model) if compiled else model
+        self.forward = training_forward(model, preprocess, fast)
         self.optimizer = create_optimizer(model, cfg, preprocess.device)
         total_steps = cfg.epochs * steps_per_epoch
         warmup_steps = min(cfg.warmup_epochs * steps_per_epoch, total_steps - 1)
@@ -162,10 +172,12 @@ class TrainStep:
         device, parts = self.preprocess.device, self.cfg.accumulate
         micro = self.cfg.batch_size // parts
         total = torch.zeros((), device=device)
+        if self.fast.graphs:
+            graph_step()  # the last step's logits and gradients are consumed: their memory may be reused
         for part in range(parts):
             rows = slice(part * micro, (part + 1) * micro)
             with autocast(device):
-                logits = self.forward(self.preprocess(images[rows], None if flip is None else flip[rows]))
+                logits = self.forward(images[rows], None if flip is None else flip[rows])
             loss = F.cross_entropy(logits.float(), targets[rows], label_smoothing=self.label_smoothing)
             (loss / parts).backward()
             total += loss.detach()
@@ -219,9 +231,9 @@ def fit(
     train_pos, val_pos = torch.as_tensor(train_pos, device=device), torch.as_tensor(val_pos, device=device)
 
     model.to(device)
-    compiled = resolve_compile(cfg.compile, device)
+    fast = FastPath.for_run(cfg, device)
     steps_per_epoch = math.ceil(len(train_pos) / cfg.batch_size)
-    step = TrainStep(model, cfg, preprocess, steps_per_epoch, compiled)
+    step = TrainStep(model, cfg, preprocess, steps_per_epoch, fast)
     early_stopping = len(val_pos) > 0
     stopping, best_state = EarlyStopping(cfg.patience), None
     epochs_run = 0
@@ -245,7 +257,7 @@ def fit(
             if not early_stopping:
                 bar.set_postfix(loss=f"{train_loss:.3f}")
                 continue
-            val_loss = _held_out_loss(model, images, targets, val_pos, preprocess, cfg, compiled)
+            val_loss = _held_out_loss(model, images, targets, val_pos, preprocess, cfg, fast)
             _check_finite(val_loss, "held-out", desc, epoch)
             bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
             if stopping.improved(epoch, val_loss):
@@ -295,18 +307,17 @@ def _held_out_loss(
     positions: torch.Tensor,
     preprocess: Preprocessor,
     cfg: TrainConfig,
-    compiled: bool,
+    fast: FastPath,
 ) -> float:
     """Mean loss over ``images[positions]``, through the same (compiled) scoring as :func:`predict`."""
     model.eval()
-    score = _scorer(model, compiled)
+    score = _scorer(model, preprocess, fast)
     losses = torch.empty(len(positions), device=preprocess.device)
 
     def run(rows: slice, batch_size: int) -> None:
         index = positions[rows]
-        x = preprocess(images[index])
         with autocast(preprocess.device):
-            logits = score(x, batch_size)[1]
+            logits = score(images[index], batch_size)[1]
         losses[rows] = F.cross_entropy(
             logits.float(), targets[index], label_smoothing=cfg.label_smoothing or 0.0, reduction="none"
         )
@@ -320,19 +331,30 @@ def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
     return x if len(x) == size else torch.cat([x, x.new_zeros((size - len(x), *x.shape[1:]))])
 
 
-def _scorer(model: nn.Module, compiled: bool) -> Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]:
-    """``score(x [b, 3, S, S], batch_size) -> (pre_logits [b, D], logits [b, K])``, eager or compiled.
+def _scorer(
+    model: nn.Module, preprocess: Preprocessor, fast: FastPath
+) -> Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]:
+    """``score(images uint8 [b, 3, H, W], batch_size) -> (pre_logits [b, D], logits [b, K])``:
+    preprocessing and the model, eager or compiled as ``fast`` says.
 
     A compiled graph sees every batch padded to ``batch_size`` (one shape); the padding rows are
-    cut off again, so callers never see them.
+    cut off again, so callers never see them. With CUDA graphs the results live in the graph's
+    memory until the next call replays it: callers copy or consume them before calling again.
     """
-    scores = compiled_scores(model) if compiled else eager_scores(model)
+    if not fast.compile:
+        scores = eager_scores(model)
+        return lambda images, batch_size: scores(preprocess(images))
+    compiled = compiled_scores(model, preprocess, fast)
 
-    def score(x: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not compiled:
-            return scores(x)
-        pre_logits, logits = scores(_pad(x, batch_size))
-        return pre_logits[: len(x)], logits[: len(x)]
+    def score(images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # Fused: the graph takes the uint8 batch, on the device (a graph with a host input would
+        # not be replayed as a CUDA graph), copied: a slice of the caller's images is a view,
+        # which the compiler guards apart from a fresh tensor (the held-out pass passes those).
+        x = images.to(preprocess.device, non_blocking=True).clone() if fast.fuse_preprocess else preprocess(images)
+        if fast.graphs:
+            graph_step()
+        pre_logits, logits = compiled(_pad(x, batch_size))
+        return pre_logits[: len(images)], logits[: len(images)]
 
     return score
 
@@ -389,7 +411,7 @@ def predict(
     attention: bool = False,
     mc_passes: int = 0,
     mc_rate: float = 0.1,
-    compiled: bool = False,
+    fast: FastPath = EAGER,
     logits: bool = False,
 ) -> Predictions:
     """Run ``model`` over uint8 ``images`` ``[N, 3, H, W]`` in batches of ``batch_size``.
@@ -398,27 +420,29 @@ def predict(
     (Swin, CNNs) gives its pooled last-stage features instead, shaped ``[N, 1, D]``, and
     ``attention_source`` says which. ``mc_passes`` > 0 adds that many passes with dropout on.
 
-    ``compiled`` runs ``forward_features``/``forward_head`` compiled (once per model, see
-    :func:`alvit.accel.compiled_scores`), each batch padded to ``batch_size`` so there is one
-    shape. Two paths stay eager, since a compiled graph would not see what they change: the CLS
-    attention capture (a forward pre-hook on the last block) and the MC-dropout passes (which
-    switch dropout rates and modes). The results are the same; only those paths are slower.
+    ``fast`` runs preprocessing and ``forward_features``/``forward_head`` as it says (compiled
+    once per model, see :func:`alvit.accel.compiled_scores`), each batch padded to
+    ``batch_size`` so there is one shape. Two paths stay eager, since a compiled graph would not
+    see what they change: the CLS attention capture (a forward pre-hook on the last block) and
+    the MC-dropout passes (which switch dropout rates and modes). The results are the same; only
+    those paths are slower. Each batch's results are copied into the outputs before the next
+    batch runs, as CUDA graphs require.
     """
     model.eval()
     device = preprocess.device
     use_cls = attention and has_cls_attention(model)
-    score = _scorer(model, compiled and not use_cls)
+    score = _scorer(model, preprocess, EAGER if use_cls else fast)
     n = len(images)
     outputs: dict[str, torch.Tensor] = {}
 
     def run(rows: slice, batch_size: int) -> None:
-        x = preprocess(images[rows])
+        batch = images[rows]
         with autocast(device):
             if use_cls:
                 with capture_cls_attention(model) as captured:
-                    pre_logits, scores = score(x, batch_size)
+                    pre_logits, scores = score(batch, batch_size)
             else:
-                pre_logits, scores = score(x, batch_size)
+                pre_logits, scores = score(batch, batch_size)
         batch_out = {"probs": scores.float().softmax(dim=-1)}
         if logits:
             batch_out["logits"] = scores.float()
@@ -427,6 +451,7 @@ def predict(
         if use_cls:
             batch_out["attention"] = captured[0]
         if mc_passes > 0:
+            x = preprocess(batch)
             with mc_dropout(model, mc_rate), autocast(device):
                 batch_out["mc_probs"] = torch.stack([model(x).float().softmax(dim=-1) for _ in range(mc_passes)], dim=1)
         for key, value in batch_out.items():

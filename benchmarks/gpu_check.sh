@@ -6,7 +6,8 @@
 #
 # Most important first, each step under its own time limit, and steps that no longer fit in the
 # overall budget (8 minutes) are recorded as skipped rather than run:
-#   1. pytest -m gpu
+#   1. pytest -m gpu tests/test_gpu.py: the one file of gpu tests (tests/test_gpu_check.py keeps it so),
+#      which imports only torch, timm and the scientific stack, as the whole check does
 #   2. alvit bench vit_b16 at batch 64: MFU, speedup over the naive pipeline, cost of train.deterministic
 #   3. two real rounds of the paper recipe (configs/paper-example.yaml, GCI-ViTAL) on random-init
 #      vit_b16, with synthetic CIFAR-sized images written as an image folder
@@ -19,6 +20,8 @@
 # Environment:
 #   ALVIT_CHECK_SMALL=1   CPU, vit_nano_p4, a small pool and short timings, budget 900 s: checks this script anywhere
 #   ALVIT_CHECK_BUDGET_S  overall budget in seconds (default 480; 900 in small mode)
+#   ALVIT_CHECK_ONLY      run only these steps (names as in the report, e.g. "bench-vit_l16-64 bench-vit_l16-256");
+#                         the rest are recorded as "not selected". two-rounds needs synthetic-data.
 #   ALVIT_CHECK_DEVICE, ALVIT_CHECK_MODELS, ALVIT_CHECK_BATCHES, ALVIT_CHECK_CONCURRENT_MODEL,
 #   ALVIT_CHECK_CONCURRENT, ALVIT_CHECK_ROUND_MODEL, ALVIT_CHECK_POOL, ALVIT_CHECK_SECONDS override one setting each
 #   PYTHON                the interpreter with alvit installed (default: python)
@@ -55,9 +58,20 @@ ROUND_MODEL=${ALVIT_CHECK_ROUND_MODEL:-$ROUND_MODEL}
 POOL=${ALVIT_CHECK_POOL:-$POOL}
 MEASURE_S=${ALVIT_CHECK_SECONDS:-$MEASURE_S}
 BUDGET=${ALVIT_CHECK_BUDGET_S:-$BUDGET}
+ONLY=${ALVIT_CHECK_ONLY:-}
 START=$(date +%s)
 FIRST_MODEL=${MODELS%% *}
 FIRST_BATCH=${BATCHES%% *}
+STEPS="pytest-gpu synthetic-data two-rounds bench-$CONCURRENT_MODEL-$FIRST_BATCH"  # every step's name, once
+for model in $MODELS; do
+  for batch in $BATCHES; do [[ " $STEPS " == *" bench-$model-$batch "* ]] || STEPS="$STEPS bench-$model-$batch"; done
+done
+for name in $ONLY; do
+  if [[ " $STEPS " != *" $name "* ]]; then
+    echo "gpu_check: ALVIT_CHECK_ONLY names no step '$name'; valid choices are $STEPS" >&2
+    exit 2
+  fi
+done
 for setting in DEVICE MODELS BATCHES CONCURRENT_MODEL CONCURRENT ROUND_MODEL POOL TEST INITIAL QUERY EPOCHS MEASURE_S; do
   printf '%s\t%s\n' "$setting" "${!setting}" >> "$WORK/settings.tsv"
 done
@@ -68,6 +82,11 @@ step() {
   local name=$1 left began rc status
   shift
   left=$(( BUDGET - ($(date +%s) - START) ))
+  if [[ -n $ONLY && " $ONLY " != *" $name "* ]]; then
+    printf '%s\tnot selected\t\t0\n' "$name" >> "$WORK/steps.tsv"
+    echo "gpu_check: $name not selected (ALVIT_CHECK_ONLY)"
+    return
+  fi
   if (( left < 20 )); then
     printf '%s\tskipped\t\t0\n' "$name" >> "$WORK/steps.tsv"
     echo "gpu_check: $name skipped (budget spent)"
@@ -92,12 +111,9 @@ bench() {  # bench MODEL BATCH [extra args]: one alvit bench, its figures in $WO
     --seconds "$MEASURE_S" --json "$WORK/bench-$model-$batch.json" "${extra[@]}" "$@"
 }
 
-if [[ $DEVICE == cpu ]]; then
-  # Without CUDA every gpu test skips; this still checks that they are collected and import.
-  step pytest-gpu "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py
-else
-  step pytest-gpu "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/
-fi
+# Without CUDA every gpu test skips; that still checks that they are collected and import. Not
+# tests/: collecting it imports the book's and the lint's packages (nbformat, papermill, grimp).
+step pytest-gpu "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py
 # The headline figures first; the concurrency step measures its own model at the first batch.
 [[ $FIRST_MODEL == "$CONCURRENT_MODEL" ]] || bench "$FIRST_MODEL" "$FIRST_BATCH"
 step synthetic-data "$PY" -c "from alvit.bench import write_synthetic_imagefolder as w; w('$WORK/synthetic', $POOL, $TEST)"

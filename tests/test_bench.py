@@ -1,7 +1,6 @@
 """alvit bench and the GPU check: the figures they promise, in the shapes they promise."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -136,29 +135,105 @@ def test_gpu_check_targets_not_measured_are_null_never_estimated(tmp_path):
     assert all(t["value"] is None and t["met"] is None for t in gpucheck.collect(tmp_path, 480, 0)["targets"])
 
 
-@pytest.mark.slow
-def test_gpu_check_runs_end_to_end_on_a_cpu_in_small_mode(tmp_path):
-    env = {**os.environ, "ALVIT_CHECK_SMALL": "1", "PYTHON": sys.executable}
-    subprocess.run(
-        ["bash", "benchmarks/gpu_check.sh", str(tmp_path / "out")], cwd=REPO, env=env, check=True, timeout=1200
-    )
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["gpu_check.json"]
-    report = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
-    assert [s["name"] for s in report["steps"]] == [
-        "pytest-gpu",
-        "synthetic-data",
-        "two-rounds",
-        "bench-vit_nano_p4-16",
-    ]
-    assert all(s["status"] == "ok" for s in report["steps"]), report["steps"]
-    (figures,) = report["bench"]
-    assert figures["model"] == "vit_nano_p4" and figures["concurrent"] and figures["deterministic_train_img_s"] > 0
-    assert [row["round"] for row in report["rounds"]["rows"]] == [0, 1] and report["rounds"]["env"]["compile"] is False
-
-
 def test_the_header_names_a_presets_real_architecture_not_only_its_timm_base():
     """Issue 14: "vit_nano_p4 (vit_tiny_patch16_224, 8 px...)" claimed patch 16 at 224 px."""
     spec = resolve_model("vit_nano_p4")
     text = bench.architecture({"timm_name": spec.timm_name, "timm_kwargs": spec.kwargs})
     assert text == "timm vit_tiny_patch16_224 with patch_size=4, embed_dim=64, depth=2, num_heads=4"
     assert bench.architecture({"timm_name": "vit_base_patch16_224", "timm_kwargs": {}}) == "timm vit_base_patch16_224"
+
+
+def test_bench_times_only_what_it_is_asked_and_the_deterministic_fix_beside_the_old_way():
+    trained = bench.run_bench(
+        "vit_nano_p4", "cpu", batch=16, seconds=0.05, naive=False, measure=("train",), deterministic=True
+    )
+    assert trained["train_img_s"] > 0 and trained["score_img_s"] is None and trained["score_mfu"] is None
+    assert trained["deterministic_nan_fill_cost"] == pytest.approx(
+        1 - trained["deterministic_nan_fill_train_img_s"] / trained["train_img_s"]
+    )
+    scored = bench.run_bench(
+        "vit_nano_p4", "cpu", batch=16, eval_batch=32, seconds=0.05, naive=False, measure=("score",)
+    )
+    assert scored["score_img_s"] > 0 and scored["train_img_s"] is None and scored["deterministic_train_img_s"] is None
+    assert scored["measure"] == ["score"] and scored["fast_path"] == "eager" and not scored["graphs"]
+
+
+def test_the_profile_puts_each_works_kernel_time_beside_its_wall_time():
+    result = bench.run_bench("vit_nano_p4", "cpu", batch=16, seconds=0.05, naive=False, profile=True)
+    assert set(result["kernels"]) == {"train_img_s", "score_img_s"}
+    train = result["kernels"]["train_img_s"]
+    assert train["items_per_call"] == 16 and train["wall_ms"] == pytest.approx(16 / result["train_img_s"] * 1000)
+    assert train["busy"] == pytest.approx(train["kernel_ms"] / train["wall_ms"])
+    assert sum(row["ms"] for row in train["top"]) <= train["kernel_ms"] + 1e-9
+
+
+def test_a_held_bench_warms_up_then_waits_for_go_before_timing(tmp_path):
+    import threading
+    import time
+
+    hold, done = tmp_path / "hold", {}
+    thread = threading.Thread(
+        target=lambda: done.update(
+            result=bench.run_bench("vit_nano_p4", "cpu", batch=16, seconds=0.05, naive=False, hold=hold)
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not (hold / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ready = json.loads((hold / "ready").read_text())
+    time.sleep(0.5)
+    assert thread.is_alive() and not done  # warm, holding
+    (hold / "go").touch()
+    thread.join(timeout=300)
+    assert done["result"]["train_img_s"] > 0 and done["result"]["warm_s"] == ready["warm_s"] and not ready["errors"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--only", "score", "--deterministic"], "--deterministic times training, which --only score leaves out"),
+        (["--only", "score", "--concurrent", "2"], "--concurrent times training, which --only score leaves out"),
+        (["--only", "everything"], "argument --only: invalid choice: 'everything' (choose from"),
+    ],
+)
+def test_bench_refuses_contradictory_or_unknown_choices_in_one_sentence(flags, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "alvit.cli", "bench", "vit_nano_p4", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [  # kernel names as cuBLAS, cuDNN, FlashAttention, Inductor and PyTorch's own kernels give them
+        ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_cublas", "matmul"),
+        ("nvjet_tst_192x192_64x4_2x1_v_bz_coopA_TNT", "matmul"),
+        ("void cutlass::Kernel2<cutlass_80_wmma_tensorop_bf16_s161616gemm_bf16_32x32_128x2_tn_align8>", "matmul"),
+        ("triton_tem_fused_addmm_gelu_0", "matmul"),
+        ("triton_per_fused_add_native_layer_norm_3", "fused (Triton)"),
+        ("triton_poi_fused__to_copy_convolution_mm_5", "fused (Triton)"),
+        ("void pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<Flash_bwd_kernel_traits<64>>", "attention"),
+        ("fmha_cutlassB_bf16_aligned_64x64_k64_sm80", "attention"),
+        ("cudnn_generated_fort_native_sdpa_sm90_knob_7_64x128x64_4x1x1_kernel0_0", "attention"),
+        ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64", "convolution"),
+        ("cutlass__5x_cudnn::Kernel<cutlass_tensorop_bf16_s16816wgrad_optimized_bf16_64x64_64x5_nhwc>", "convolution"),
+        ("void at::native::multi_tensor_apply_kernel<at::native::FusedAdamMathFunctor<float, 4>>", "optimizer"),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>>", "fill"),
+        ("Memcpy DtoD (Device -> Device)", "copy"),
+        (
+            "void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::NormTwoOps>>",
+            "eager elementwise and reductions",
+        ),
+        ("void something_else_entirely<int>", "other"),
+    ],
+)
+def test_kernels_are_sorted_into_kinds_by_name(name, kind):
+    from alvit.kernelprofile import kernel_kind
+
+    assert kernel_kind(name) == kind

@@ -12,7 +12,16 @@ import yaml
 from conftest import REPO
 
 from alvit.book import build as book_module
-from alvit.book.build import as_seen_from, build_book, check_destination, collect_pages, publish, simulated_banner
+from alvit.book.build import (
+    TUTORIALS,
+    as_seen_from,
+    build_book,
+    check_destination,
+    collect_pages,
+    publish,
+    simulated_banner,
+    stage_tutorials,
+)
 from alvit.book.launch import with_rerun_buttons
 from alvit.errors import ConfigError, ResultsError
 from alvit.profile import load_profile
@@ -32,11 +41,10 @@ def book_sources(root, repository_url: str = ""):
     config["repository"]["url"] = repository_url
     (root / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("runs", "pages", "*.ipynb"))
-    # The tutorial trains models; it has tests of its own. A stand-in page keeps the contents whole.
-    stand_in = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_markdown_cell("# Active learning under label noise, by hand")]
-    )
-    nbformat.write(stand_in, str(root / "book" / "tutorial.ipynb"))
+    # The tutorials train models; they have tests of their own. Stand-in pages keep the contents whole.
+    for name in TUTORIALS:
+        stand_in = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {name}, a stand-in")])
+        nbformat.write(stand_in, str(root / "book" / name))
 
 
 def outputs_of(notebook, marker: str) -> list[dict]:
@@ -108,15 +116,31 @@ def test_the_power_page_shows_the_operating_characteristics_a_figure_and_what_wo
     _, base, _ = mixed_book
     page = nbformat.read(str(base / "root" / "book" / "power.ipynb"), as_version=4)
     table = " ".join(o["data"].get("text/html", "") for o in outputs_of(page, "report.table()") if "data" in o)
-    assert "P(holds | true)" in table and "P(does not hold | true)" in table and "P(holds | false)" in table
-    assert all(
-        name in " ".join(str(o.get("data", "")) for o in outputs_of(page, "report.table()")) for name in SETTINGS
-    )
+    assert "P(holds | true)" in table and "P(does not hold | true)" in table
+    assert "P(holds | nothing differs)" in table and "P(holds | least favourable false)" in table and " ± " in table
+    spreads = " ".join(o["data"].get("text/html", "") for o in outputs_of(page, "report.spread_table()") if "data" in o)
+    assert "Seed-to-seed standard deviation per setting, metric and noise rate" in spreads
+    claim_5 = " ".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs_of(page, "plots.power_vs_sd"))
+    assert "This grid cannot test claim 5." in claim_5  # no GCI-ViTAL in this profile
+    assert all(name in spreads for name in SETTINGS)  # a spread per setting, metric and rate
     assert any("image/png" in o.get("data", {}) for o in outputs_of(page, "plots.power_vs_seeds"))
     settle = " ".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs_of(page, "settling_sentences"))
     assert "inconclusive" in settle or "No verdict of these runs is inconclusive" in settle
     html = (base / "root" / "_build" / "html" / "book" / "power.html").read_text()
     assert "How sure are these verdicts?" in html and "Holm" in html and "Simulated results" in html
+
+
+@pytest.mark.notebooks
+def test_the_performance_page_shows_the_h200s_tables_the_readings_and_the_estimate_both_ways(mixed_book):
+    _, base, _ = mixed_book
+    page = nbformat.read(str(base / "root" / "book" / "performance.ipynb"), as_version=4)
+    assert not [o for cell in page.cells for o in cell.get("outputs", []) if o["output_type"] in ("stream", "error")]
+    html = (base / "root" / "_build" / "html" / "book" / "performance.html").read_text()
+    assert "Measured on 2026-12-04 at commit <code" in html and "NVIDIA H200" in html
+    assert "alvit bench on the GPU" in html and "2,606" in html and "43.0%" in html  # vit_b16 at 64, vit_l16's MFU
+    assert html.count("Missed: ") == 3 and "Met: 6.9x at batch 64" in html
+    assert "GPU-hours of the paper profile" in html and "308.6" in html and "measured: NVIDIA H200" in html
+    assert "<details><summary>The figure" in html  # the linear probe's table, folded below its figure
 
 
 @pytest.mark.notebooks
@@ -250,22 +274,25 @@ def staged_build(root):
     (staging / "_build" / "html" / "index.html").write_text("the new book")
     (staging / "book" / "pages").mkdir(parents=True)
     (staging / "book" / "pages" / "new.ipynb").write_text("a new page")
-    for name in ("summary.ipynb", "runs.ipynb", "protocol.ipynb", "another.ipynb", "tutorial.ipynb"):
+    for name in ("summary.ipynb", "runs.ipynb", "protocol.ipynb", "another.ipynb", *TUTORIALS):
         (staging / "book" / name).write_text("new notebook")
     return staging
 
 
 def test_a_successful_build_replaces_the_html_pages_and_every_executed_notebook(good_build):
     root, _ = good_build
-    (root / "book" / "tutorial.ipynb").write_text("the kept tutorial")
-    publish(staged_build(root), root, root / "_build" / "html", every_notebook=True, tutorial=False)
+    for name in TUTORIALS:
+        (root / "book" / name).write_text("the kept tutorial")
+    publish(staged_build(root), root, root / "_build" / "html", every_notebook=True, tutorials=[])
     assert (root / "_build" / "html" / "index.html").read_text() == "the new book"
     assert [page.name for page in (root / "book" / "pages").iterdir()] == ["new.ipynb"]
     assert all(
         (root / "book" / name).read_text() == "new notebook"
         for name in ("summary.ipynb", "runs.ipynb", "another.ipynb")
     )
-    assert (root / "book" / "tutorial.ipynb").read_text() == "the kept tutorial"  # copied in, not executed: left alone
+    assert all(
+        (root / "book" / name).read_text() == "the kept tutorial" for name in TUTORIALS
+    )  # copied in, not executed: left alone
     assert not (root / "_build" / ".staging").exists() and not (root / "_build" / ".html.replaced").exists()
 
 
@@ -274,13 +301,34 @@ def test_html_elsewhere_is_a_preview_that_leaves_the_checkouts_book_as_it_was(go
     staging = staged_build(root)
     (tmp_path / "preview").mkdir()
     (tmp_path / "preview" / "index.html").write_text("an older preview")  # an earlier build there is replaced
-    publish(staging, root, tmp_path / "preview", every_notebook=False, tutorial=True)
+    (root / "book" / "tutorial.ipynb").write_text("the kept tutorial")
+    publish(staging, root, tmp_path / "preview", every_notebook=False, tutorials=["calibration_tutorial.ipynb"])
     assert (tmp_path / "preview" / "index.html").read_text() == "the new book"
     assert_untouched(root)
     assert (
-        root / "book" / "tutorial.ipynb"
+        root / "book" / "calibration_tutorial.ipynb"
     ).read_text() == "new notebook"  # executed now: kept, it does not depend on the runs
+    assert (root / "book" / "tutorial.ipynb").read_text() == "the kept tutorial"  # not executed now: left alone
     assert not staging.exists()
+
+
+def test_each_tutorial_is_executed_only_when_missing_or_older_than_its_template(tmp_path, monkeypatch):
+    executed = []
+    monkeypatch.setattr(
+        book_module, "execute_notebook", lambda template, output, parameters, cwd=None: executed.append(output.name)
+    )
+    root, staging = tmp_path / "root", tmp_path / "staging"
+    (root / "book").mkdir(parents=True)
+    staging.mkdir()
+    first, second = TUTORIALS
+    (root / "book" / first).write_text("executed after its template last changed")
+    assert stage_tutorials(root, staging, execute=True) == [second] == executed  # the missing one
+    assert (staging / first).read_text() == "executed after its template last changed"  # the kept one, copied
+    os.utime(root / "book" / first, (0, 0))  # now older than its template
+    assert stage_tutorials(root, staging, execute=False) == []  # --no-tutorial: the kept one as it is
+    assert stage_tutorials(root, staging, execute=True) == [first, second]
+    toc = (REPO / "_toc.yml").read_text()
+    assert all(f"file: book/{name.removesuffix('.ipynb')}\n" in toc for name in TUTORIALS)  # each is a chapter
 
 
 def test_html_refuses_a_folder_of_other_files(tmp_path):

@@ -115,6 +115,7 @@ BAD_VALUES = [  # (command, flag, values it must refuse): every numeric and list
     (["bench", "vit_nano_p4"], "--device", ["tpu", "cuda:x", "cuda:-1", "", "gpu0", "cuda:99"]),
     (["sweep", DEMO], "--executor", ["cloud", ""]),
     (["bench", "vit_nano_p4"], "--compile", ["maybe"]),
+    (["bench", "vit_nano_p4"], "--only", ["everything", "", "train,score"]),
     (["power", DEMO], "--seeds", ["1", "0", "31", "3,1", "three", "", "nan", "99999999999999999999"]),
     (["power", DEMO], "--effect", [*NUMBER_BAD, "101"]),
     (["power", DEMO], "--sd", [*NUMBER_BAD, "1.5"]),

@@ -3,6 +3,7 @@ run, seed, strategy and noise rate, never served stale, computed once by concurr
 round trains only a head. The backbone is a random-init timm ViT (digits, vit_nano_p4: a class
 token, so GCI-ViTAL's attention is cached too)."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -21,7 +22,7 @@ from alvit.loop import run_experiment
 from alvit.models import create_model, resolve_model
 from alvit.profile import load_profile
 from alvit.results import RunFolder, load_runs
-from alvit.sweep.run import estimate_gpu_hours
+from alvit.sweep.estimate import estimate_gpu_hours
 
 LINEAR = ["train.mode=linear", "train.lr=0.003", "train.epochs=5"]
 
@@ -197,3 +198,230 @@ def test_a_profiles_cache_that_is_not_a_folder_path_is_one_sentence(tmp_path, ca
         ConfigError, match="cache in profile .* must be the path of a folder for the cached features, not"
     ):
         load_profile(tmp_path / "p.yaml")
+
+
+@pytest.fixture(scope="module")
+def pristine_cache(tmp_path_factory):
+    """One entry extracted for TINY's linear configuration: the cache folder, the data, spec and the arrays."""
+    from alvit.data import load_dataset
+
+    cache = tmp_path_factory.mktemp("pristine") / "cache"
+    cfg = linear_config(cache)
+    data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
+    spec = resolve_model(cfg.model, cfg.img_size)
+    cached = features.load_or_extract(cfg, spec, data, torch.device("cpu"))
+    return cache, data, spec, cached
+
+
+@pytest.fixture
+def cache_copy(pristine_cache, tmp_path, counted_forwards):
+    """A copy of the pristine cache to damage; ``load()`` reads it as a run would and returns the features."""
+    import shutil
+
+    source, data, spec, cached = pristine_cache
+    cache = tmp_path / "cache"
+    shutil.copytree(source, cache, symlinks=True)
+    (entry,) = [p for p in cache.iterdir() if p.is_dir()]
+
+    def load():
+        return features.load_or_extract(linear_config(cache), spec, data, torch.device("cpu"))
+
+    return cache, entry, cached, load
+
+
+def save_raw(path, array):
+    """``np.save`` to exactly ``path`` (np.save itself would add .npy to a name without it)."""
+    with open(path, "wb") as handle:
+        np.save(handle, array)
+
+
+def another_width(entry, cached):
+    """Both feature arrays of one width, 65, but not the backbone's 64 (a key that failed to tell two backbones apart)."""
+    for name, rows in (("train_features", len(cached.train)), ("test_features", len(cached.test))):
+        save_raw(entry / f"{name}.npy", np.zeros((rows, cached.train.shape[1] + 1), np.float32))
+
+
+def int64_features(entry, cached):
+    save_raw(entry / "train_features.npy", cached.train.astype(np.int64))
+
+
+def nan_attention(entry, cached):
+    attention = cached.train_attention.copy()
+    attention[7, 1, 2] = np.nan
+    save_raw(entry / "train_attention.npy", attention)
+
+
+def empty_file(entry, cached):
+    (entry / "test_features.npy").write_bytes(b"")
+
+
+def cut_file(entry, cached):
+    data = (entry / "train_features.npy").read_bytes()
+    (entry / "train_features.npy").write_bytes(data[: len(data) // 2])
+
+
+def one_value_changed(entry, cached):
+    changed = cached.test.copy()
+    changed[3, 5] += 1.0  # the same dtype, shape and finiteness: only the checksum tells
+    save_raw(entry / "test_features.npy", changed)
+
+
+def attention_of_other_tokens(entry, cached):
+    save_raw(entry / "train_attention.npy", cached.train_attention[:, :, :-1].copy())
+
+
+def no_checksums(entry, cached):
+    key = json.loads((entry / "key.json").read_text())
+    del key["sha256"]  # an entry written before checksums were recorded
+    (entry / "key.json").write_text(json.dumps(key))
+
+
+def array_linked_elsewhere(entry, cached):
+    outside = entry.parent.parent / "outside.npy"
+    save_raw(outside, cached.train)  # even a link to the right array is not followed
+    (entry / "train_features.npy").unlink()
+    (entry / "train_features.npy").symlink_to(outside)
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        (another_width, r"has train_features.npy shaped 1347 x 65, not 1347 x 64"),
+        (int64_features, r"has train_features.npy of int64, not float32"),
+        (nan_attention, r"has train_attention.npy with values that are not finite \(NaN or infinite\)"),
+        (empty_file, r"has test_features.npy empty \(0 bytes\)"),
+        (cut_file, r"has train_features.npy cut short"),
+        (one_value_changed, r"has test_features.npy whose bytes do not match its checksum in key.json"),
+        (attention_of_other_tokens, r"has train_attention.npy shaped 1347 x 4 x 4, not 1347 x 4 x 5"),
+        (
+            no_checksums,
+            r"records no checksums of the arrays train_features, test_features, train_attention in its key.json",
+        ),
+        (array_linked_elsewhere, r"has train_features.npy, which is a symbolic link, not followed"),
+    ],
+)
+def test_a_cached_array_that_is_wrong_in_any_way_is_computed_again_with_one_log_line(
+    cache_copy, counted_forwards, caplog, damage, said
+):
+    """Issue 22: an array of another width, int64 features or NaN attention used to be served as they were."""
+    cache, entry, cached, load = cache_copy
+    damage(entry, cached)
+    with caplog.at_level("WARNING", logger="alvit.features"):
+        again = load()
+    [line] = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert re.fullmatch(rf"feature cache entry {re.escape(str(entry))} {said}; computing it again", line), line
+    assert counted_forwards["images"] == 1347 + 450 and len(extractions(cache)) == 2  # computed once more
+    np.testing.assert_array_equal(again.train, cached.train)
+    np.testing.assert_array_equal(again.test, cached.test)
+    np.testing.assert_array_equal(again.train_attention, cached.train_attention)
+    assert not (entry / "train_features.npy").is_symlink()
+    before = counted_forwards["batches"]
+    load()  # the entry is whole again: served without a forward pass, and without a word
+    assert counted_forwards["batches"] == before and len(caplog.records) == 1
+
+
+def test_a_sound_entry_is_served_without_a_forward_pass_or_a_log_line(cache_copy, counted_forwards, caplog):
+    cache, entry, cached, load = cache_copy
+    recorded = json.loads((entry / "key.json").read_text())["sha256"]
+    assert recorded == {  # SHA-256 of each array's bytes, as hashlib computes them from the arrays extracted
+        "train_features": hashlib.sha256(cached.train.tobytes()).hexdigest(),
+        "test_features": hashlib.sha256(cached.test.tobytes()).hexdigest(),
+        "train_attention": hashlib.sha256(cached.train_attention.tobytes()).hexdigest(),
+    }
+    with caplog.at_level("INFO", logger="alvit.features"):
+        served = load()
+    assert counted_forwards["batches"] == 0 and not caplog.records
+    assert served.train.dtype == np.float32 and served.train_attention.dtype == np.float16
+    np.testing.assert_array_equal(served.train, cached.train)
+
+
+def test_an_entry_that_is_a_symlink_is_replaced_and_what_it_points_to_is_untouched(cache_copy, caplog):
+    import shutil
+
+    cache, entry, cached, load = cache_copy
+    elsewhere = cache.parent / "elsewhere"
+    shutil.move(entry, elsewhere)  # a sound entry, but outside the cache: a link to it is not followed
+    entry.symlink_to(elsewhere)
+    before = {path.name: path.read_bytes() for path in elsewhere.iterdir()}
+    with caplog.at_level("WARNING", logger="alvit.features"):
+        load()
+    [line] = [record.getMessage() for record in caplog.records]
+    assert line == (
+        f"feature cache entry {entry} is a symbolic link (to {elsewhere}), not a folder of this cache; computing it again"
+    )
+    assert entry.is_dir() and not entry.is_symlink()
+    assert {path.name: path.read_bytes() for path in elsewhere.iterdir()} == before
+
+
+def test_a_journal_or_lock_file_that_is_a_symlink_is_replaced_never_written_through(cache_copy, caplog):
+    cache, entry, cached, load = cache_copy
+    key = json.loads((entry / "key.json").read_text())
+    (entry / "key.json").write_text(json.dumps({**key, "timm": "0.0.1"}))  # stale: computed again, journal written
+    target = cache.parent / "someone-elses-file"
+    target.write_text("precious\n")
+    (cache / "extractions.jsonl").unlink()
+    (cache / "extractions.jsonl").symlink_to(target)
+    lock = entry.with_name(entry.name + ".lock")
+    lock.unlink()
+    lock.symlink_to(cache.parent / "not-to-be-created")
+    with caplog.at_level("WARNING", logger="alvit.features"):
+        load()
+    assert target.read_text() == "precious\n" and not (cache.parent / "not-to-be-created").exists()
+    assert not (cache / "extractions.jsonl").is_symlink() and len(extractions(cache)) == 1
+    assert not lock.is_symlink() and lock.is_file()
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{lock} was a symbolic link (to {cache.parent / 'not-to-be-created'}); not followed: "
+        "replaced by a file of the cache",
+        f"feature cache entry {entry} holds another key (differs in timm); computing it again",
+        f"{cache / 'extractions.jsonl'} was a symbolic link (to {target}); not followed: replaced by a file of the cache",
+    ]
+
+
+def test_the_temporary_folder_has_an_unpredictable_name_and_the_entry_the_umasks_mode(cache_copy):
+    """The old name .<entry>.<pid>.partial could be planted beforehand as a link into someone else's folder."""
+    import os
+    import shutil
+    import stat
+
+    cache, entry, cached, load = cache_copy
+    shutil.rmtree(entry)
+    victim = cache.parent / "victim"
+    victim.mkdir()
+    (cache / f".{entry.name}.{os.getpid()}.partial").symlink_to(victim)
+    previous = os.umask(0o022)  # the common default, so the expected mode does not depend on the runner's
+    try:
+        load()
+    finally:
+        os.umask(previous)
+    assert not list(victim.iterdir())
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o755  # not mkdtemp's private 0700
+    assert not [path for path in cache.iterdir() if path.name.endswith(".partial") and not path.is_symlink()]
+
+
+def test_finiteness_of_float16_by_its_exponent_bits_is_numpys_isfinite():
+    every_half = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16)  # all 65,536 bit patterns
+    assert features.all_finite(every_half) is False
+    finite = every_half[np.isfinite(every_half)]
+    assert len(finite) == 2**16 - 2 * 2**10  # 1,024 patterns each for + and - (inf and NaNs)
+    assert features.all_finite(finite) is True
+    assert not any(features.all_finite(every_half[i : i + 1]) for i in np.flatnonzero(~np.isfinite(every_half)))
+    assert features.all_finite(np.array([1.0, -3e38], np.float32)) and not features.all_finite(
+        np.array([1.0, np.inf], np.float32)
+    )
+
+
+def test_a_backbone_that_gives_nan_features_is_one_sentence_and_nothing_is_cached(cache_copy, monkeypatch):
+    import shutil
+
+    from alvit.errors import TrainingError
+
+    cache, entry, cached, load = cache_copy
+    shutil.rmtree(entry)
+    broken = cached.train.copy()
+    broken[0, 0] = np.nan
+    monkeypatch.setattr(features, "extract", lambda *args: (broken, cached.test, cached.train_attention))
+    with pytest.raises(
+        TrainingError, match=r"^the frozen vit_tiny_patch16_224's train_features on digits are not finite"
+    ):
+        load()
+    assert not entry.exists() and not list(cache.glob(".*.partial"))

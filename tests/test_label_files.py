@@ -148,7 +148,40 @@ def test_a_file_of_the_wrong_shape_type_or_classes_gets_one_sentence(digits_pool
     with pytest.raises(ConfigError, match="holds labels outside 0..9, the classes of digits"):
         make_oracle(labels_config(tmp_path / "big.npy"), digits_pool.train_labels, 10)
     np.save(tmp_path / "soft.npy", np.full(1347, 0.5))
-    with pytest.raises(ConfigError, match="must be one integer label per sample, not an array of float64"):
+    with pytest.raises(ConfigError, match=r"holds floats \(float64\), not class indices; give one integer label per"):
         load_labels(tmp_path / "soft.npy")
+    np.save(tmp_path / "table.npy", np.zeros((1347, 2), dtype=np.int64))
+    with pytest.raises(
+        ConfigError, match=r"must be one integer label per sample, not an array of int64 shaped \(1347, 2\)"
+    ):
+        load_labels(tmp_path / "table.npy")
     with pytest.raises(ConfigError, match="noise.labels_key 'aggre_label' is for .pt files"):
         load_labels(tmp_path / "big.npy", "aggre_label")
+
+
+def test_a_label_file_that_is_not_what_its_name_says_gets_a_sentence_saying_what_it_is(tmp_path):
+    """Issue 22: each of these used to end in a traceback or in a sentence that did not say what was wrong."""
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(
+        ConfigError, match=r"^noise.labels file .*empty.npy is empty \(0 bytes\); give a .npy that holds"
+    ):
+        load_labels(tmp_path / "empty.npy")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"^noise.labels file .*empty.pt is empty \(0 bytes\); give a .pt that holds"):
+        load_labels(tmp_path / "empty.pt", "noisy_label")
+    torch.save({"noisy_label": np.random.default_rng(0).random(50)}, tmp_path / "probabilities.pt")
+    with pytest.raises(ConfigError, match=r"probabilities.pt holds floats \(float64\), not class indices"):
+        load_labels(tmp_path / "probabilities.pt", "noisy_label")
+    torch.save({"noisy_label": torch.rand(50, dtype=torch.float64)}, tmp_path / "tensor.pt")
+    with pytest.raises(ConfigError, match=r"tensor.pt holds floats \(float64\), not class indices"):
+        load_labels(tmp_path / "tensor.pt", "noisy_label")
+    with open(tmp_path / "archive.npy", "wb") as handle:  # np.savez to a name of .npy: an npz archive, renamed
+        np.savez(handle, labels=np.arange(50), clean=np.arange(50))
+    with pytest.raises(
+        ConfigError,
+        match=r"archive.npy is an npz archive \(of the arrays labels, clean\), not a .npy array; save the labels alone",
+    ):
+        load_labels(tmp_path / "archive.npy")
+    torch.save({"noisy_label": np.arange(50)}, tmp_path / "renamed.npy")  # a .pt file, renamed
+    with pytest.raises(ConfigError, match=r"renamed.npy is a zip archive, not a .npy array; a file torch saved needs"):
+        load_labels(tmp_path / "renamed.npy")

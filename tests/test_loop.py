@@ -53,6 +53,7 @@ def test_run_folder_holds_config_rounds_queries_env_and_predictions(finished_run
     env = yaml.safe_load(folder.env.read_text())
     assert {"torch", "timm", "device", "git_commit"} <= set(env)
     assert env["compile"] is False and env["fused_attn"] is True  # on a CPU: eager, timm's fused attention
+    assert env["cuda_graphs"] is False and env["fused_preprocess"] is False
 
 
 def test_saved_predictions_reproduce_every_metric(finished_run):

@@ -2,6 +2,7 @@
 
 import os
 import pwd
+import re
 import stat
 import subprocess
 import tempfile
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from alvit.errors import ResultsError
-from alvit.results import ROUND_COLUMNS, RunFolder, atomic_write_text, current_umask
+from alvit.results import MEASURE_COLUMNS, ROUND_COLUMNS, RunFolder, atomic_write_text, current_umask
 
 
 @pytest.fixture
@@ -91,3 +92,109 @@ def test_empty_cells_and_numbers_in_any_notation_are_read(tmp_path):
     )  # no suspect flagged: NaN, as the loop writes it
     table = folder.read_rounds()
     assert table["test_acc"].iloc[1] == 0.1 and table["suspect_precision"].isna().iloc[1]
+
+
+def three_rounds(tmp_path) -> RunFolder:
+    """A rounds.csv of three whole rows (rounds 0, 1, 2) of realistic numbers, and a config.yaml planning them."""
+    folder = RunFolder(tmp_path / "run")
+    table = pd.DataFrame(
+        {column: [0.1234567, 0.2345678, 0.3456789] for column in ROUND_COLUMNS + MEASURE_COLUMNS}
+        | {"n_labeled": [40, 60, 80]}
+    )
+    folder.write_rounds(table.assign(round=[0, 1, 2]))
+    folder.config.write_text("al:\n  rounds: 2\n")
+    return folder
+
+
+def lines_of(folder):
+    """The file's lines as written, each with its line end (the reference the tests cut by hand)."""
+    return folder.rounds.read_text().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(
+    "cut, damage",
+    [  # the header has 34 fields: ROUND_COLUMNS and MEASURE_COLUMNS
+        (
+            lambda lines: [*lines[:3], "2,80,0.3456789,0.3456789,0.3456789,0.345"],
+            "line 4 is cut off (6 of 34 fields, no line end)",
+        ),
+        (lambda lines: [*lines[:3], "2,80\n"], "line 4 is cut off (2 of 34 fields)"),
+        (lambda lines: [*lines[:3], "2,80"], "line 4 is cut off (2 of 34 fields, no line end)"),
+        (lambda lines: [*lines[:3], lines[3][:-1]], "line 4 is cut off (34 of 34 fields, no line end)"),
+        (lambda lines: [*lines[:3], lines[3][:-3]], "line 4 is cut off (34 of 34 fields, no line end)"),  # mid-number
+        (lambda lines: [*lines[:2], "1,60,0.234567"], "line 3 is cut off (3 of 34 fields, no line end)"),
+    ],
+)
+def test_a_cut_last_line_is_damage_named_by_file_and_line_and_the_whole_rows_stay(tmp_path, cut, damage):
+    """Issue 22: a rounds.csv cut mid-number or down to '2,80' used to count as finished, its cells NaN or cut."""
+    folder = three_rounds(tmp_path)
+    lines = lines_of(folder)
+    folder.rounds.write_text("".join(cut(lines)))
+    whole = len(cut(lines)) - 2  # every line but the header and the cut one
+    rounds = folder.inspect_rounds(planned=3)
+    assert rounds.damage == f"{folder.rounds} {damage}"
+    assert rounds.table["round"].tolist() == list(range(whole))
+    assert rounds.table["test_acc"].tolist() == [0.1234567, 0.2345678, 0.3456789][:whole]
+    assert rounds.whole == "".join(lines[: whole + 1])
+    assert not folder.is_finished({"al": {"rounds": 2}})
+    with pytest.raises(ResultsError, match=re.escape(f"{folder.rounds} {damage}, so the run is damaged, not finished")):
+        folder.read_rounds()
+
+
+@pytest.mark.parametrize(
+    "text, damage",
+    [("", "is empty"), ("round,n_labeled,noise_re", "line 1, its header, is cut")],
+)
+def test_a_file_cut_within_its_header_is_damage_with_no_rounds(tmp_path, text, damage):
+    folder = three_rounds(tmp_path)
+    folder.rounds.write_text(text)
+    rounds = folder.inspect_rounds(planned=3)
+    assert rounds.damage == f"{folder.rounds} {damage}" and rounds.table.empty and rounds.whole == ""
+
+
+def test_a_short_line_with_lines_after_it_is_no_cut_and_is_refused(tmp_path):
+    folder = three_rounds(tmp_path)
+    lines = lines_of(folder)
+    folder.rounds.write_text("".join([*lines[:2], "1,60\n", lines[3]]))
+    with pytest.raises(ResultsError, match=r"line 3 has 2 fields where its header has 34, and it is not a cut end"):
+        folder.inspect_rounds()
+
+
+def test_more_rounds_than_the_configuration_plans_is_refused_in_one_sentence(tmp_path):
+    """Issue 22: such a folder could never finish, so every sweep 'did' it again."""
+    folder = three_rounds(tmp_path)
+    lines = lines_of(folder)
+    folder.rounds.write_text("".join([*lines, "3" + lines[3][1:]]))
+    sentence = (
+        f"{folder.rounds} holds 4 rounds, more than the 3 its configuration plans (al.rounds 2), so no run of it "
+        "can finish; restore the file or move the folder away to rerun"
+    )
+    for read in (lambda: folder.inspect_rounds(3), lambda: folder.read_rounds(3), lambda: folder.is_finished(PLAN)):
+        with pytest.raises(ResultsError) as refused:
+            read()
+        assert str(refused.value) == sentence
+    assert len(folder.read_rounds()) == 4  # without a plan to hold it to, the table itself is whole
+
+
+PLAN = {"al": {"rounds": 2}}
+
+
+def test_a_whole_table_is_finished_and_read_as_written(tmp_path):
+    folder = three_rounds(tmp_path)
+    rounds = folder.inspect_rounds(planned=3)
+    assert rounds.damage is None and rounds.whole == folder.rounds.read_text()
+    assert folder.is_finished(PLAN) and len(folder.read_rounds(3)) == 3
+
+
+def test_setting_damage_aside_keeps_a_copy_and_exactly_the_whole_rows(tmp_path):
+    folder = three_rounds(tmp_path)
+    lines = lines_of(folder)
+    damaged = "".join(lines[:3]) + "2,80,0.3456"
+    folder.rounds.write_text(damaged)
+    copy = folder.set_damage_aside(folder.inspect_rounds(3))
+    assert copy.parent == folder.path and re.fullmatch(r"rounds\.csv\.damaged-\d{8}-\d{6}", copy.name)
+    assert copy.read_text() == damaged and folder.rounds.read_text() == "".join(lines[:3])
+    folder.rounds.write_text("round,n_lab")  # again within the same second: a second copy, the first kept
+    second = folder.set_damage_aside(folder.inspect_rounds(3))
+    assert second != copy and copy.read_text() == damaged and second.read_text() == "round,n_lab"
+    assert not folder.rounds.exists()  # not even a header was whole: the run starts again at round 0

@@ -21,10 +21,10 @@ from alvit.sweep.status import format_status, sweep_status
 from alvit.sweep.task import record_failure
 
 
-def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tmp_path):
-    profile = load_profile(write_profile(tmp_path, {"seed": [0, 1, 2, 3, 4, 5, 6]}, pages="none"))
+def test_each_configuration_is_done_running_failed_damaged_stale_pending_or_simulated(tmp_path):
+    profile = load_profile(write_profile(tmp_path, {"seed": [0, 1, 2, 3, 4, 5, 6, 7, 8]}, pages="none"))
     output = tmp_path / "runs"
-    done, running, failed, stale, partial, abandoned, preview = profile.configs
+    done, running, failed, stale, partial, abandoned, preview, damaged, beyond = profile.configs
     simulate_profile(dataclasses.replace(profile, configs=[preview]), output)
     fake_finished_run(output, done, page=False)
     claim = Leases(output).acquire(running.run_id)  # this process: alive
@@ -33,6 +33,15 @@ def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tm
     fake_finished_run(output, partial, page=False)
     RunFolder(output / partial.run_id).write_rounds(
         pd.DataFrame(0.0, index=[0], columns=ROUND_COLUMNS).assign(round=[0])
+    )
+    fake_finished_run(output, damaged, page=False)
+    cut = RunFolder(output / damaged.run_id).rounds
+    # The last line, "2" then sixteen ",0.0" and seventeen empty fields, cut 25 characters short as a copy that
+    # stopped part-way leaves it: "2", fourteen ",0.0" and a comma, 16 fields.
+    cut.write_text(cut.read_text()[:-25])
+    fake_finished_run(output, beyond, page=False)
+    RunFolder(output / beyond.run_id).write_rounds(
+        pd.DataFrame(0.0, index=range(4), columns=ROUND_COLUMNS).assign(round=range(4))
     )
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
@@ -53,9 +62,20 @@ def test_each_configuration_is_done_running_failed_stale_pending_or_simulated(tm
     assert (rows[partial.run_id].state, rows[partial.run_id].detail) == ("pending", "1/3 rounds")
     assert rows[abandoned.run_id].state == "pending" and "taken over by the next sweep" in rows[abandoned.run_id].detail
     assert rows[preview.run_id].state == "simulated"  # a preview never counts as done
+    assert (rows[damaged.run_id].state, rows[damaged.run_id].detail) == (
+        "damaged",
+        f"{cut} line 4 is cut off (16 of 34 fields, no line end); the next sweep keeps a copy of it and resumes at "
+        "round 2 (2/3 rounds whole)",
+    )
+    assert (rows[beyond.run_id].state, rows[beyond.run_id].detail) == (
+        "failed",
+        f"{output / beyond.run_id / 'rounds.csv'} holds 4 rounds, more than the 3 its configuration plans "
+        "(al.rounds 2), so no run of it can finish; restore the file or move the folder away to rerun",
+    )
 
     text = format_status(profile, list(rows.values()))
-    assert text.splitlines()[1] == "done 1 / running 1 / failed 1 / pending 2 / stale 1 / simulated 1"
+    assert text.splitlines()[1] == "done 1 / running 1 / failed 2 / damaged 1 / pending 2 / stale 1 / simulated 1"
+    assert f"damaged  {damaged.run_id}  {cut} line 4 is cut off" in text
     assert done.run_id not in text and partial.run_id in text and preview.run_id not in text
     assert text.splitlines()[-1].startswith("(1 run folder from alvit simulate: previews, not trained runs")
     Leases(output).release(claim)
@@ -65,7 +85,7 @@ def test_status_of_a_sweep_not_started_lists_counts_only(tmp_path):
     profile = load_profile(write_profile(tmp_path, {"seed": [0, 1]}))
     text = format_status(profile, sweep_status(profile))
     assert text.splitlines()[1:] == [
-        "done 0 / running 0 / failed 0 / pending 2 / stale 0 / simulated 0",
+        "done 0 / running 0 / failed 0 / damaged 0 / pending 2 / stale 0 / simulated 0",
         "(2 pending runs not started are not listed; --all lists every run)",
     ]
 
@@ -81,7 +101,9 @@ def test_alvit_status_prints_the_counts_from_any_folder(tmp_path):
         timeout=300,
         check=True,
     )
-    assert result.stdout.splitlines()[1] == "done 1 / running 0 / failed 0 / pending 1 / stale 0 / simulated 0"
+    assert result.stdout.splitlines()[1] == (
+        "done 1 / running 0 / failed 0 / damaged 0 / pending 1 / stale 0 / simulated 0"
+    )
     assert len(result.stdout.splitlines()) == 5  # header, counts, blank, one row per run
 
 
@@ -98,7 +120,15 @@ def test_status_json_lists_counts_and_runs_and_exits_1_when_a_run_failed(tmp_pat
     result = status(str(profile_path), "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["counts"] == {"done": 1, "running": 0, "failed": 0, "pending": 1, "stale": 0, "simulated": 0}
+    assert report["counts"] == {
+        "done": 1,
+        "running": 0,
+        "failed": 0,
+        "damaged": 0,
+        "pending": 1,
+        "stale": 0,
+        "simulated": 0,
+    }
     assert [(run["run_id"], run["state"]) for run in report["runs"]] == [
         (first.run_id, "done"),
         (second.run_id, "pending"),

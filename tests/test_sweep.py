@@ -17,7 +17,8 @@ from alvit.config import dump_yaml, flatten, with_overrides
 from alvit.errors import ConfigError
 from alvit.profile import SlurmSettings, load_profile
 from alvit.results import ROUND_COLUMNS, RunFolder, load_runs
-from alvit.sweep.run import SweepOptions, estimate_gpu_hours, plan, run_sweep, set_aside
+from alvit.sweep.estimate import estimate_gpu_hours
+from alvit.sweep.run import SweepOptions, plan, run_sweep, set_aside
 from alvit.sweep.simulate import simulate_profile
 from alvit.sweep.status import sweep_status
 from alvit.sweep.task import record_failure

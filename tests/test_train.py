@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from alvit.accel import FastPath
 from alvit.config import TrainConfig
 from alvit.data import Preprocessor, load_dataset
 from alvit.errors import TrainingError
@@ -59,9 +60,10 @@ def test_early_stopping_fires_when_held_out_labels_are_pure_noise(digits):
     assert result.epochs < 30 and result.epochs - result.best_epoch == 2
 
 
-def test_same_seed_gives_identical_weights(digits):
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_same_seed_gives_identical_weights(digits, deterministic):
     data, _ = digits
-    cfg = TrainConfig(epochs=2, lr=2e-3, batch_size=32, augment="flip")
+    cfg = TrainConfig(epochs=2, lr=2e-3, batch_size=32, augment="flip", deterministic=deterministic)
     first, _ = train_once(digits, data.train_labels[:300], cfg)
     second, _ = train_once(digits, data.train_labels[:300], cfg)
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
@@ -238,10 +240,14 @@ def test_compiled_training_and_prediction_match_eager_and_compile_once_per_model
     assert "_alvit_compiled" not in "".join(compiled.state_dict())  # weights files stay as without compile
     graphs = counters["stats"]["unique_graphs"]
     fit(compiled, data.train_images[:100], labels, cfg, pre, np.random.SeedSequence(1), progress=False)  # next round
-    probs = predict(compiled, data.test_images[:100], pre, 64, compiled=True).probs  # 100 = one full + one padded batch
+    fast = FastPath(compile=True)  # preprocessing inside the compiled graph, as fit has it
+    probs = predict(compiled, data.test_images[:100], pre, 64, fast=fast).probs  # 100 = one full + one padded batch
     assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled again
-    assert np.allclose(probs, predict(compiled, data.test_images[:100], pre, 64).probs, atol=1e-5)
-    with_attention = predict(compiled, data.test_images[:10], pre, 64, attention=True, mc_passes=2, compiled=True)
+    eager_probs = predict(compiled, data.test_images[:100], pre, 64).probs
+    assert np.allclose(probs, eager_probs, atol=1e-5)
+    unfused = predict(compiled, data.test_images[:100], pre, 64, fast=dataclasses.replace(fast, fuse_preprocess=False))
+    assert np.allclose(unfused.probs, eager_probs, atol=1e-5)  # preprocessing before the graph, as before issue 28
+    with_attention = predict(compiled, data.test_images[:10], pre, 64, attention=True, mc_passes=2, fast=fast)
     assert with_attention.attention_source == "cls_attention" and with_attention.mc_probs.shape == (2, 10, 10)
 
 
@@ -256,4 +262,7 @@ def test_deterministic_training_leaves_the_environment_as_it_found_it(monkeypatc
     with device_settings(torch.device("cpu"), deterministic=True):
         assert os.environ[CUBLAS_WORKSPACE] == (before or ":4096:8")  # a value the user set wins
         assert torch.are_deterministic_algorithms_enabled()
+        # Issue 28: no NaN fill of fresh memory (PyTorch: a program that reads only what it wrote stays deterministic)
+        assert torch.utils.deterministic.fill_uninitialized_memory is False
     assert os.environ.get(CUBLAS_WORKSPACE) == before and not torch.are_deterministic_algorithms_enabled()
+    assert torch.utils.deterministic.fill_uninitialized_memory is True  # PyTorch's default, restored

@@ -1,5 +1,6 @@
-"""The tutorial, for a classroom: exercises with hints and worked solutions, code that fits the page,
-the same oracle as the loop, and math typeset offline in the built book."""
+"""The tutorials, for a classroom: exercises with hints and worked solutions, code that fits the page,
+the same oracle as the loop, and math typeset offline in the built book. The first chapter's content
+is tested here, the calibration chapter's in test_calibration_tutorial.py."""
 
 import re
 import shutil
@@ -12,8 +13,13 @@ import numpy as np
 import pytest
 from conftest import REPO
 
+from alvit.book.build import TUTORIALS
+
 TUTORIAL = REPO / "notebooks" / "tutorial.ipynb"
 PAGE_WIDTH = 88  # characters of code that fit the book's code blocks without a scroll bar
+EXERCISES = {"tutorial.ipynb": 5, "calibration_tutorial.ipynb": 5}  # every chapter of the Teaching part
+# A formula of each chapter, as it stands in the HTML before MathJax typesets it.
+A_FORMULA = {"tutorial.ipynb": "\\(H(x)", "calibration_tutorial.ipynb": "\\(\\mathrm{conf}_i"}
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +27,16 @@ def tutorial():
     return nbformat.read(str(TUTORIAL), as_version=4)
 
 
-def test_no_code_line_is_cut_off_on_the_page(tutorial):
+def test_every_tutorial_the_book_executes_is_tested_here():
+    assert set(EXERCISES) == set(A_FORMULA) == set(TUTORIALS)
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_no_code_line_is_cut_off_on_the_page(name):
+    chapter = nbformat.read(str(REPO / "notebooks" / name), as_version=4)
     long = [
         line
-        for cell in tutorial.cells
+        for cell in chapter.cells
         if cell.cell_type == "code"
         for line in cell.source.splitlines()
         if len(line) > PAGE_WIDTH
@@ -32,12 +44,13 @@ def test_no_code_line_is_cut_off_on_the_page(tutorial):
     assert not long, long
 
 
-def test_every_exercise_has_a_hint_a_worked_solution_and_solution_code_folded_away(tutorial):
-    cells = tutorial.cells
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_every_exercise_has_a_hint_a_worked_solution_and_solution_code_folded_away(name):
+    cells = nbformat.read(str(REPO / "notebooks" / name), as_version=4).cells
     exercises = [
         i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and re.match(r"\*\*\d\. ", cell.source)
     ]
-    assert len(exercises) == 5
+    assert len(exercises) == EXERCISES[name]
     for i in exercises:
         assert "```{dropdown} Hint" in cells[i].source and "```{dropdown} Worked solution" in cells[i].source
         solution = cells[i + 1]
@@ -57,8 +70,9 @@ def test_the_oracle_is_the_loops_and_the_moderate_noise_story_is_a_hypothesis(tu
 
 
 @pytest.mark.slow
-def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(tmp_path):
-    """Execute the tutorial, build a one-chapter book, and let Chromium run the page's scripts offline."""
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(name, tmp_path):
+    """Execute a tutorial, build a one-chapter book, and let Chromium run the page's scripts offline."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("headless Chromium is not installed here (apt-get install chromium)")
@@ -68,11 +82,15 @@ def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(tmp_p
     (root / "book").mkdir(parents=True)
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
     shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
-    (root / "_toc.yml").write_text("format: jb-book\nroot: book/tutorial\n")
-    papermill.execute_notebook(str(TUTORIAL), str(root / "book" / "tutorial.ipynb"), cwd=str(REPO), progress_bar=False)
+    shutil.copy(REPO / "book" / "definitions.md", root / "book" / "definitions.md")  # a chapter links to it
+    page = Path(name).stem
+    (root / "_toc.yml").write_text(f"format: jb-book\nroot: book/{page}\nchapters:\n  - file: book/definitions\n")
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / name), str(root / "book" / name), cwd=str(REPO), progress_bar=False
+    )
     jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"  # the venv's
     subprocess.run([jupyter_book, "build", str(root), "-W"], check=True, capture_output=True)
-    page = root / "_build" / "html" / "book" / "tutorial.html"
+    html = root / "_build" / "html" / "book" / f"{page}.html"
     dom = subprocess.run(
         [
             chromium,
@@ -82,14 +100,14 @@ def test_the_built_tutorial_typesets_its_math_offline_in_headless_chromium(tmp_p
             "--disable-background-networking",
             "--virtual-time-budget=10000",
             "--dump-dom",
-            page.as_uri(),
+            html.as_uri(),
         ],
         capture_output=True,
         text=True,
         timeout=120,
     ).stdout
     assert "<mjx-container" in dom  # MathJax ran from the book's own _static, with no network
-    assert "\\(H(x)" not in dom
+    assert A_FORMULA[name] not in dom
 
 
 def test_the_tutorials_model_is_the_loops_round_0_model(tmp_path):

@@ -1,4 +1,4 @@
-"""The book: run pages, the results summary, the run index and the tutorial, built with Jupyter Book.
+"""The book: run pages, the results summary, the run index and the tutorials, built with Jupyter Book.
 
 ``alvit book PROFILE [--runs DIR] [--html DIR]`` reads the run folders in ``--runs`` (default:
 the profile's output) and never trains anything (``execute_notebooks: off``):
@@ -12,7 +12,8 @@ the profile's output) and never trains anything (``execute_notebooks: off``):
    the verdicts are, by :mod:`alvit.book.power`), ``notebooks/performance.ipynb`` (what alvit costs,
    from ``benchmarks/results/``) and ``notebooks/runs.ipynb`` (one row per run, linking its page)
    are executed, each published without the builder's paths;
-3. ``notebooks/tutorial.ipynb`` is executed when missing or older than its template;
+3. each tutorial of the Teaching part (:data:`TUTORIALS`) is executed when missing or older than
+   its template;
 4. ``jupyter-book build`` with warnings as errors; when any run is simulated, every page of the
    book carries a banner saying how many (the theme's announcement bar). When ``_config.yml``
    sets ``repository.url``, every page gets Binder, Colab and repository buttons
@@ -53,7 +54,7 @@ from alvit.wording import plural
 log = logging.getLogger(__name__)
 RENDER_WORKERS = 2
 STAGING = Path("_build") / ".staging"  # under the book's root
-TUTORIAL = "tutorial.ipynb"
+TUTORIALS = ("tutorial.ipynb", "calibration_tutorial.ipynb")  # the Teaching part, in notebooks/
 
 
 def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path | None = None) -> None:
@@ -218,9 +219,9 @@ def build_book(
         root,
     )
     phase.done("run index")
-    fresh_tutorial = stage_tutorial(root, book, tutorial)
-    if fresh_tutorial:
-        phase.done("tutorial")
+    fresh_tutorials = stage_tutorials(root, book, tutorial)
+    if fresh_tutorials:
+        phase.done(plural(len(fresh_tutorials), "tutorial"))
     url, branch = repository_of(yaml.safe_load((root / "_config.yml").read_text()) or {})
     if url:  # the launch buttons open these notebooks where alvit is not installed yet
         for notebook in book.rglob("*.ipynb"):
@@ -236,7 +237,7 @@ def build_book(
             f"the book did not build (warnings are errors; the previous build is untouched, this one is in {staging}); "
             "jupyter-book said:\n" + "\n".join(problems[:25])
         )
-    publish(staging, root, destination, every_notebook=html is None, tutorial=fresh_tutorial)
+    publish(staging, root, destination, every_notebook=html is None, tutorials=fresh_tutorials)
     return {
         "index": destination / "index.html",
         "run_pages": len(run_ids),
@@ -294,31 +295,36 @@ def stage_sources(root: Path, announcement: str) -> Path:
     return staging
 
 
-def stage_tutorial(root: Path, book: Path, execute: bool) -> bool:
-    """Put the tutorial in the staging ``book``: executed now when missing or older than its template
-    (and ``execute``), else the one executed before. Return whether it was executed now."""
-    kept = root / "book" / TUTORIAL
-    template = paths.notebook_template(TUTORIAL)
-    if execute and (not kept.exists() or kept.stat().st_mtime < template.stat().st_mtime):
-        execute_notebook(template, book / TUTORIAL, {}, root)
-        return True
-    if kept.exists():
-        shutil.copy2(kept, book / TUTORIAL)
-    return False
+def stage_tutorials(root: Path, book: Path, execute: bool) -> list[str]:
+    """Put each of :data:`TUTORIALS` in the staging ``book``: executed now when missing or older than
+    its template (and ``execute``), else the one executed before. Return the names executed now."""
+    fresh = []
+    for name in TUTORIALS:
+        kept = root / "book" / name
+        template = paths.notebook_template(name)
+        if execute and (not kept.exists() or kept.stat().st_mtime < template.stat().st_mtime):
+            execute_notebook(template, book / name, {}, root)
+            fresh.append(name)
+        elif kept.exists():
+            shutil.copy2(kept, book / name)
+    return fresh
 
 
-def publish(staging: Path, root: Path, destination: Path, every_notebook: bool, tutorial: bool) -> None:
+def publish(staging: Path, root: Path, destination: Path, every_notebook: bool, tutorials: list[str]) -> None:
     """Move the built HTML to ``destination`` and, when ``every_notebook``, the executed notebooks to ``root/book``.
 
-    Each replaced folder is renamed aside first and removed only once its successor is in place.
+    The ``tutorials`` executed in this build (names in :data:`TUTORIALS`) move to ``root/book``
+    either way; the others there are left as they are. Each replaced folder is renamed aside first
+    and removed only once its successor is in place.
     """
     replace_folder(staging / "_build" / "html", destination)
     staged = staging / "book"
-    executed = [notebook for notebook in staged.glob("*.ipynb") if notebook.name != TUTORIAL] if every_notebook else []
+    executed = (
+        [notebook for notebook in staged.glob("*.ipynb") if notebook.name not in TUTORIALS] if every_notebook else []
+    )
     if every_notebook:
         replace_folder(staged / "pages", root / "book" / "pages")
-    if tutorial:
-        executed.append(staged / TUTORIAL)
+    executed += [staged / name for name in tutorials]  # the freshly executed ones
     for notebook in executed:
         os.replace(notebook, root / "book" / notebook.name)
     shutil.rmtree(staging)

@@ -27,7 +27,6 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from alvit import paths
-from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS, TRAIN_FORWARD_PASSES, dataset_shape
 from alvit.errors import ConfigError, ResultsError
 from alvit.profile import Profile, SlurmSettings
 from alvit.results import RunFolder
@@ -208,55 +207,3 @@ def _executor(profile: Profile, options: SweepOptions) -> Executor:
                 f"set device: auto (or cuda) in the profile"
             )
     return lambda tasks: run_local(tasks, slots, options.timeout_s)
-
-
-def estimate_gpu_hours(profile: Profile, sustained_tflops: float = ASSUMED_SUSTAINED_TFLOPS) -> list[dict[str, Any]]:
-    """Rough GPU hours per model: forward FLOPs per image x images processed, at a sustained rate.
-
-    Fine-tuning, per run: training costs 3 forward passes per image-epoch (forward + backward),
-    for every epoch budgeted (early stopping only makes it cheaper); each round also scores the
-    unlabeled pool and the test set once (BALD: ``acq.mc_passes`` more). Linear mode
-    (``train.mode: linear``): one backbone forward per pool and test image for each feature-cache
-    key (model, weights, dataset and its subset, input size: :mod:`alvit.features`), shared by
-    every run of that key, plus the runs' heads: a ``D x K`` layer trained and scored the same way,
-    ``2 D K`` FLOPs an image. ``sustained_tflops`` is an assumption (bf16 on an H100/H200 at about
-    a quarter of its peak), not a measurement.
-    """
-    from alvit.models import model_flops, num_features, resolve_model
-
-    # A folder of one's own is counted once, not once per configuration.
-    shapes = {dataset: dataset_shape(dataset) for dataset in dict.fromkeys(cfg.dataset for cfg in profile.configs)}
-    flops_cache: dict[tuple[str, int], float] = {}
-    features_cache: dict[tuple[str, int | None], int] = {}
-    extracted: set[tuple] = set()
-    per_model: dict[str, dict[str, Any]] = {}
-    for cfg in profile.configs:
-        pool, test, classes = shapes[cfg.dataset].pool, shapes[cfg.dataset].test, shapes[cfg.dataset].classes
-        pool = min(pool, cfg.data.max_pool or pool)
-        test = min(test, cfg.data.max_test or test)
-        key = (cfg.model, classes)
-        if key not in flops_cache:
-            flops_cache[key] = model_flops(resolve_model(cfg.model, cfg.img_size), classes)
-        per_image = flops_cache[key]
-        passes = 1 + (cfg.acq.mc_passes if cfg.strategy == "bald" else 0)
-        images = sum(
-            TRAIN_FORWARD_PASSES * (cfg.al.initial + r * cfg.al.query) * cfg.train.epochs
-            + test
-            + (pool - cfg.al.initial - r * cfg.al.query) * passes * (r < cfg.al.rounds)
-            for r in range(cfg.al.rounds + 1)
-        )
-        if cfg.train.mode == "linear":
-            if (cfg.model, cfg.img_size) not in features_cache:
-                features_cache[cfg.model, cfg.img_size] = num_features(resolve_model(cfg.model, cfg.img_size))
-            head = 2.0 * features_cache[cfg.model, cfg.img_size] * classes
-            cache_key = (cfg.model, cfg.img_size, cfg.pretrained, cfg.weights, cfg.dataset, pool, test)
-            flops = images * head + (0.0 if cache_key in extracted else (pool + test) * per_image)
-            extracted.add(cache_key)
-        else:
-            flops = images * per_image
-        row = per_model.setdefault(
-            cfg.model, {"model": cfg.model, "runs": 0, "gflops_per_image": per_image / 1e9, "gpu_hours": 0.0}
-        )
-        row["runs"] += 1
-        row["gpu_hours"] += flops / (sustained_tflops * 1e12) / 3600
-    return sorted(per_model.values(), key=lambda row: -row["gpu_hours"])

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from alvit.errors import ConfigError, one_line
+from alvit.errors import ConfigError, ResultsError, one_line
 from alvit.profile import SlurmSettings
 from alvit.sweep.leases import Leases, slurm_job_id
 from alvit.sweep.task import (
@@ -227,8 +227,9 @@ def _failed(job: Any, task: Task, reason: str) -> Outcome:
     claim = claims.read(task.run_id)
     if claim is not None and claim.job == job.job_id:
         claims.release(claim)
-    if is_complete(task):  # killed after it finished: nothing is lost
-        return Outcome(task.run_id, DONE)
+    with contextlib.suppress(ResultsError):  # a folder that cannot be resumed is recorded as failed below
+        if is_complete(task):  # killed after it finished: nothing is lost
+            return Outcome(task.run_id, DONE)
     record_failure(task.output, task.run_id, reason, f"Logs: {job.paths.stdout}\n      {job.paths.stderr}\n")
     return Outcome(task.run_id, FAILED, reason)
 

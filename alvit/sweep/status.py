@@ -6,7 +6,10 @@ the output folder. Each configuration is in one state:
 - ``running``: a live claim (its host, pid and SLURM job, since when, rounds done so far);
 - ``done``: every round of this configuration, and its page when the profile wants one;
 - ``stale``: the run folder holds another configuration (the differing keys);
-- ``failed``: the last attempt failed (the first line of ``_failed/<run-id>.txt``);
+- ``failed``: the last attempt failed (the first line of ``_failed/<run-id>.txt``), or the run
+  folder cannot be resumed as it is (a rounds.csv of more rounds than planned, say);
+- ``damaged``: the last line of ``rounds.csv`` is cut (file and line named); the next sweep keeps a
+  copy of the file and resumes at that round;
 - ``pending``: not started, part-way (rounds done), or a claim left by a dead process;
 - ``simulated``: the folder holds a preview from ``alvit simulate``, not a trained run (the next
   sweep moves it to ``_simulated/`` and trains the run).
@@ -22,12 +25,12 @@ from alvit import paths
 from alvit.config import to_dict
 from alvit.errors import ResultsError
 from alvit.profile import Profile
-from alvit.results import RunFolder
+from alvit.results import Rounds, RunFolder
 from alvit.sweep.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
 from alvit.sweep.task import Task, failure_reason, is_complete, stale_keys
 from alvit.wording import plural
 
-STATES = ("done", "running", "failed", "pending", "stale", "simulated")
+STATES = ("done", "running", "failed", "damaged", "pending", "stale", "simulated")
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,9 @@ def sweep_status(profile: Profile, stale_after_s: float = DEFAULT_STALE_AFTER_S)
 
 
 def _status(task: Task, claim: Lease | None, claims: Leases) -> RunStatus:
-    rounds = _rounds_done(task)
-    progress = f"{rounds}/{task.cfg.al.rounds + 1} rounds" if rounds is not None else "unreadable run folder"
+    rounds = _rounds(task)
+    done = len(rounds.table) if rounds is not None else None
+    progress = f"{done}/{task.cfg.al.rounds + 1} rounds" if done is not None else "unreadable run folder"
     if claim is not None and claims.is_live(claim):
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(claim.started))
         return RunStatus(task.run_id, "running", f"{claim.describe()}, since {since}, {progress}")
@@ -74,8 +78,14 @@ def _status(task: Task, claim: Lease | None, claims: Leases) -> RunStatus:
     reason = failure_reason(task.output, task.run_id)
     if reason is not None:
         return RunStatus(task.run_id, "failed", reason)
+    if rounds is not None and rounds.damage is not None:
+        return RunStatus(
+            task.run_id,
+            "damaged",
+            f"{rounds.damage}; the next sweep keeps a copy of it and resumes at round {done} ({progress} whole)",
+        )
     notes = []
-    if rounds:
+    if done:
         notes.append(progress)
     if RunFolder(task.run_dir).is_finished(to_dict(task.cfg)):  # finished yet not complete: the page is missing
         notes = ["run finished, page missing"]
@@ -84,9 +94,10 @@ def _status(task: Task, claim: Lease | None, claims: Leases) -> RunStatus:
     return RunStatus(task.run_id, "pending", "; ".join(notes))
 
 
-def _rounds_done(task: Task) -> int | None:
+def _rounds(task: Task) -> Rounds | None:
+    """The run folder's rounds.csv classified (whole rows, damage), None when it cannot be read."""
     try:
-        return len(RunFolder(task.run_dir).read_rounds())
+        return RunFolder(task.run_dir).inspect_rounds()
     except ResultsError:
         return None
 
