@@ -168,3 +168,17 @@ def test_a_pt_saved_from_a_gpu_reads_on_a_machine_without_one(tmp_path):
         with pytest.raises(RuntimeError, match="on a CUDA device"):
             torch.load(tmp_path / "gpu.pt", weights_only=True)  # what reading it as saved would do here
     assert load_labels(tmp_path / "gpu.pt", "noisy_label").tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kind"), [(np.float16, "floats"), (np.float32, "floats"), (np.bool_, "true/false values")]
+)
+def test_a_pt_of_floats_or_booleans_is_named_for_what_it_holds(tmp_path, dtype, kind):
+    """Every float and boolean dtype unpickles (so the sentence can name it), not only float64's."""
+    torch.save({"noisy_label": np.array([1, 0, 1], dtype=dtype)}, tmp_path / "soft.pt")
+    with pytest.raises(ConfigError) as refused:
+        load_labels(tmp_path / "soft.pt", "noisy_label")
+    assert str(refused.value) == (
+        f"noise.labels in {tmp_path / 'soft.pt'} holds {kind} ({np.dtype(dtype)}), not class indices; "
+        "give one integer label per sample"
+    )
