@@ -106,6 +106,49 @@ MODULES: dict[str, Module] = {
         ("tests/test_train_schedule.py",),
         functions=("split_for_early_stopping", "lr_factor", "epoch_order", "EarlyStopping.*"),
     ),
+    "features": Module(
+        "alvit/features.py",
+        (
+            "tests/test_features.py",
+            # whole sweeps (48 s and 78 s a run); the reading and writing of an entry is tested on its own
+            "-k",
+            "not every_run_of_a_sweep and not two_concurrent_sweeps",
+        ),
+        # the key and its checks: what names an entry, what key.json holds, and every check of a read
+        functions=(
+            "FeatureKey.*",
+            "sha256_of_tensors",
+            "backbone_digest",
+            "feature_key",
+            "entry_folder",
+            "expected_shapes",
+            "array_sha256",
+            "read_entry",
+            "_open_in_entry",
+            "read_array",
+            "all_finite",
+            "write_entry",
+        ),
+    ),
+    "results": Module(
+        "alvit/results.py",
+        (
+            "tests/test_results.py",
+            "tests/test_sweep.py::test_is_finished_compares_the_result_deciding_keys_only",
+            "tests/test_sweep.py::test_a_run_differing_only_in_device_or_eval_batch_is_finished",
+        ),
+        # the reading of rounds.csv: whole rows, a cut last line, too many rounds, finished or not
+        functions=(
+            "_fields",
+            "RunFolder.inspect_rounds",
+            "RunFolder._whole_lines",
+            "RunFolder._checked_table",
+            "RunFolder.read_rounds",
+            "RunFolder.set_damage_aside",
+            "RunFolder.is_finished",
+        ),
+    ),
+    "book_stats": Module("alvit/book/stats.py", ("tests/test_stats.py",)),
 }
 
 
