@@ -61,6 +61,21 @@ def _diff_block(change: str) -> list[str]:
     return ["  ```diff", *(f"  {line}" for line in change.splitlines()), "  ```"]
 
 
+def _below_and_unmeasured(results: dict) -> list[str]:
+    """Sentences naming the modules under the target and those configured in ``make mutation`` but not yet measured."""
+    below = [name for name, entry in results["modules"].items() if (entry["score"] or 0.0) < results["target"]]
+    unmeasured = results.get("not_measured", [])
+    lines = []
+    if below:
+        lines += [
+            f"Below the target of {results['target']:.0%}: {', '.join(below)} (their survivors are listed below).",
+            "",
+        ]
+    if unmeasured:
+        lines += [f"Configured but not measured yet: {', '.join(unmeasured)}.", ""]
+    return lines
+
+
 def page(results: dict) -> str:
     """The page's MyST markdown: the table of every module, how it was measured, and every listed
     equivalent mutant and unexplained survivor with its diff."""
@@ -80,6 +95,7 @@ def page(results: dict) -> str:
         "without it (an endless loop); *survived* counts every mutant that is neither killed nor listed as "
         "equivalent.",
         "",
+        *_below_and_unmeasured(results),
         "Each module runs against these tests (of them, mutmut runs those that call the mutated function):",
         "",
         *(f"- {name}: " + " ".join(f"`{test}`" for test in entry["tests"]) for name, entry in modules.items()),
