@@ -6,7 +6,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.alvit-installed
 
-.PHONY: install lint test book demo clean
+.PHONY: install lint test mutation book demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,17 @@ lint: $(STAMP)
 # SLURM tests together): about 5 minutes instead of 8 on 2 cores, much of it waiting on imports.
 test: lint
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# mutmut over the science modules, each against the tests that reach it, one process: about
+# N minutes on 2 cores; writes benchmarks/results/mutation.json. Not part of make test.
+# One module or a few: make mutation MODULES=noise (or MODULES="noise metrics").
+MODULES ?=
+MUTMUT := $(VENV)/bin/mutmut
+$(MUTMUT): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[mutation]'
+
+mutation: $(MUTMUT)
+	$(PY) benchmarks/mutation.py $(addprefix --module ,$(MODULES))
 
 demo: $(STAMP)
 	$(VENV)/bin/alvit run configs/demo.yaml

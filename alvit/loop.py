@@ -86,7 +86,7 @@ def _run(cfg: ExperimentConfig, folder: RunFolder, inputs: dict[str, str], progr
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
     check_budget(cfg, len(data.train_labels))
-    strategy = create_strategy(cfg.strategy, cfg.acq.mc_passes, cfg.acq.mc_dropout)
+    strategy = create_strategy(cfg.strategy)
     oracle = make_oracle(cfg, data.train_labels, data.num_classes)
     resolved = resolved_section(
         cfg,

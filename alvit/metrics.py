@@ -168,13 +168,14 @@ def smooth_ece_at(confidence: np.ndarray, correct: np.ndarray, sigma: float) -> 
 
 def smooth_ece_from(confidence: np.ndarray, correct: np.ndarray, tolerance: float = 1e-3) -> float:
     """SmoothECE with its own bandwidth: the fixed point ``sigma = smECE_sigma`` (found to ``2^-10``
-    by bisection, as relplot 1.0.3 does), a consistent calibration measure free of bin choices."""
+    by bisection, as relplot 1.0.3 does), a consistent calibration measure free of bin choices.
+
+    relplot first tries ``sigma = 1``; that never ends the search, since the smoothed residual is
+    at most the smoothed density and so SmoothECE is below 1 at every bandwidth."""
 
     def narrow_enough(sigma: float) -> bool:
         return sigma < tolerance or sigma < smooth_ece_at(confidence, correct, sigma)
 
-    if narrow_enough(1.0):
-        return smooth_ece_at(confidence, correct, 1.0)
     wide, narrow = 1.0, 0.0
     for _ in range(10):
         middle = (wide + narrow) / 2

@@ -66,10 +66,6 @@ class Strategy:
     description: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset({"probs"})
 
-    def __init__(self, mc_passes: int = 10, mc_dropout: float = 0.1):
-        self.mc_passes = mc_passes
-        self.mc_dropout = mc_dropout
-
     def utility(self, view: PoolView, rng: np.random.Generator) -> np.ndarray:
         """One finite score per pool sample, ``[N]``."""
         raise NotImplementedError
@@ -93,9 +89,10 @@ def check_strategy_name(name: str) -> None:
         raise ConfigError(f"strategy {name!r} is not known; valid choices are: {', '.join(STRATEGIES)}")
 
 
-def create_strategy(name: str, mc_passes: int = 10, mc_dropout: float = 0.1) -> Strategy:
+def create_strategy(name: str) -> Strategy:
+    """The strategy called ``name`` (BALD's passes and dropout rate are the loop's, ``acq.*``)."""
     check_strategy_name(name)
-    return STRATEGIES[name](mc_passes=mc_passes, mc_dropout=mc_dropout)
+    return STRATEGIES[name]()
 
 
 def predictive_entropy(probs: np.ndarray) -> np.ndarray:

@@ -91,6 +91,32 @@ def split_for_early_stopping(n: int, val_fraction: float, rng: np.random.Generat
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+@dataclass
+class EarlyStopping:
+    """Early stopping on the held-out loss: the best epoch so far, and whether patience ran out.
+
+    An epoch whose loss is strictly lower than every earlier one is the new best (its weights are
+    kept); ``patience`` epochs in a row without one stop training.
+    """
+
+    patience: int
+    best_loss: float = math.inf
+    best_epoch: int = 0  # 1-based; 0 until an epoch was scored
+    waited: int = 0  # epochs since the best
+
+    def improved(self, epoch: int, loss: float) -> bool:
+        """Record ``epoch``'s held-out ``loss``; True when it is the new best."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.waited = loss, epoch, 0
+            return True
+        self.waited += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.waited >= self.patience
+
+
 def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
     """Linear warm-up to 1, then cosine decay to 0 at ``total_steps``."""
     if step < warmup_steps:
@@ -209,7 +235,7 @@ def fit(
     steps_per_epoch = math.ceil(len(train_pos) / cfg.batch_size)
     step = TrainStep(model, cfg, preprocess, steps_per_epoch, fast)
     early_stopping = len(val_pos) > 0
-    best_loss, best_epoch, best_state, waited = math.inf, cfg.epochs, None, 0
+    stopping, best_state = EarlyStopping(cfg.patience), None
     epochs_run = 0
     bar = tqdm(range(1, cfg.epochs + 1), desc=desc, leave=False, disable=not progress, unit="epoch")
     with device_settings(device, cfg.deterministic):
@@ -234,20 +260,17 @@ def fit(
             val_loss = _held_out_loss(model, images, targets, val_pos, preprocess, cfg, fast)
             _check_finite(val_loss, "held-out", desc, epoch)
             bar.set_postfix(loss=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
-            if val_loss < best_loss:
-                best_loss, best_epoch, waited = val_loss, epoch, 0
+            if stopping.improved(epoch, val_loss):
                 best_state = copy.deepcopy(model.state_dict())
-            else:
-                waited += 1
-                if waited >= cfg.patience:
-                    break
+            elif stopping.should_stop:
+                break
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     return FitResult(
         epochs=epochs_run,
-        best_epoch=best_epoch if early_stopping else epochs_run,
-        val_loss=best_loss if early_stopping else math.nan,
+        best_epoch=stopping.best_epoch if early_stopping else epochs_run,
+        val_loss=stopping.best_loss if early_stopping else math.nan,
         seconds=time.perf_counter() - start,
         held_out=held_out,
     )

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY, assert_calibration_recomputes
+from conftest import TINY, assert_calibration_recomputes, initial_set_by_definition, oracle_by_definition, oracle_stream
 
 from alvit import metrics
 from alvit.config import load_config
 from alvit.errors import ConfigError, ResultsError, TrainingError
-from alvit.loop import make_oracle, run_experiment
+from alvit.loop import run_experiment
 from alvit.results import MEASURE_COLUMNS, ROUND_COLUMNS, TIME_COLUMNS, RunFolder
 
 
@@ -81,10 +81,12 @@ def test_queries_come_from_the_unlabeled_pool_and_the_fixed_noisy_oracle(finishe
     from alvit.data import load_dataset
 
     data = load_dataset("digits")
-    oracle = make_oracle(cfg, data.train_labels, 10)
+    # The oracle and the initial set as the book defines them, written out with numpy in conftest
+    noisy = oracle_by_definition(data.train_labels, 10, cfg.noise.kind, cfg.noise.rate, oracle_stream(cfg.seed))
+    initial = initial_set_by_definition(len(data.train_labels), cfg.al.initial, cfg.seed)
     assert len(np.unique(queries["index"])) == len(queries["index"]) == 40
-    assert not set(queries["index"]) & set(oracle.initial)
-    np.testing.assert_array_equal(queries["oracle_label"], oracle.noisy_labels[queries["index"]])
+    assert not set(queries["index"]) & set(initial)
+    np.testing.assert_array_equal(queries["oracle_label"], noisy[queries["index"]])
     np.testing.assert_array_equal(queries["true_label"], data.train_labels[queries["index"]])
     rounds = RunFolder(path).read_rounds()
     labeled_noise = np.mean(queries["oracle_label"] != queries["true_label"]) * 40 / 80

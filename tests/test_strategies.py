@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch  # imported once at collection: coreset and badge need it, and each mutant's run is then spared the import
 
 from alvit.strategies import (
     STRATEGIES,
@@ -163,7 +164,8 @@ def exact_greedy_k_center(pool: np.ndarray, labeled: np.ndarray, k: int) -> list
 def test_coreset_matches_exact_greedy_k_center_when_features_sit_far_from_the_origin():
     # Norms about 200x the typical distance: float32 |x|^2 + |c|^2 - 2x.c alone would pick other points.
     rng = np.random.default_rng(0)
-    offset = np.full(64, 200.0 / 8.0)  # |offset| = 200
+    offset = rng.normal(size=64)
+    offset *= 200.0 / np.linalg.norm(offset)  # |offset| = 200, in no particular direction
     pool = (rng.normal(size=(2000, 64)) + offset).astype(np.float32)
     labeled = (rng.normal(size=(50, 64)) + offset).astype(np.float32)
     view = PoolView(probs=np.full((2000, 2), 0.5), features=pool, labeled_features=labeled)
@@ -181,8 +183,6 @@ def test_badge_spreads_its_batch_over_distinct_clusters():
 
 
 def test_badge_distances_equal_those_of_explicit_gradient_embeddings():
-    import torch
-
     from alvit.strategies import Badge
 
     view = full_view(n=50)
@@ -236,3 +236,157 @@ def test_chunked_distances_equal_the_direct_ones():
     points, centres = rng.random((1000, 30)).astype(np.float32), rng.random((7, 30))
     direct = np.linalg.norm(points[:, None, :].astype(np.float64) - centres[None], axis=2)
     np.testing.assert_allclose(distances_to_centres(points, centres, chunk=128), direct, atol=1e-10)
+
+
+def test_least_confidence_and_entropy_disagree_where_their_definitions_do():
+    """A coin toss between two classes has the lowest top probability; a clear favourite among many the higher entropy."""
+    probs = np.array([[0.5, 0.5, 0.0, 0.0, 0.0], [0.6, 0.1, 0.1, 0.1, 0.1], [0.9, 0.025, 0.025, 0.025, 0.025]])
+    assert pick_one("least_confidence", probs=probs) == 0
+    assert pick_one("entropy", probs=probs) == 1
+    assert pick_one("margin", probs=probs) == 0
+
+
+def shannon(p: np.ndarray) -> np.ndarray:
+    """-sum p log p over the last axis, 0 log 0 = 0, of probabilities as given (not renormalised)."""
+    safe = np.where(p > 0, p, 1.0)
+    return -np.sum(p * np.log(safe), axis=-1)
+
+
+def test_each_uncertainty_utility_is_its_formula_written_out():
+    entropy = shannon
+    view = full_view(n=200, seed=3)
+    probs = view.probs.astype(np.float64)
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    expected = {
+        "entropy": entropy(probs),
+        "least_confidence": 1 - probs.max(axis=1),
+        "margin": 1 - (top2[:, 1] - top2[:, 0]),
+        "bald": entropy(view.mc_probs.astype(np.float64).mean(axis=0))
+        - entropy(view.mc_probs.astype(np.float64)).mean(axis=0),
+    }
+    for name, utilities in expected.items():
+        got = create_strategy(name).utility(view, np.random.default_rng(0))
+        np.testing.assert_allclose(got, utilities, rtol=0, atol=1e-12, err_msg=name)
+        picks = create_strategy(name).select(view, 10, np.random.default_rng(0)).indices
+        assert set(picks) == set(np.argsort(-utilities, kind="stable")[:10]), name
+
+
+def test_an_unknown_strategy_is_one_sentence_naming_every_choice():
+    from alvit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as unknown:
+        create_strategy("uncertainty")
+    assert str(unknown.value) == (
+        "strategy 'uncertainty' is not known; valid choices are: random, entropy, margin, least_confidence, bald, "
+        "gci_vital, coreset, badge"
+    )
+
+
+def test_scaled_ranks_of_one_or_no_sample_are_arrays():
+    assert scaled_rank(np.array([4.0])).tolist() == [0.0] and scaled_rank(np.array([])).shape == (0,)
+
+
+def test_class_mean_maps_by_hand_with_a_class_absent():
+    from alvit.strategies import class_mean_maps
+
+    attention = np.array([[[1.0, 0.0]], [[3.0, 0.0]], [[0.0, 2.0]]])  # [3 samples, 1 head, 2 tokens]
+    means, present = class_mean_maps(attention, np.array([0, 0, 1]), num_classes=3)
+    assert means.dtype == np.float32 and means.shape == (3, 1, 2)
+    np.testing.assert_array_equal(means, [[[2.0, 0.0]], [[0.0, 2.0]], [[0.0, 0.0]]])
+    assert present.tolist() == [True, True, False]
+
+
+def gci_vital_by_definition(view: PoolView) -> tuple[np.ndarray, dict[int, int]]:
+    """GCI-ViTAL's utilities and, for every sample, the class of its nearest clean class mean, written out:
+    rank of entropy + rank of ||A(x) - M_c|| for the predicted class c (the overall mean where c is absent)."""
+    from scipy.stats import rankdata
+
+    n, k = view.probs.shape
+    attention = view.attention.reshape(n, -1).astype(np.float64)
+    reference = view.reference_attention.reshape(len(view.reference_labels), -1).astype(np.float64)
+    means = {c: reference[view.reference_labels == c].mean(0) for c in range(k) if (view.reference_labels == c).any()}
+    overall = reference.mean(0)
+    predicted = view.probs.argmax(1)
+    distance = np.array([np.linalg.norm(attention[i] - means.get(predicted[i], overall)) for i in range(n)])
+    utilities = (rankdata(shannon(view.probs.astype(np.float64))) - 1) / (n - 1) + (rankdata(distance) - 1) / (n - 1)
+    nearest = {i: min(means, key=lambda c: np.linalg.norm(attention[i] - means[c])) for i in range(n)}
+    return utilities, nearest
+
+
+def test_gci_vital_is_its_definition_written_out_with_classes_absent_from_the_clean_set():
+    rng = np.random.default_rng(4)
+    view = full_view(n=200, seed=4)
+    labels = rng.choice([0, 2, 3], size=60)  # classes 1, 4 and 5 are never seen clean
+    view = PoolView(
+        probs=view.probs,
+        attention=view.attention,
+        reference_attention=view.reference_attention,
+        reference_labels=labels,
+    )
+    expected, nearest = gci_vital_by_definition(view)
+    selection = create_strategy("gci_vital").select(view, 30, np.random.default_rng(0))
+    np.testing.assert_allclose(selection.utilities, expected, rtol=0, atol=1e-12)
+    assert set(selection.indices) == set(np.argsort(-expected, kind="stable")[:30])
+    assert selection.attention_class.tolist() == [nearest[i] for i in selection.indices]
+
+
+def test_badge_utilities_are_gradient_embedding_norms_in_float64():
+    view = full_view(n=100, seed=5)
+    probs, features = view.probs.astype(np.float64), view.features.astype(np.float64)
+    residual = probs - np.eye(K)[probs.argmax(1)]
+    expected = np.sum(residual**2, axis=1) * np.sum(features**2, axis=1)
+    utilities = create_strategy("badge").select(view, 10, np.random.default_rng(0)).utilities
+    np.testing.assert_allclose(utilities, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["badge", "coreset"])
+def test_scaling_every_feature_changes_no_pick(name):
+    """Both rules compare distances only: features 2^-20 times as large (distances far below 1) pick the same."""
+    view = full_view(n=150, seed=6)
+    small = PoolView(
+        probs=view.probs, features=view.features * 2.0**-20, labeled_features=view.labeled_features * 2.0**-20
+    )
+    picks = [create_strategy(name).select(v, 20, np.random.default_rng(3)).indices.tolist() for v in (view, small)]
+    assert picks[0] == picks[1]
+
+
+def test_coreset_at_a_tiny_scale_is_still_exact_greedy_k_center():
+    rng = np.random.default_rng(7)
+    pool, labeled = rng.normal(size=(300, 8)) * 1e-3, rng.normal(size=(5, 8)) * 1e-3
+    view = PoolView(probs=np.full((300, 2), 0.5), features=pool, labeled_features=labeled)
+    picks = create_strategy("coreset").select(view, 40, np.random.default_rng(0)).indices
+    assert picks.tolist() == exact_greedy_k_center(pool, labeled, 40)
+
+
+def test_badge_fills_its_batch_by_norm_when_every_embedding_left_equals_a_centre():
+    """Five identical samples: after the first pick every distance is 0, so the rest come by norm, seeded."""
+    view = PoolView(probs=np.tile([0.7, 0.2, 0.1], (5, 1)), features=np.ones((5, 4)))
+    picks = create_strategy("badge").select(view, 3, np.random.default_rng(0)).indices.tolist()
+    assert len(picks) == len(set(picks)) == 3 and picks[0] == 0 and set(picks) <= set(range(5))
+    again = create_strategy("badge").select(view, 3, np.random.default_rng(0)).indices.tolist()
+    assert again == picks
+
+
+def test_coreset_with_nothing_labeled_starts_at_the_first_sample():
+    pool = np.array([[0.0], [1.0], [10.0], [4.0]], dtype=np.float32)
+    view = PoolView(probs=np.full((4, 2), 0.5), features=pool, labeled_features=np.zeros((0, 1), dtype=np.float32))
+    assert create_strategy("coreset").select(view, 3, np.random.default_rng(0)).indices.tolist() == [0, 2, 3]
+
+
+def test_chunked_nearest_centre_distances_equal_the_direct_ones():
+    from alvit.strategies import _min_distance
+
+    rng = np.random.default_rng(8)
+    points = torch.from_numpy(rng.random((50, 3), dtype=np.float32))  # coreset's float32 features
+    centres = torch.from_numpy(rng.random((20, 3), dtype=np.float32))
+    direct = torch.cdist(points.double(), centres.double()).min(dim=1).values.float()
+    torch.testing.assert_close(_min_distance(points, centres, chunk=8), direct)
+
+
+def test_distances_to_float32_centres_close_together_are_exact():
+    from alvit.strategies import distances_to_centres
+
+    rng = np.random.default_rng(9)
+    points, centres = (rng.random((40, 5)) * 0.1).astype(np.float32), (rng.random((6, 5)) * 0.1).astype(np.float32)
+    direct = np.linalg.norm(points[:, None, :].astype(np.float64) - centres[None].astype(np.float64), axis=2)
+    np.testing.assert_allclose(distances_to_centres(points, centres, chunk=16), direct, rtol=0, atol=1e-12)
