@@ -18,8 +18,10 @@ device synchronisations:
   (``deterministic_nan_fill_train_img_s``), so the fix is measured beside it.
 - ``--concurrent 1,2,4``: that many processes training at once on one device, started together
   behind a barrier; the aggregate is the sum of their images per second.
-- ``--only train`` or ``--only score``: one of the two (less to compile); ``--graphs``,
-  ``--eager-preprocess`` and ``--autotune`` choose the fast path (:class:`alvit.accel.FastPath`).
+- ``--only train`` or ``--only score``: one of the two (less to compile); ``--no-graphs`` (CUDA
+  graphs are on where a run would use them, as ``train.cuda_graphs: auto``; ``--graphs`` says so
+  explicitly), ``--eager-preprocess`` and ``--autotune`` choose the fast path
+  (:class:`alvit.accel.FastPath`).
 - ``--profile``: after timing, each work's device kernels (:mod:`alvit.kernelprofile`): the time
   per call in each kind of kernel, beside the wall time per call, which shows overhead.
 - ``--hold DIR``: after warm-up, write ``DIR/ready`` and wait for ``DIR/go`` before timing, so a
@@ -124,7 +126,7 @@ def run_bench(
     concurrent: tuple[int, ...] = (),
     deterministic: bool = False,
     measure: tuple[str, ...] = MEASURES,
-    graphs: bool = False,
+    graphs: bool | str = "auto",
     fuse_preprocess: bool = True,
     autotune: bool = False,
     profile: bool = False,
@@ -135,8 +137,9 @@ def run_bench(
     ``deterministic`` also times training with ``train.deterministic`` (``deterministic_train_img_s``
     and ``deterministic_cost``, the fraction of throughput it costs), and as before issue 28's fix
     (``deterministic_nan_fill_train_img_s`` and ``deterministic_nan_fill_cost``). ``measure``
-    names what is timed, a subset of ``("train", "score")``. ``graphs``, ``fuse_preprocess`` and
-    ``autotune`` choose the compiled path (:class:`alvit.accel.FastPath`; eager: no effect).
+    names what is timed, a subset of ``("train", "score")``. ``graphs`` (as ``train.cuda_graphs``:
+    ``"auto"``, True or False), ``fuse_preprocess`` and ``autotune`` choose the compiled path
+    (:class:`alvit.accel.FastPath`; eager: no effect).
     ``profile`` adds each work's kernels; ``hold`` waits for a go before timing (module docstring).
     """
     started, skips = time.perf_counter(), _cudagraph_skips()

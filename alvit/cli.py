@@ -227,7 +227,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         concurrent=args.concurrent,
         deterministic=args.deterministic,
         measure=(args.only,) if args.only else MEASURES,
-        graphs=args.graphs,
+        graphs="auto" if args.graphs is None else args.graphs,
         fuse_preprocess=not args.eager_preprocess,
         autotune=args.autotune,
         profile=args.profile,
@@ -524,7 +524,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--only", choices=["train", "score"], default=None, help="time only training or only scoring")
     bench.add_argument(
-        "--graphs", action="store_true", help="replay the compiled graphs as CUDA graphs (as train.cuda_graphs)"
+        "--graphs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="replay the compiled graphs as CUDA graphs, or not (default: as train.cuda_graphs auto, on where compiled on CUDA)",
     )
     bench.add_argument(
         "--eager-preprocess",

@@ -72,7 +72,7 @@ class TrainConfig:
         1  # micro-batches per step, of batch_size / accumulate each (batch_size stays the effective batch)
     )
     compile: bool | str = "auto"  # torch.compile: "auto" (on CUDA only), true or false
-    cuda_graphs: bool = False  # replay the compiled graphs as CUDA graphs (CUDA, compiled, accumulate 1 only)
+    cuda_graphs: bool | str = "auto"  # CUDA graphs: "auto" and true (where compiled on CUDA with accumulate 1), false
     deterministic: bool = False  # PyTorch's deterministic algorithms (slower on CUDA)
     # "finetune" (the paper's protocol: the whole backbone trains) or "linear" (the backbone stays
     # frozen; each round trains a fresh logistic-regression head on its cached features, alvit.features)
@@ -403,6 +403,10 @@ def validate(cfg: ExperimentConfig) -> None:
         )
     if cfg.train.compile not in ("auto", True, False):
         raise ConfigError(f"train.compile {cfg.train.compile!r} is not known; valid choices are auto, true, false")
+    if cfg.train.cuda_graphs not in ("auto", True, False):
+        raise ConfigError(
+            f"train.cuda_graphs {cfg.train.cuda_graphs!r} is not known; valid choices are auto, true, false"
+        )
     if cfg.data.max_pool and cfg.budget > cfg.data.max_pool:
         raise ConfigError(
             f"the labeling budget al.initial + al.query * al.rounds = {cfg.budget} is larger than "

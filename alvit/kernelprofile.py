@@ -63,7 +63,12 @@ def _profile_one(work: Callable[[], int], device: torch.device, rate: float | No
         items = sum(work() for _ in range(calls))
         _sync(device)
     profiled_ms = (time.perf_counter() - start) * 1000 / calls
-    rows = [(event.key, _self_us(event, cuda), event.count) for event in prof.key_averages() if _counts(event, cuda)]
+    events = [event for event in prof.key_averages() if _counts(event, cuda)]
+    # On CUDA a profiled range (``record_function``, e.g. the optimizer's "Optimizer.step#AdamW.step")
+    # shows as the span of the kernels inside it: counted, they would count twice. (On a CPU its
+    # self time is host time no operator holds, so it stays.)
+    ranges_us = sum(_self_us(event, cuda) for event in events if cuda and _is_range(event))
+    rows = [(event.key, _self_us(event, cuda), event.count) for event in events if not (cuda and _is_range(event))]
     rows = [row for row in rows if row[1] > 0]
     kinds: dict[str, float] = {}
     for name, us, _ in rows:
@@ -78,6 +83,7 @@ def _profile_one(work: Callable[[], int], device: torch.device, rate: float | No
         "wall_ms": wall_ms,
         "profiled_wall_ms": profiled_ms,
         "kernel_ms": kernel_ms,
+        "annotations_ms": ranges_us / 1000 / calls,  # profiled ranges' device spans, left out of kernel_ms
         "busy": kernel_ms / wall_ms if wall_ms else None,
         "kinds": {kind: us / 1000 / calls for kind, us in sorted(kinds.items(), key=lambda item: -item[1])},
         "top": [
@@ -92,6 +98,11 @@ def _counts(event, cuda: bool) -> bool:
     if cuda:
         return event.device_type == torch.autograd.DeviceType.CUDA
     return event.device_type == torch.autograd.DeviceType.CPU
+
+
+def _is_range(event) -> bool:
+    """A user-annotated range (``record_function``) rather than a kernel or operator."""
+    return bool(getattr(event, "is_user_annotation", False))
 
 
 def _self_us(event, cuda: bool) -> float:

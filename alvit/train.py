@@ -8,12 +8,12 @@ no clean labels).
 The weights of the epoch with the lowest held-out loss are kept.
 
 The fast path, on by default on CUDA: the model is compiled once per run (``train.compile``),
-with the uint8 -> resize -> normalise preprocessing inside the compiled graph, and optionally
-replayed as CUDA graphs (``train.cuda_graphs``); every step sees exactly ``train.batch_size``
-samples, so there is one shape to compile; batch indices and flip masks are drawn on the device
-from a seeded generator; AdamW is timm's, with the fused kernel and no weight decay on biases,
-norms and ``model.no_weight_decay()``; and the host waits for the device once per epoch (the
-loss check), not once per step.
+with the uint8 -> resize -> normalise preprocessing inside the compiled graph, and replayed as
+CUDA graphs (``train.cuda_graphs: auto``, with ``train.accumulate`` 1); every step sees exactly
+``train.batch_size`` samples, so there is one shape to compile; batch indices and flip masks are
+drawn on the device from a seeded generator; AdamW is timm's, with the fused kernel and no
+weight decay on biases, norms and ``model.no_weight_decay()``; and the host waits for the device
+once per epoch (the loss check), not once per step.
 
 :func:`predict` streams images through the model in batches and returns probabilities and,
 on request, penultimate features, the last block's CLS attention and MC-dropout samples.

@@ -237,3 +237,39 @@ def test_kernels_are_sorted_into_kinds_by_name(name, kind):
     from alvit.kernelprofile import kernel_kind
 
     assert kernel_kind(name) == kind
+
+
+class _ProfiledEvent:
+    """What ``torch.profiler``'s ``key_averages()`` gives for one kernel or range on a device."""
+
+    def __init__(self, key: str, us: float, annotation: bool = False):
+        self.key, self.self_device_time_total, self.count = key, us, 1
+        self.device_type = torch.autograd.DeviceType.CUDA
+        self.is_user_annotation = annotation
+
+
+def test_a_profiled_range_on_cuda_is_not_counted_again_beside_the_kernels_inside_it(monkeypatch):
+    """The optimizer's range spans its own kernels on the device; torch's own table leaves it out too."""
+    import contextlib
+
+    from alvit import kernelprofile
+
+    events = [
+        _ProfiledEvent("nvjet_sm90_tst_128x160_64x5_2x4_h_bz_NNT", 1000.0),
+        _ProfiledEvent("void at::native::multi_tensor_apply_kernel<FusedAdamMathFunctor>", 600.0),
+        _ProfiledEvent("Optimizer.step#AdamW.step", 700.0, annotation=True),
+    ]
+
+    class Profile:
+        def key_averages(self):
+            return events
+
+    monkeypatch.setattr(kernelprofile, "profile", lambda activities: contextlib.nullcontext(Profile()))
+    monkeypatch.setattr(kernelprofile, "_sync", lambda device: None)
+    (result,) = kernelprofile.kernel_profile(
+        {"train": lambda: 64}, torch.device("cuda"), {"train": 32_000.0}, 1
+    ).values()
+    # 64 images at 32,000 a second: 2 ms a call, of which the two kernels take 1.6.
+    assert result["kernel_ms"] == pytest.approx(1.6) and result["annotations_ms"] == pytest.approx(0.7)
+    assert result["busy"] == pytest.approx(0.8) and result["kinds"] == pytest.approx({"matmul": 1.0, "optimizer": 0.6})
+    assert [top["name"] for top in result["top"]] == [events[0].key, events[1].key]

@@ -138,8 +138,12 @@ def test_the_performance_page_shows_the_h200s_tables_the_readings_and_the_estima
     html = (base / "root" / "_build" / "html" / "book" / "performance.html").read_text()
     assert "Measured on 2026-12-04 at commit <code" in html and "NVIDIA H200" in html
     assert "alvit bench on the GPU" in html and "2,606" in html and "43.0%" in html  # vit_b16 at 64, vit_l16's MFU
-    assert html.count("Missed: ") == 3 and "Met: 6.9x at batch 64" in html
+    assert html.count("Missed: ") == 5 and "Met: 6.9x at batch 64" in html  # 3 of the first check, 2 of the second
+    # The second step, before and after: the first check's figure beside this one's, and its readings.
+    assert "first check (f92379e)" in html and "this check (c65f33b)" in html and "7,610 (20.3%)" in html
+    assert "2.05x the compiled path measured beside it" in html and "Never measured: vit_b16-score1024-autotune" in html
     assert "GPU-hours of the paper profile" in html and "308.6" in html and "measured: NVIDIA H200" in html
+    assert "both on compiled+graphs+fused" in html  # vit_b16's rates, on the path a run takes
     assert "<details><summary>The figure" in html  # the linear probe's table, folded below its figure
 
 

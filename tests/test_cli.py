@@ -277,3 +277,16 @@ def test_sweep_output_runs_the_profile_into_another_folder(capsys, tmp_path):
     assert code == 0, err
     assert out.splitlines()[0] == f"profile t: 1 configuration -> {tmp_path / 'elsewhere'}"
     assert list((tmp_path / "elsewhere").glob("digits-*/rounds.csv")) and not (tmp_path / "runs").exists()
+
+
+def test_bench_replays_cuda_graphs_as_a_run_would_unless_told(monkeypatch):
+    """Default: as train.cuda_graphs auto (on where compiled on CUDA); --graphs and --no-graphs decide."""
+    from alvit import bench
+    from alvit.cli import main
+
+    asked = []
+    monkeypatch.setattr(bench, "run_bench", lambda *args, **kwargs: asked.append(kwargs["graphs"]) or {})
+    monkeypatch.setattr(bench, "format_report", lambda result: "")
+    for flags in ([], ["--graphs"], ["--no-graphs"]):
+        assert main(["bench", "vit_nano_p4", "--device", "cpu", *flags]) in (0, None)
+    assert asked == ["auto", True, False]

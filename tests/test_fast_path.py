@@ -23,6 +23,10 @@ CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 @pytest.mark.parametrize(
     "setting, device, compiled, accumulate, expected",
     [
+        ("auto", CUDA, True, 1, True),  # the default: on wherever they can run
+        ("auto", CPU, True, 1, False),
+        ("auto", CUDA, False, 1, False),
+        ("auto", CUDA, True, 4, False),
         (True, CUDA, True, 1, True),
         (False, CUDA, True, 1, False),
         (True, CPU, True, 1, False),  # a CPU run stays as it was
@@ -43,20 +47,28 @@ def test_each_fast_path_is_one_torch_compile_mode():
 
 
 def test_a_runs_fast_path_follows_its_train_section():
-    cfg = TrainConfig(cuda_graphs=True)
+    cfg = TrainConfig()  # compile and cuda_graphs auto
     assert FastPath.for_run(cfg, CUDA) == FastPath(compile=True, graphs=True)
     assert FastPath.for_run(cfg, CPU) == EAGER  # compile auto is off on a CPU, and graphs with it
     assert FastPath.for_run(dataclasses.replace(cfg, accumulate=2), CUDA) == FastPath(compile=True)
+    assert FastPath.for_run(dataclasses.replace(cfg, cuda_graphs=False), CUDA) == FastPath(compile=True)
+    assert FastPath.for_run(dataclasses.replace(cfg, compile=True), CPU) == FastPath(compile=True)  # no CUDA
 
 
-def test_cuda_graphs_is_a_yes_or_no_key_that_changes_no_result():
+def test_cuda_graphs_is_auto_true_or_false_and_changes_no_result():
     from alvit.config import NOT_RESULT_KEYS
 
+    assert load_config(None).train.cuda_graphs == "auto"
     assert load_config(None, ["train.cuda_graphs=true"]).train.cuda_graphs is True
-    assert load_config(None).train.cuda_graphs is False
+    assert load_config(None, ["train.cuda_graphs=false"]).train.cuda_graphs is False
     assert "train.cuda_graphs" in NOT_RESULT_KEYS
-    for bad in ("sometimes", "1", "auto"):
-        with pytest.raises(ConfigError, match=rf"config key 'train.cuda_graphs' must be bool, not '?{bad}'?$"):
+    for bad in ("sometimes", "1", "0", "-1", ".nan", ".inf", "-.inf", "1.5", "Auto"):
+        with pytest.raises(ConfigError) as refused:
+            load_config(None, [f"train.cuda_graphs={bad}"])
+        message = str(refused.value)
+        assert message.startswith("train.cuda_graphs ") and message.endswith("valid choices are auto, true, false")
+    for bad, shown in (("", "None"), ("[true]", r"\[True\]")):  # not a value at all: the key's type, as for any key
+        with pytest.raises(ConfigError, match=rf"^config key 'train.cuda_graphs' must be bool or str, not {shown}$"):
             load_config(None, [f"train.cuda_graphs={bad}"])
 
 

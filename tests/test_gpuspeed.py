@@ -244,3 +244,17 @@ def test_the_probe_reports_each_mode_and_an_unavailable_measurement_as_its_reaso
         assert figures["attention_ms"]["CUDNN_ATTENTION"].startswith("RuntimeError")  # none on a CPU
         assert figures["sdpa_choice"] in gpuprobe.BACKENDS
     assert not torch.are_deterministic_algorithms_enabled()  # the deterministic mode was left again
+
+
+def test_every_job_keeps_the_path_it_was_measured_on_at_c65f33b():
+    """CUDA graphs became the default after c65f33b: a job that ran without them says --no-graphs."""
+    recorded = json.loads((REPO / "benchmarks" / "results" / "gpu_speed-h200-2026-12-04-check.json").read_text())
+    paths = {
+        j["name"]: j["figures"]["fast_path"] for j in recorded["jobs"] if j["kind"] == "bench" and j.get("figures")
+    }
+    for job in gpuspeed.full_jobs():
+        if job.kind != "bench":
+            continue
+        assert ("--graphs" in job.argv) != ("--no-graphs" in job.argv), job.name
+        if job.name in paths:
+            assert ("--graphs" in job.argv) == ("graphs" in paths[job.name]), job.name

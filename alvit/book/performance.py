@@ -52,7 +52,8 @@ def seconds_text(seconds: float | None) -> str:
     return f"{seconds:.2g}"
 
 
-def _number(value: float | None, pattern: str) -> str:
+def number_text(value: float | None, pattern: str) -> str:
+    """``value`` formatted by ``pattern``, or the missing mark where it is None or not finite."""
     return MISSING if value is None or not np.isfinite(value) else format(value, pattern)
 
 
@@ -68,7 +69,7 @@ def timings(folder: Path | None = None) -> pd.DataFrame:
     table["seconds"] = table["seconds"].map(seconds_text)
     table["cores"] = table["cores"].map(lambda cores: MISSING if pd.isna(cores) else f"{cores:.0f}")
     table["load"] = [
-        f"{_number(before, '.1f')} → {_number(after, '.1f')}"
+        f"{number_text(before, '.1f')} → {number_text(after, '.1f')}"
         for before, after in zip(table["load_before"], table["load_after"], strict=True)
     ]
     return table[list(TIMING_COLUMNS)].rename(columns=TIMING_COLUMNS).fillna(MISSING)
@@ -85,9 +86,9 @@ def bench_table(results: list[dict]) -> pd.DataFrame:
             ("train", "mfu", "speedup_vs_naive"),
             ("score", "score_mfu", "score_speedup_vs_naive"),
         ):
-            row[kind, "img/s"] = _number(r.get(f"{kind}_img_s"), ",.0f")
+            row[kind, "img/s"] = number_text(r.get(f"{kind}_img_s"), ",.0f")
             if gpu:
-                row[kind, "MFU"] = _number(r.get(mfu), ".1%")
+                row[kind, "MFU"] = number_text(r.get(mfu), ".1%")
             row[kind, "× naive"] = MISSING if r.get(speedup) is None else f"{r[speedup]:.1f}x"
         if gpu:
             row["", "peak memory"] = MISSING if r.get("peak_mem_mb") is None else f"{r['peak_mem_mb'] / 1024:.1f} GiB"
@@ -179,46 +180,70 @@ def linear_probe_table(rounds: pd.DataFrame, measure: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class GpuFigures:
-    """What GPU machines measured: the newest GPU check, every GPU bench, and where each came from."""
+    """What the GPU check measured: its report, the GPU benches of the same provenance record, and
+    that record (date, commit, machine, commands)."""
 
-    provenance: list[dict]  # provenance-*.json, oldest first; each names its "files"
+    provenance: list[dict]  # the provenance-*.json records naming these files, oldest first
     check: dict  # the newest gpu_check report
     check_file: str
-    benches: list[dict]  # every GPU bench result (the checks' and bench-*.json), each with "file"
+    benches: list[dict]  # the check's bench results and the GPU bench-*.json its record names, each with "file"
 
     def bench(self, model: str, batch: int) -> dict | None:
         return next((b for b in self.benches if b["model"] == model and b["batch"] == batch), None)
 
 
-def gpu(folder: Path | None = None) -> GpuFigures | None:
-    """The GPU figures under ``benchmarks/results/``, or None where no GPU has run the check.
+GPU_REPORTS = ("gpu_check*.json", "gpu_speed*.json")  # files that only a GPU machine writes
 
-    Raises ResultsError for a GPU result that no ``provenance-*.json`` names: a figure without its
-    date, commit and machine is not shown."""
-    folder = folder or results_dir()
-    checks = sorted(folder.glob("gpu_check*.json"))
-    if not checks:
-        return None
-    provenance = sorted(
-        (json.loads(path.read_text()) for path in folder.glob("provenance-*.json")), key=lambda p: p["date"]
+
+def provenance_records(folder: Path) -> list[dict]:
+    """Every ``provenance-*.json`` of ``folder``, oldest first (by ``date``, then ``time_utc``).
+
+    Raises ResultsError for a GPU result (a GPU check or speed report, a bench file measured on
+    CUDA) that no record names: a figure without its date, commit and machine is not shown."""
+    records = sorted(
+        (json.loads(path.read_text()) for path in folder.glob("provenance-*.json")),
+        key=lambda p: (p["date"], p.get("time_utc", "")),
     )
-    named = {name for record in provenance for name in record["files"]}
-    reports = [(path, json.loads(path.read_text())) for path in checks]
-    gpu_benches = [(path, r) for path, r in _bench_files(folder) if _on_gpu(r)]
-    for path in [p for p, _ in reports] + [p for p, _ in gpu_benches]:
+    named = {name for record in records for name in record["files"]}
+    measured = [path for pattern in GPU_REPORTS for path in folder.glob(pattern)]
+    measured += [path for path, r in _bench_files(folder) if _on_gpu(r)]
+    for path in sorted(measured):
         if path.name not in named:
             raise ResultsError(
                 f"{path} was measured on a GPU but no provenance-*.json in {folder} names it; "
                 "add one with its date, commit, machine and commands"
             )
-    benches = [{**b, "file": path.name} for path, report in reports for b in report["bench"]]
-    benches += [{**r, "file": path.name} for path, r in gpu_benches]
-    newest_path, newest = max(reports, key=lambda item: item[1]["started"])
-    return GpuFigures(provenance, newest, newest_path.name, benches)
+    return records
+
+
+def gpu_benches_named(folder: Path, records: list[dict]) -> list[dict]:
+    """The GPU ``bench-*.json`` results that ``records`` name, each with its ``file``."""
+    named = {name for record in records for name in record["files"]}
+    return [{**r, "file": path.name} for path, r in _bench_files(folder) if _on_gpu(r) and path.name in named]
+
+
+def gpu(folder: Path | None = None) -> GpuFigures | None:
+    """The GPU check's figures under ``benchmarks/results/``, or None where no GPU has run the check.
+
+    Only the files of the provenance record that names the newest check count, so figures taken
+    later at another commit (:mod:`alvit.book.speed`) do not mix with its readings. Raises
+    ResultsError for a GPU result without provenance (:func:`provenance_records`)."""
+    folder = folder or results_dir()
+    checks = sorted(folder.glob("gpu_check*.json"))
+    if not checks:
+        return None
+    records = provenance_records(folder)
+    newest_path, newest = max(
+        ((path, json.loads(path.read_text())) for path in checks), key=lambda item: item[1]["started"]
+    )
+    mine = [record for record in records if newest_path.name in record["files"]]
+    benches = [{**b, "file": newest_path.name} for b in newest["bench"]] + gpu_benches_named(folder, mine)
+    return GpuFigures(mine, newest, newest_path.name, benches)
 
 
 def provenance_text(figures: GpuFigures) -> str:
-    """One sentence per provenance record: date, commit, machine and files."""
+    """One sentence per provenance record of ``figures`` (a :class:`GpuFigures` or anything with
+    ``provenance``): date, commit, machine and files."""
     return " ".join(
         f"Measured on {p['date']} at commit `{p['commit']}` on {p['machine']} "
         f"({', '.join(f'`{name}`' for name in p['files'])})."
@@ -355,7 +380,7 @@ def concurrency_table(figures: GpuFigures) -> pd.DataFrame:
             "processes": row["processes"],
             "img/s together": f"{row['aggregate_train_img_s']:,.0f}",
             "img/s each": ", ".join(f"{v:,.0f}" for v in row["per_process_train_img_s"]),
-            "over one process": _number(row["scaling_vs_one"], ".2f") + "x",
+            "over one process": number_text(row["scaling_vs_one"], ".2f") + "x",
         }
         for b in figures.benches
         for row in b.get("concurrent", [])

@@ -8,7 +8,8 @@ What a run processes (:func:`workload`) is counted once and priced two ways:
   trained image costs 3 forward passes (forward and backward), a scored image one.
 - **measured**: trained images / the measured training images per second, plus scored images /
   the measured scoring images per second (:mod:`alvit.throughput`), at the measured batch nearest
-  the run's (the row names it). The bench's rates are steady state: a run's compilation (about
+  the run's, on the fast path the run takes on CUDA where that path was measured there, else on
+  the path that was (the row names batch and path). The bench's rates are steady state: a run's compilation (about
   half a minute on an H200) is not counted, and GCI-ViTAL's attention pass over the pool and
   BALD's MC-dropout passes, which run eagerly, are priced at the compiled scoring rate, so they
   are undercounted.
@@ -70,10 +71,13 @@ def estimate_gpu_hours(
 ) -> list[dict[str, Any]]:
     """Rows per model, most hours first: ``model``, ``runs``, ``gflops_per_image``, ``gpu_hours``
     (measured where ``measured`` holds the model, else assumed), ``assumed_gpu_hours`` (at
-    ``sustained_tflops`` throughout) and ``source`` ("measured: NVIDIA H200, batch 64" or
-    "assumed: 200 TFLOP/s"); for linear mode also ``cpu_hours`` (its heads on a CPU, one thread a
+    ``sustained_tflops`` throughout) and ``source`` ("measured: NVIDIA H200, batch 64 on
+    compiled+graphs+fused" or "assumed: 200 TFLOP/s"); for linear mode also ``cpu_hours`` (its heads on a CPU, one thread a
     run, from ``heads``: default the committed ``benchmarks/results/linear_heads.json``) and
     ``cpu_source``, both None for fine-tuning or when no head cost was measured."""
+    import torch
+
+    from alvit.accel import EAGER, FastPath
     from alvit.models import model_flops, num_features, resolve_model
 
     heads = head_costs() if heads is None else heads
@@ -96,8 +100,11 @@ def estimate_gpu_hours(
         per_image = flops_cache[key]
         work = workload(cfg, pool, test)
         cpu_s, cpu_source = None, None
-        train_m = nearest(measured, cfg.model, spec.input_size, cfg.train.batch_size // cfg.train.accumulate, "train")
-        score_m = nearest(measured, cfg.model, spec.input_size, cfg.train.eval_batch_size, "score")
+        # The path a run takes on CUDA; linear mode extracts its features without compiling.
+        path = (EAGER if cfg.train.mode == "linear" else FastPath.for_run(cfg.train, torch.device("cuda"))).describe()
+        train_batch = cfg.train.batch_size // cfg.train.accumulate
+        train_m = nearest(measured, cfg.model, spec.input_size, train_batch, "train", path)
+        score_m = nearest(measured, cfg.model, spec.input_size, cfg.train.eval_batch_size, "score", path)
         if cfg.train.mode == "linear":
             if (cfg.model, cfg.img_size) not in features_cache:
                 features_cache[cfg.model, cfg.img_size] = num_features(spec)
@@ -115,7 +122,7 @@ def estimate_gpu_hours(
                 seconds, source = assumed_s, _assumed(sustained_tflops)
             else:
                 seconds = extraction / score_m.score_img_s + head_flops / rate
-                source = f"{_measured(None, score_m, cfg)}; heads {_assumed(sustained_tflops)}"
+                source = f"{_measured(None, score_m, cfg, path)}; heads {_assumed(sustained_tflops)}"
             head = nearest_head(heads, features_cache[cfg.model, cfg.img_size], classes)
             if head is not None:
                 budget = [(cfg.train.epochs, cfg.al.initial + r * cfg.al.query) for r in range(cfg.al.rounds + 1)]
@@ -127,7 +134,7 @@ def estimate_gpu_hours(
                 seconds, source = assumed_s, _assumed(sustained_tflops)
             else:
                 seconds = work.trained / train_m.train_img_s + work.scored / score_m.score_img_s
-                source = _measured(train_m, score_m, cfg)
+                source = _measured(train_m, score_m, cfg, path)
         row = per_model.setdefault(
             cfg.model,
             {
@@ -181,19 +188,29 @@ def _assumed(sustained_tflops: float) -> str:
     return f"assumed: {sustained_tflops:g} TFLOP/s"
 
 
-def _measured(train: Measurement | None, score: Measurement, cfg: ExperimentConfig) -> str:
-    """``measured: DEVICE, ...`` naming the batches used and, where they differ, the run's."""
+def _measured(train: Measurement | None, score: Measurement, cfg: ExperimentConfig, path: str) -> str:
+    """``measured: DEVICE, ...`` naming the batch and path of each rate used and, where they
+    differ, the run's (``path``: the run's fast path on CUDA)."""
     train_batch, eval_batch = cfg.train.batch_size // cfg.train.accumulate, cfg.train.eval_batch_size
 
     def at(m: Measurement, kind: str, wanted: int) -> str:
         got = m.batch_for(kind)
         return f"batch {got}" if got == wanted else f"batch {got} (nearest measured to {wanted})"
 
+    def on(m: Measurement) -> str:
+        taken = m.fast_path or "a path not recorded"
+        return f"on {taken}" if taken == path else f"on {taken} (not the run's {path})"
+
     if train is None:
-        return f"measured: {score.device_name}, scoring at {at(score, 'score', eval_batch)}"
+        return f"measured: {score.device_name}, scoring at {at(score, 'score', eval_batch)} {on(score)}"
     if train is score and train_batch == eval_batch == train.batch == train.eval_batch:
-        return f"measured: {train.device_name}, batch {train.batch}"
+        return f"measured: {train.device_name}, {at(train, 'train', train_batch)} {on(train)}"
+    if train.fast_path == score.fast_path:
+        return (
+            f"measured: {train.device_name}, training at {at(train, 'train', train_batch)}, "
+            f"scoring at {at(score, 'score', eval_batch)}, both {on(train)}"
+        )
     return (
-        f"measured: {train.device_name}, training at {at(train, 'train', train_batch)}, "
-        f"scoring at {at(score, 'score', eval_batch)}"
+        f"measured: {train.device_name}, training at {at(train, 'train', train_batch)} {on(train)}, "
+        f"scoring at {at(score, 'score', eval_batch)} {on(score)}"
     )
