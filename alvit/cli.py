@@ -1,4 +1,4 @@
-"""``alvit run | sweep | status | fetch | simulate | power | book | bench | list``: the command line.
+"""``alvit run | sweep | status | fetch | simulate | power | book | bench | labels | list``: the command line.
 
 Errors a user can cause end with one sentence on stderr and exit status 2, never a traceback.
 """
@@ -183,6 +183,23 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_labels(args: argparse.Namespace) -> None:
+    from alvit.data import training_split_labels
+    from alvit.label_files import check_template_path, write_template
+
+    out = paths.resolve(args.out)
+    check_template_path(out)  # before CIFAR's 50,000 images are read
+    labels, classes = training_split_labels(args.dataset)
+    write_template(labels, out)
+    print(
+        f"wrote the true labels of the {len(labels)} training samples of {args.dataset} to {out}, position i "
+        "for sample i in the order alvit lists the split; change an entry to the label a person gave, then run "
+        f"with --set noise.kind=labels --set noise.rate=0 --set noise.labels={out}"
+    )
+    if any(name != str(index) for index, name in enumerate(classes)):
+        print("classes: " + ", ".join(f"{index} {name}" for index, name in enumerate(classes)))
+
+
 def _cmd_book(args: argparse.Namespace) -> None:
     from alvit.book.build import build_book
 
@@ -293,7 +310,7 @@ OUTPUT_FOLDERS = {
     ("simulate", "out"): "the run folders",
     ("book", "html"): "the book's HTML",
 }
-OUTPUT_FILES = {("power", "json"), ("bench", "json")}
+OUTPUT_FILES = {("power", "json"), ("bench", "json"), ("labels", "out")}
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
@@ -483,6 +500,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorials")
     book.set_defaults(handler=_cmd_book)
+
+    labels = commands.add_parser(
+        "labels",
+        help="write a dataset's true training labels in alvit's order: a template for a file of human labels",
+    )
+    labels.add_argument("dataset", help="e.g. digits, cifar10 or imagefolder:<root> (the whole training split)")
+    labels.add_argument(
+        "--out", required=True, metavar="FILE.npy", help="the file to write (never replaced if it exists)"
+    )
+    labels.set_defaults(handler=_cmd_labels)
 
     simulate = commands.add_parser(
         "simulate", help="write simulated run folders for a profile (a preview of its book, no training)"

@@ -88,7 +88,7 @@ def test_status_of_a_profile_not_yet_swept_counts_its_runs_pending(capsys, tmp_p
 
 def command_line(command: str, flag: str, value: str) -> list[str]:
     """The shortest command line of ``command`` that reaches its checks, with ``flag`` set to ``value``."""
-    required = {"run": [], "bench": ["vit_nano_p4"]}.get(command, [DEMO])
+    required = {"run": [], "bench": ["vit_nano_p4"], "labels": ["digits"]}.get(command, [DEMO])
     extra = ["--out", "/tmp/unused"] if command == "simulate" and flag != "out" else []
     return [command, *required, *extra, f"--{flag}", value]
 
@@ -101,7 +101,7 @@ def path_flags() -> list[tuple[str, str]]:
     for name, sub in commands.items():
         for action in sub._actions:
             takes_value = not isinstance(action, argparse._StoreTrueAction)
-            if takes_value and action.dest in ("out", "output", "html", "json"):
+            if takes_value and action.dest in ("out", "output", "html", "json"):  # every path a command writes
                 found.append((name, action.dest))
     return found
 
@@ -114,7 +114,7 @@ def test_every_flag_naming_an_output_is_checked():
 @pytest.mark.parametrize("command, flag", path_flags())
 def test_an_output_that_cannot_be_created_is_one_sentence(capsys, command, flag):
     """``--out /proc/x`` was a FileNotFoundError traceback; now every output flag says it in one sentence."""
-    target = UNCREATABLE + ("/figures.json" if flag == "json" else "")
+    target = UNCREATABLE + ("/labels.npy" if (command, flag) in cli.OUTPUT_FILES else "")
     code, out, err = in_process(capsys, *command_line(command, flag, target))
     assert one_sentence(code, err) == (
         f"--{flag} {target} cannot be created: /proc takes no new files (No such file or directory); "

@@ -109,7 +109,7 @@ ALVIT = [(path.name, command) for path in DOCS for command in shown_commands(pat
 
 def test_the_docs_show_alvit_commands_of_every_kind():
     shown = {shlex.split(command)[1] for _, command in ALVIT}
-    assert {"run", "sweep", "status", "fetch", "simulate", "book", "bench"} <= shown
+    assert {"run", "sweep", "status", "fetch", "simulate", "book", "bench", "labels"} <= shown
 
 
 @pytest.mark.parametrize("doc, command", ALVIT, ids=[f"{doc}:{i}" for i, (doc, _) in enumerate(ALVIT)])
