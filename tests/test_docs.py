@@ -30,6 +30,18 @@ def test_the_docs_show_papermill_commands():
     assert all("--engine alvit" in command for _, command in PAPERMILL)  # no kernel warnings from the docs' commands
 
 
+def test_the_notebooks_papermill_commands_use_alvits_engine():
+    """The tutorial's and the experiment page's own rerun commands, as the README's."""
+    shown = [
+        line
+        for path in sorted((REPO / "notebooks").glob("*.ipynb"))
+        for cell in nbformat.read(str(path), as_version=4).cells
+        if cell.cell_type == "markdown"
+        for line in re.findall(r"papermill notebooks/\S+ .*", cell.source)
+    ]
+    assert len(shown) >= 2 and all("--engine alvit" in line for line in shown), shown
+
+
 def test_installing_alvit_registers_its_papermill_engine():
     import tomllib
 
