@@ -119,9 +119,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from alvit.sweep.status import format_status, status_json, sweep_status
 
     profile = load_profile(args.profile, args.only)
-    if (
-        args.runs is not None
-    ):  # a typo is refused, never counted as "pending"; the profile's own output may not exist yet
+    # A typo in --runs is refused, never counted as "pending"; the profile's own output may not exist yet.
+    if args.runs is not None:
         _read_runs(args.runs, profile)
     elif paths.resolve(profile.output).exists():
         paths.existing_folder(profile.output, f"the output of profile {args.profile}")
