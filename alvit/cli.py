@@ -539,14 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=flags.positive_number(100.0, "100"),
         default=2.0,
         metavar="A",
-        help="the true claims' effect in seed-to-seed standard deviations (default 2)",
+        help="the true claims' effect in pooled seed-to-seed standard deviations (default 2)",
     )
     power.add_argument(
         "--sd",
-        type=flags.positive_number(1.0, "1"),
+        type=flags.seed_spreads,
         default=None,
         metavar="S",
-        help="seed-to-seed standard deviation (default: the runs present, per setting, else 0.02)",
+        help="seed-to-seed standard deviation: one for every noise rate (e.g. 0.02) or RATE:SD for each rate "
+        "(e.g. 0:0.005,0.2:0.03,0.5:0.06,0.8:0.1); default: the runs', per setting and rate, else 0.02",
     )
     power.add_argument(
         "--tables",

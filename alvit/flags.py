@@ -127,6 +127,33 @@ process_counts = whole_numbers(1, MAX_PROCESSES, "1,2,4")  # --concurrent 1,2,4
 seed_counts = whole_numbers(*SEED_COUNTS, "3,5,10")  # alvit power --seeds
 
 
+def seed_spreads(text: str) -> float | dict[float, float]:
+    """``alvit power --sd``: one seed-to-seed sd for every noise rate (``0.02``), or one per rate as
+    ``RATE:SD`` pairs (``0:0.005,0.5:0.05``); each sd above 0 and at most 1, each rate from 0 up to 1,
+    none twice. Whether the rates are the profile's is checked against the profile."""
+    usage = f"must be one sd above 0 and at most 1 (e.g. 0.02) or RATE:SD pairs (e.g. 0:0.005,0.5:0.05), not {text!r}"
+
+    def number(part: str) -> float:
+        try:
+            return float(part)
+        except ValueError:
+            return math.nan
+
+    if ":" not in text:
+        value = number(text)
+        if not 0 < value <= 1:  # False for NaN too
+            raise argparse.ArgumentTypeError(usage)
+        return value
+    pairs = [part.split(":") for part in text.split(",")]
+    if not all(len(pair) == 2 for pair in pairs):
+        raise argparse.ArgumentTypeError(usage)
+    spreads = [(number(rate), number(sd)) for rate, sd in pairs]
+    rates = [round(rate, 6) for rate, _ in spreads]
+    if not all(0 <= rate < 1 and 0 < sd <= 1 for rate, sd in spreads) or len(set(rates)) != len(rates):
+        raise argparse.ArgumentTypeError(usage + " (each rate from 0 up to 1, once)")
+    return dict(zip(rates, (sd for _, sd in spreads)))
+
+
 __all__ = [
     "batch_size",
     "device",
@@ -137,6 +164,7 @@ __all__ = [
     "processes",
     "seconds",
     "seed_counts",
+    "seed_spreads",
     "whole_number",
     "whole_numbers",
 ]

@@ -116,10 +116,13 @@ def test_the_power_page_shows_the_operating_characteristics_a_figure_and_what_wo
     _, base, _ = mixed_book
     page = nbformat.read(str(base / "root" / "book" / "power.ipynb"), as_version=4)
     table = " ".join(o["data"].get("text/html", "") for o in outputs_of(page, "report.table()") if "data" in o)
-    assert "P(holds | true)" in table and "P(does not hold | true)" in table and "P(holds | false)" in table
-    assert all(
-        name in " ".join(str(o.get("data", "")) for o in outputs_of(page, "report.table()")) for name in SETTINGS
-    )
+    assert "P(holds | true)" in table and "P(does not hold | true)" in table
+    assert "P(holds | nothing differs)" in table and "P(holds | least favourable false)" in table and " ± " in table
+    spreads = " ".join(o["data"].get("text/html", "") for o in outputs_of(page, "report.spread_table()") if "data" in o)
+    assert "Seed-to-seed standard deviation per setting, metric and noise rate" in spreads
+    claim_5 = " ".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs_of(page, "plots.power_vs_sd"))
+    assert "This grid cannot test claim 5." in claim_5  # no GCI-ViTAL in this profile
+    assert all(name in spreads for name in SETTINGS)  # a spread per setting, metric and rate
     assert any("image/png" in o.get("data", {}) for o in outputs_of(page, "plots.power_vs_seeds"))
     settle = " ".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs_of(page, "settling_sentences"))
     assert "inconclusive" in settle or "No verdict of these runs is inconclusive" in settle

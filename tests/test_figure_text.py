@@ -91,6 +91,13 @@ def study_figures(shape, monkeypatch) -> dict:
         "image_grid": plots.image_grid(images, [f"H={h:.2f}, true {t}" for h, t in zip(rng.random(16), range(16))]),
         "power_vs_seeds": plots.power_vs_seeds(curve, "Power at an effect of 2 seed-sds"),
         "probe_curves": plots.probe_curves(rounds_of(final), "EfficientNet-Lite0, frozen, on CIFAR-10"),
+        "power_vs_sd": plots.power_vs_sd(
+            pd.DataFrame(
+                {"sd": [0.01, 0.02, 0.05, 0.1], "power": [1.0, 0.9, 0.5, 0.2], "se": [0.0, 0.02, 0.035, 0.03]}
+            ),
+            {"cifar100 · pairflip": (0.02, 0.09), "cifar100 · symmetric": (0.01, 0.05)},
+            "Claim 5: P(holds | true) against the seed sd",
+        ),
     }
 
 

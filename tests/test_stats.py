@@ -1,8 +1,8 @@
-"""Statements and their combination: t contrasts that keep their level at 2-5 seeds, TOST, Holm, the verdict.
+"""Statements and their combination: contrasts with the seed as the unit, TOST, Holm, the verdict.
 
 Each test either compares with scipy's own t tests on the same numbers, or draws many seeded
-tables with a known truth and checks how often a decision is wrong (binomial bounds, so a
-seeded draw cannot flake).
+tables with a known truth and checks how often a decision is wrong (binomial bounds of 3 to 4
+standard errors, so a seeded draw cannot flake).
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE
 
 def one_cell(*seeds: float) -> stats.Contrast:
     return stats.contrast(np.array([[seeds]]), np.array([1.0]))
+
+
+def binomial_margin(p: float, tables: int, ses: float = 3.0) -> float:
+    return ses * np.sqrt(p * (1 - p) / tables)
 
 
 # --- the contrast and its interval -----------------------------------------------------------
@@ -34,19 +38,27 @@ def test_one_cell_is_the_one_sample_t_test():
     assert (low[0], high[0]) == pytest.approx((ci.low, ci.high))
 
 
-def test_cells_of_one_noise_rate_pool_their_spread():
-    cells = np.array([[[0.1, 0.2, 0.3], [0.5, 0.4, 0.9]]])  # two cells, one stratum
-    est = stats.contrast(cells, np.array([0.5, 0.5]))
-    pooled = (np.var(cells[0, 0], ddof=1) + np.var(cells[0, 1], ddof=1)) / 2
-    assert est.se[0] == pytest.approx(np.sqrt(pooled * (0.25 / 3 + 0.25 / 3)))
-    assert est.df[0] == pytest.approx(4)
+def test_a_contrast_of_many_cells_is_the_t_test_of_one_number_per_seed():
+    """The seed is the unit: the weighted sum of a seed's cells, then a one-sample t test over seeds."""
+    rng = np.random.default_rng(3)
+    cells = rng.normal(0.02, 0.05, size=(6, 4))  # six cells (say three strategies at two rates), four seeds
+    weights = np.array([1, 1, 1, -1, -1, -1]) / 3  # mean at one rate minus mean at the other
+    est = stats.contrast(cells[None], weights)
+    per_seed = weights @ cells
+    reference = scipy_stats.ttest_1samp(per_seed, 0.0, alternative="greater")
+    assert est.value[0] == pytest.approx(per_seed.mean())
+    assert est.df[0] == 3 and est.seeds[0] == 4
+    assert est.p_above()[0] == pytest.approx(reference.pvalue)
+    # ... which is the paired t test of the two rates' per-seed means
+    paired = scipy_stats.ttest_rel(cells[:3].mean(axis=0), cells[3:].mean(axis=0), alternative="greater")
+    assert est.p_above()[0] == pytest.approx(paired.pvalue)
 
 
-def test_cells_of_different_noise_rates_combine_by_welch_satterthwaite():
-    a, b = [0.80, 0.82, 0.79, 0.85], [0.70, 0.60, 0.75]
-    est = stats.contrast(np.array([[a + [np.nan] * 0, b + [np.nan]]]), np.array([1.0, -1.0]), strata=np.array([0, 1]))
-    welch = scipy_stats.ttest_ind(a, b, equal_var=False, alternative="greater")
-    assert est.p_above(0.0)[0] == pytest.approx(welch.pvalue)
+def test_a_seed_missing_in_one_weighted_cell_leaves_that_seed_out():
+    cells = np.array([[0.10, 0.12, 0.11, np.nan], [0.02, 0.01, 0.04, 0.03], [9.0, np.nan, np.nan, np.nan]])
+    est = stats.contrast(cells[None], np.array([1.0, -1.0, 0.0]))  # the third cell is not weighed
+    reference = scipy_stats.ttest_1samp(cells[0, :3] - cells[1, :3], 0.0, alternative="greater")
+    assert est.seeds[0] == 3 and est.p_above()[0] == pytest.approx(reference.pvalue)
 
 
 @pytest.mark.parametrize("seeds", [2, 3, 5])
@@ -57,7 +69,7 @@ def test_with_no_effect_one_cell_confirms_at_the_nominal_rate(seeds):
     est = stats.contrast(rng.normal(0.0, 0.02, size=(tables, 1, seeds)), np.array([1.0]))
     confirmed = (est.p_above() <= stats.ALPHA).mean()
     refuted = (est.p_below() <= stats.ALPHA).mean()
-    bound = 3 * np.sqrt(0.05 * 0.95 / tables)
+    bound = binomial_margin(0.05, tables)
     assert abs(confirmed - 0.05) < bound and abs(refuted - 0.05) < bound
     low, high = est.interval(0.95)
     assert abs(((low <= 0) & (high >= 0)).mean() - 0.95) < bound
@@ -67,15 +79,50 @@ def test_many_cells_with_a_spread_that_changes_with_noise_keep_the_level():
     rng = np.random.default_rng(7)
     spreads = np.repeat([0.005, 0.02, 0.08], 3)  # three noise rates, three cells each
     values = rng.normal(0.0, spreads[None, :, None], size=(20_000, 9, 3))
-    est = stats.contrast(values, np.full(9, 1 / 9), strata=np.repeat([0, 1, 2], 3))
-    assert (est.p_above() <= stats.ALPHA).mean() < 0.05 + 3 * np.sqrt(0.05 * 0.95 / 20_000)
+    est = stats.contrast(values, np.full(9, 1 / 9))
+    assert (est.p_above() <= stats.ALPHA).mean() < 0.05 + binomial_margin(0.05, 20_000)
 
 
-def test_a_cell_with_one_seed_leaves_the_statement_unjudged():
+def shared_seed_tables(icc: float, tables: int, cells: int, seeds: int, rng: np.random.Generator) -> np.ndarray:
+    """``[tables, cells, seeds]`` of unit variance: a seed effect shared by every cell (share ``icc``) plus noise."""
+    shared = rng.standard_normal((tables, 1, seeds))
+    own = rng.standard_normal((tables, cells, seeds))
+    return np.sqrt(icc) * shared + np.sqrt(1 - icc) * own
+
+
+@pytest.mark.parametrize("icc", [0.25, 0.5])
+@pytest.mark.parametrize("seeds", [2, 3, 5])
+def test_a_seed_effect_shared_by_the_cells_of_a_rate_keeps_the_level_and_the_coverage(icc, seeds):
+    """Seven cells of one noise rate whose runs share the seed's draws (intra-class correlation ``icc``).
+
+    The mean over cells is tested with no effect: it is confirmed in at most 5% of tables and its
+    90% interval covers 90%. Counting every run as its own replicate (one t test on the 7 x seeds
+    runs, the plausible wrong line) is shown to fail the same tables, so this test can tell.
+    """
+    tables, cells = 20_000, 7
+    values = shared_seed_tables(icc, tables, cells, seeds, np.random.default_rng([seeds, int(icc * 100)]))
+    est = stats.contrast(values, np.full(cells, 1 / cells))
+    confirmed = (est.p_above() <= stats.ALPHA).mean()
+    assert confirmed <= 0.05 + binomial_margin(0.05, tables), confirmed
+    low, high = est.interval(0.9)
+    covered = ((low <= 0) & (high >= 0)).mean()
+    assert abs(covered - 0.9) <= binomial_margin(0.1, tables, 4), covered
+    runs_as_replicates = scipy_stats.ttest_1samp(values.reshape(tables, -1), 0.0, axis=1, alternative="greater")
+    assert (runs_as_replicates.pvalue <= stats.ALPHA).mean() > 0.1
+
+
+def test_a_cell_with_one_seed_cannot_say_and_prints_no_estimate():
     est = stats.contrast(np.array([[[0.3, np.nan], [0.3, 0.31]]]), np.array([0.5, 0.5]))
-    assert not est.judgeable[0]
-    verdict = stats.judge([stats.effect_test("gain", est)]).verdict[0]
-    assert verdict == INCONCLUSIVE
+    assert not est.judgeable[0] and est.seeds[0] == 1
+    assert stats.judge([stats.effect_test("gain", est)]).verdict[0] == CANNOT_SAY
+    assert est.format() == f"cannot say (1 seed; a spread needs at least {stats.MIN_SEEDS})"
+
+
+def test_a_contrast_of_cells_with_no_runs_has_no_estimate():
+    est = stats.contrast(np.full((1, 2, 3), np.nan), np.array([1.0, -1.0]))
+    assert est.seeds[0] == 0 and not np.isfinite(est.value[0])
+    assert "+0.000" not in est.format() and est.format().startswith("cannot say (no seed with every run")
+    assert stats.judge([stats.no_gain_test("none", est)]).verdict[0] == CANNOT_SAY
 
 
 def test_runs_that_agree_exactly_are_a_certain_difference():

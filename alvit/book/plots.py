@@ -378,7 +378,7 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: s
 def power_vs_seeds(curve: pd.DataFrame, title: str, target: float = 0.8) -> plt.Figure:
     """P(holds | true) against the number of seeds, a line per claim, with the 80% target dashed.
 
-    ``curve``: columns claim, seeds, power (from :func:`alvit.book.power.power_curve`).
+    ``curve``: columns claim, seeds, power (from :meth:`alvit.book.power.PowerReport.curve`).
     """
     fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
     for claim, rows in curve.groupby("claim", sort=True):
@@ -407,4 +407,26 @@ def probe_curves(rounds: pd.DataFrame, title: str) -> plt.Figure:
                 ylabel=METRIC_LABELS[metric] if c == 0 else "",
             )
     _finish(fig, title, axes[0][0], "strategy")
+    return readable(fig)
+
+
+def power_vs_sd(
+    curve: pd.DataFrame, spreads: dict[str, tuple[float, float]], title: str, target: float = 0.8
+) -> plt.Figure:
+    """P(holds | true) against a seed sd the same at every rate (log axis), with its Monte Carlo
+    standard error as a band, the 80% target dashed and the range of each setting's per-rate sds shaded.
+
+    ``curve``: columns sd, power, se (from :meth:`alvit.book.power.PowerReport.sd_curve`);
+    ``spreads``: setting -> (lowest, highest) sd of accuracy assumed there.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
+    for (name, (low, high)), colour in zip(spreads.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"][1:]):
+        ax.axvspan(low, max(high, low * 1.05), color=colour, alpha=0.18, label=f"sds assumed, {name}")
+    ax.fill_between(curve["sd"], curve["power"] - curve["se"], curve["power"] + curve["se"], color="C0", alpha=0.25)
+    ax.plot(curve["sd"], curve["power"], marker="o", color="C0", label="P(holds | claim true)")
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set(xlabel="seed-to-seed sd of accuracy (the same at every rate)", ylabel="P(holds | claim true)")
+    ax.set(ylim=(-0.02, 1.02), title=title)
+    ax.legend(frameon=False, loc="upper right", fontsize=8)
     return readable(fig)

@@ -1,23 +1,31 @@
-"""How sure a comparison is: contrasts of cell means, t intervals that hold at 2-5 seeds, TOST, Holm.
+"""How sure a comparison is: contrasts with the seed as the unit, t intervals, TOST, Holm.
 
-Every comparison in the book is *paired by seed*: two runs that share dataset, noise kind,
-noise rate and seed share the noisy oracle and the clean initial set, so their difference is
-the effect being compared and little else. A comparison is an array of such differences (or of
-plain metrics), one per *cell* and seed, where a cell is what the comparison weighs (a model at
-a noise rate, a strategy, ...).
+Every comparison in the book is *paired by seed*: runs that share dataset, noise kind and seed
+share the noisy oracle's random draws, the clean initial set, the model's initialisation and
+random sampling's queries (every stream of :mod:`alvit.seeds` is drawn from the seed alone, at
+every noise rate, model and strategy). A comparison is an array of metrics (or of paired
+differences), one per *cell* and seed, where a cell is what the comparison weighs (a model at a
+noise rate, a strategy, ...).
 
-**The estimate** is a contrast of the cell means, ``sum_c w_c * mean_c`` (a mean of cells, a
-slope against noise rate, the high-noise cells minus the others).
+**The estimate** is a contrast of the cell means, ``sum_c w_c * mean_c`` (a mean of cells, the
+high-noise cells minus the others, one rate minus the next).
 
-**Its uncertainty** comes from seed-to-seed variation only, never from differences between
-cells: the cell structure is kept. The variance of a cell's seeds is assumed to depend on the
-noise rate (spread grows or shrinks with noise) but not on the other cell keys, so it is pooled
-over the cells of one *stratum* (one noise rate) and the strata are combined with
-Welch-Satterthwaite degrees of freedom. With 3 seeds in each of 3 cells of a stratum that is a t
-interval on 6 degrees of freedom, whose coverage is exact for normal seed noise. (A percentile
-bootstrap over 3 seeds has 10 distinct resamples and shrinks the variance by (n - 1) / n: its
-"95%" interval covers far less.) A cell with fewer than ``MIN_SEEDS`` seeds leaves the test
-unjudged.
+**The seed is the unit.** Runs of one seed are not independent of each other: they share the
+streams above, across cells and across noise rates, so a seed that draws a lucky initial set or
+oracle moves many cells at once. Treating the cells of a seed as independent replicates would
+understate the uncertainty: with a seed effect shared by seven cells (intra-class correlation
+0.5) a pooled-cells 90% interval covers 59%, and its one-sided 5% test rejects a true null 20% of
+the time. So each seed contributes one number, the contrast computed on that seed's runs,
+``D_k = sum_c w_c * x_ck``, and the estimate is their mean with the one-sample t interval on
+``n - 1`` degrees of freedom (``n`` seeds). Whatever the runs of a seed share, and however the
+spread changes with the noise rate, the seeds are independent replicates, so its coverage is
+exact for normal ``D_k`` at any number of seeds (tested at 2, 3 and 5 with and without a shared
+seed effect). The price is degrees of freedom: 2 at 3 seeds, so a statement needs its estimate
+about 2.9 standard errors above zero (1.9 at 6 degrees of freedom).
+
+A statement needs every run its cells name at every seed: a missing run, or fewer than
+``MIN_SEEDS`` seeds, makes it *cannot say*, and no estimate is printed from runs that are not
+there.
 
 **Tests**, each at level ``ALPHA`` (one-sided):
 
@@ -29,13 +37,14 @@ unjudged.
 - the ``1 - 2 ALPHA`` (90%) interval printed beside a test is the same decision: an effect holds
   when the interval lies above zero; a no-gain test holds when it lies inside the margins.
 
-**A claim** is a conjunction of such tests (:func:`verdicts`):
+**A claim** is a conjunction of such tests (:func:`judge`):
 
 - *holds* needs every test to hold (an intersection-union test: if any part of the claim is
   false, P(holds) <= ALPHA);
 - *does not hold* needs a refutation that survives Holm's step-down over all the claim's tests
   (if the claim is true, P(does not hold) <= ALPHA);
-- *cannot say* when runs a test needs are missing; otherwise *inconclusive*.
+- *cannot say* when a test cannot be judged (missing runs, too few seeds); otherwise
+  *inconclusive*.
 
 Every function takes a leading axis of T independent tables, so the verdict of one book and
 the operating characteristics of thousands of simulated ones (:mod:`alvit.book.power`) come from the
@@ -61,18 +70,19 @@ EFFECT, NO_GAIN, FACT = "effect", "no gain", "fact"
 class Contrast:
     """``sum_c w_c * mean_c`` of T tables, with its standard error and degrees of freedom.
 
-    Every field is ``[T]``; ``min_seeds`` is the fewest seeds of any weighted cell.
+    Every field is ``[T]``; ``seeds`` counts the seeds at which every weighted cell has a run
+    (the contrast's units), ``df`` is ``seeds - 1``.
     """
 
     value: np.ndarray
     se: np.ndarray
     df: np.ndarray
-    min_seeds: np.ndarray
+    seeds: np.ndarray
 
     @property
     def judgeable(self) -> np.ndarray:
-        """``[T]`` bool: every cell has enough seeds to estimate a spread."""
-        return self.min_seeds >= MIN_SEEDS
+        """``[T]`` bool: enough seeds to estimate a spread."""
+        return self.seeds >= MIN_SEEDS
 
     def p_above(self, bound: float = 0.0) -> np.ndarray:
         """One-sided p-value of ``H0: theta <= bound`` (small when theta is established above)."""
@@ -90,12 +100,16 @@ class Contrast:
         return self.value - half, self.value + half
 
     def format(self, table: int = 0, digits: int = 3) -> str:
-        """``+0.031 [+0.012, +0.050]`` for one table; ``+0.031 (1 seed)`` where there is no spread."""
-        value = self.value[table]
+        """``+0.031 [+0.012, +0.050]`` for one table; no number where there is none to give."""
         if not self.judgeable[table]:
-            return f"{value:+.{digits}f} (fewer than {MIN_SEEDS} seeds)"
+            return f"cannot say ({_seed_count(int(self.seeds[table]))}; a spread needs at least {MIN_SEEDS})"
+        value = self.value[table]
         low, high = (bound[table] for bound in self.interval())
         return f"{value:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def _seed_count(n: int) -> str:
+    return "no seed with every run" if n == 0 else f"{n} seed" + ("" if n == 1 else "s")
 
 
 def _p_value(distance: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
@@ -107,39 +121,28 @@ def _p_value(distance: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray
     return np.where(np.isfinite(p), p, 1.0)
 
 
-def contrast(values: np.ndarray, weights: np.ndarray, strata: np.ndarray | None = None) -> Contrast:
-    """The contrast ``sum_c weights[c] * mean over seeds of values[:, c]``, T tables at once.
+def contrast(values: np.ndarray, weights: np.ndarray) -> Contrast:
+    """The contrast ``sum_c weights[c] * mean over seeds of values[:, c]``, T tables at once, seed as the unit.
 
-    ``values``: ``[T, C, N]`` (C cells, N seeds; NaN where a run is missing);
-    ``weights``: ``[C]`` or ``[T, C]`` (0 leaves a cell out); ``strata``: ``[C]`` integer labels of
-    the cells whose seed variance is pooled (default: one stratum).
+    ``values``: ``[T, C, N]`` (C cells, N seeds; NaN where a run is missing); ``weights``: ``[C]``
+    or ``[T, C]`` (0 leaves a cell out). Each seed at which every weighted cell has a run gives
+    one value ``sum_c weights[c] * values[:, c, seed]``; the estimate is their mean, its standard
+    error their standard deviation over the square root of their number.
     """
     values = np.asarray(values, dtype=float)
     t, c, _ = values.shape
     weights = np.broadcast_to(np.asarray(weights, dtype=float), (t, c))
-    strata = np.zeros(c, dtype=int) if strata is None else np.asarray(strata)
-    present = np.isfinite(values)
-    n = present.sum(axis=2)  # [T, C]
-    used = (weights != 0) & (n > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(n > 0, np.nansum(values, axis=2) / np.maximum(n, 1), 0.0)
-        squares = np.nansum((values - means[..., None]) ** 2, axis=2)  # [T, C]
-    value = (np.where(used, weights, 0.0) * means).sum(axis=1)
-    variance = np.zeros(t)
-    welch_denominator = np.zeros(t)
-    for label in np.unique(strata):
-        cells = (strata == label)[None, :] & used  # [T, C]
-        df_stratum = np.where(cells, n - 1, 0).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pooled = np.where(df_stratum > 0, np.where(cells, squares, 0.0).sum(axis=1) / df_stratum, 0.0)
-        part = pooled * np.where(cells, weights**2 / np.maximum(n, 1), 0.0).sum(axis=1)
-        variance += part
-        welch_denominator += np.where(df_stratum > 0, part**2 / np.maximum(df_stratum, 1), 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df = np.where(welch_denominator > 0, variance**2 / welch_denominator, np.inf)
-    min_seeds = np.where(used, n, np.iinfo(np.int64).max).min(axis=1)
-    min_seeds = np.where(used.any(axis=1), min_seeds, 0)
-    return Contrast(value, np.sqrt(variance), df, min_seeds)
+    used = weights != 0  # [T, C]
+    present = np.isfinite(values) | ~used[..., None]  # [T, C, N]: a cell left out never misses a run
+    complete = present.all(axis=1) & used.any(axis=1, keepdims=True)  # [T, N]
+    per_seed = np.einsum("tc,tcn->tn", np.where(used, weights, 0.0), np.where(present & used[..., None], values, 0.0))
+    n = complete.sum(axis=1)  # [T]
+    per_seed = np.where(complete, per_seed, 0.0)
+    mean = per_seed.sum(axis=1) / np.maximum(n, 1)
+    squares = np.where(complete, (per_seed - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    variance = np.where(n >= 2, squares / np.maximum(n - 1, 1), np.nan)
+    se = np.sqrt(variance / np.maximum(n, 1))
+    return Contrast(np.where(n > 0, mean, np.nan), se, (n - 1).astype(float), n)
 
 
 def mean_weights(present: np.ndarray) -> np.ndarray:
@@ -235,26 +238,37 @@ class Judgement:
     verdict: np.ndarray
     holds: np.ndarray
     refuted: np.ndarray
+    usable: np.ndarray
 
 
 def judge(tests: list[Test], alpha: float = ALPHA) -> Judgement:
-    """Combine a claim's tests (see the module docstring): IUT for holds, Holm for does not hold."""
+    """Combine a claim's tests (see the module docstring): IUT for holds, Holm for does not hold.
+
+    A test that cannot be judged (missing runs, too few seeds) counts with p-value 1 in Holm's
+    family, so it can never help a refutation, and leaves the claim *cannot say* unless another
+    test refutes it.
+    """
     if not tests:
-        return Judgement(np.array([CANNOT_SAY]), np.zeros((1, 0), bool), np.zeros((1, 0), bool))
-    usable = np.stack([t.judgeable & t.available for t in tests], axis=1)  # [T, m]
-    p_hold = np.stack([np.broadcast_to(t.p_hold, usable.shape[:1]) for t in tests], axis=1)
-    p_refute = np.stack([np.broadcast_to(t.p_refute, usable.shape[:1]) for t in tests], axis=1)
+        empty = np.zeros((1, 0), bool)
+        return Judgement(np.array([CANNOT_SAY], dtype=object), empty, empty, empty)
+    tables = max(len(np.atleast_1d(t.judgeable)) for t in tests)
+    usable = np.stack([np.broadcast_to(t.judgeable & t.available, (tables,)) for t in tests], axis=1)  # [T, m]
+    p_hold = np.stack([np.broadcast_to(t.p_hold, (tables,)) for t in tests], axis=1)
+    p_refute = np.stack([np.broadcast_to(t.p_refute, (tables,)) for t in tests], axis=1)
     holds = usable & (p_hold <= alpha)
     refuted = usable & holm(np.where(usable, p_refute, 1.0), alpha)
-    missing = not all(t.available for t in tests)
     verdict = np.where(
-        refuted.any(axis=1), FAILS, CANNOT_SAY if missing else np.where(holds.all(axis=1), HOLDS, INCONCLUSIVE)
+        refuted.any(axis=1),
+        FAILS,
+        np.where(~usable.all(axis=1), CANNOT_SAY, np.where(holds.all(axis=1), HOLDS, INCONCLUSIVE)),
     )
-    return Judgement(np.asarray(verdict, dtype=object), holds, refuted)
+    return Judgement(np.asarray(verdict, dtype=object), holds, refuted, usable)
 
 
 def outcome(judgement: Judgement, index: int, table: int = 0) -> str:
-    """What one test says in the light of the whole claim: refuted (after Holm), holds, or neither."""
+    """What one test says in the light of the whole claim: refuted (after Holm), holds, cannot say, or neither."""
     if judgement.refuted[table, index]:
         return FAILS
+    if not judgement.usable[table, index]:
+        return CANNOT_SAY
     return HOLDS if judgement.holds[table, index] else INCONCLUSIVE
