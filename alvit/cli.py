@@ -121,20 +121,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile, args.only)
     # A typo in --runs is refused, never counted as "pending"; the profile's own output may not exist yet.
     if args.runs is not None:
-        _read_runs(args.runs, profile)
+        paths.runs_folder(args.runs, profile)
     elif paths.resolve(profile.output).exists():
         paths.existing_folder(profile.output, f"the output of profile {args.profile}")
     profile = _with_output(profile, args.runs)
     rows = sweep_status(profile, args.stale_after)
     print(status_json(profile, rows) if args.json else format_status(profile, rows, every=args.all))
     return 1 if any(row.state == "failed" for row in rows) else 0
-
-
-def _read_runs(runs: str, profile: Profile) -> Path:
-    """``--runs DIR`` of a command that reads run folders: it must exist, and the sentence names the usual folders."""
-    return paths.existing_folder(
-        runs, "--runs", f"the run folders (profile {profile.name}'s sweep writes them to {profile.output})"
-    )
 
 
 def _hours(hours: float) -> str:
@@ -205,7 +198,7 @@ def _cmd_book(args: argparse.Namespace) -> None:
     if args.runs is not None:
         from alvit.profile import load_profile
 
-        _read_runs(args.runs, load_profile(args.profile))
+        paths.runs_folder(args.runs, load_profile(args.profile))
     built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial, html=args.html)
     print(
         f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)"

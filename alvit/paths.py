@@ -19,6 +19,7 @@ from alvit.errors import ConfigError
 
 if TYPE_CHECKING:
     from alvit.config import ExperimentConfig
+    from alvit.profile import Profile
 
 PACKAGE = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE.parent  # the repository root, when alvit runs from a checkout
@@ -61,6 +62,14 @@ def existing_folder(path: str | Path, named: str, holding: str = "the run folder
     if not folder.is_dir():
         raise ConfigError(f"{named} {folder} is a file, not a folder; give the folder that holds {holding}")
     return folder
+
+
+def runs_folder(runs: str | Path, profile: Profile) -> Path:
+    """``--runs DIR`` of a command that reads a profile's run folders (status, power, book), resolved;
+    one sentence when it is missing or a file, naming where the profile's sweep writes them."""
+    return existing_folder(
+        runs, "--runs", f"the run folders (profile {profile.name}'s sweep writes them to {profile.output})"
+    )
 
 
 def writable_folder(path: str | Path, named: str, holding: str = "the run folders") -> Path:

@@ -39,9 +39,10 @@ def in_the_checkout(monkeypatch):
     monkeypatch.chdir(REPO)  # the demo profile's output, book/runs/demo, is relative to the checkout
 
 
-@pytest.mark.parametrize("command", ["status", "book"])
+@pytest.mark.parametrize("command", ["status", "power", "book"])
 def test_runs_naming_a_folder_that_does_not_exist_is_refused_not_read_as_empty(capsys, command):
-    """``--runs book/run/demo`` (for book/runs/demo) once reported "pending 72" and exited 0."""
+    """``--runs book/run/demo`` (for book/runs/demo) once reported "pending 72" and exited 0; ``power``
+    read it as no runs and simulated with its default spread."""
     code, out, err = in_process(capsys, command, DEMO, "--runs", "book/run/demo")
     assert one_sentence(code, err) == (
         f"--runs {REPO / 'book/run/demo'} does not exist; give the folder that holds the run folders "
@@ -50,7 +51,7 @@ def test_runs_naming_a_folder_that_does_not_exist_is_refused_not_read_as_empty(c
     assert out == "" and "pending" not in out
 
 
-@pytest.mark.parametrize("command", ["status", "book"])
+@pytest.mark.parametrize("command", ["status", "power", "book"])
 def test_runs_naming_a_file_is_refused(capsys, tmp_path, command):
     (tmp_path / "runs.txt").write_text("notes\n")
     code, _, err = in_process(capsys, command, DEMO, "--runs", str(tmp_path / "runs.txt"))
