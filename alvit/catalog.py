@@ -83,7 +83,8 @@ def check_noise(kind: str, rate: float) -> None:
         raise ConfigError(f"noise rate {rate} lies outside [0, 1); give a fraction such as 0.3")
     if kind == "labels" and rate != 0.0:
         raise ConfigError(
-            f"noise rate {rate} cannot be set for noise kind labels: the rate is what the file of labels holds; leave it 0"
+            f"noise rate {rate} cannot be set for noise kind labels, whose rate is measured on the file of labels; "
+            "the config file or a --set gave it, so add --set noise.rate=0"
         )
 
 

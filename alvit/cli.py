@@ -1,4 +1,4 @@
-"""``alvit run | sweep | status | fetch | simulate | power | book | bench | list``: the command line.
+"""``alvit run | sweep | status | fetch | simulate | power | book | bench | labels | list``: the command line.
 
 Errors a user can cause end with one sentence on stderr and exit status 2, never a traceback.
 """
@@ -9,11 +9,13 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
+import select
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from alvit import __version__, flags
+from alvit import __version__, flags, paths
 from alvit.catalog import ASSUMED_SUSTAINED_TFLOPS
 from alvit.errors import ConfigError, ResultsError, TrainingError
 from alvit.leases import DEFAULT_STALE_AFTER_S
@@ -28,6 +30,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
     cfg = load_config(args.config, args.set)  # a wrong value is refused before torch is imported (5-6 s)
     check_budget(cfg)
+    paths.check_feature_caches([cfg])
     from alvit.loop import run_experiment
 
     path = run_experiment(cfg, args.out, progress=not args.quiet)
@@ -40,6 +43,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from alvit.sweep.run import SweepOptions, run_sweep, summary_line
 
     profile = _with_output(load_profile(args.profile, args.only), args.output)
+    if args.output is None:  # --output is checked with every other path flag, in main
+        paths.writable_folder(profile.output, f"the output of profile {args.profile}")
     print(f"profile {profile.name}: {plural(len(profile.configs), 'configuration')} -> {profile.output}")
     if args.estimate or any(cfg.model in PAPER_MODELS for cfg in profile.configs):
         _print_estimate(profile, args.tflops, args.bench)
@@ -121,7 +126,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from alvit.profile import load_profile
     from alvit.sweep.status import format_status, status_json, sweep_status
 
-    profile = _with_output(load_profile(args.profile, args.only), args.runs)
+    profile = load_profile(args.profile, args.only)
+    # A typo in --runs is refused, never counted as "pending"; the profile's own output may not exist yet.
+    if args.runs is not None:
+        paths.runs_folder(args.runs, profile)
+    elif paths.resolve(profile.output).exists():
+        paths.existing_folder(profile.output, f"the output of profile {args.profile}")
+    profile = _with_output(profile, args.runs)
     rows = sweep_status(profile, args.stale_after)
     print(status_json(profile, rows) if args.json else format_status(profile, rows, every=args.all))
     return 1 if any(row.state == "failed" for row in rows) else 0
@@ -137,6 +148,8 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     from alvit.sweep.fetch import download, env_lines, is_present, missing, needs
 
     profile = load_profile(args.profile, args.only)
+    if args.features:
+        paths.check_feature_caches(profile.configs)
     found = needs(profile.configs)
     if args.check:
         absent = missing(found)
@@ -170,9 +183,30 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_labels(args: argparse.Namespace) -> None:
+    from alvit.data import training_split_labels
+    from alvit.label_files import check_template_path, write_template
+
+    out = paths.resolve(args.out)
+    check_template_path(out)  # before CIFAR's 50,000 images are read
+    labels, classes = training_split_labels(args.dataset)
+    write_template(labels, out)
+    print(
+        f"wrote the true labels of the {len(labels)} training samples of {args.dataset} to {out}, position i "
+        "for sample i in the order alvit lists the split; change an entry to the label a person gave, then run "
+        f"with --set noise.kind=labels --set noise.rate=0 --set noise.labels={out}"
+    )
+    if any(name != str(index) for index, name in enumerate(classes)):
+        print("classes: " + ", ".join(f"{index} {name}" for index, name in enumerate(classes)))
+
+
 def _cmd_book(args: argparse.Namespace) -> None:
     from alvit.book.build import build_book
 
+    if args.runs is not None:
+        from alvit.profile import load_profile
+
+        paths.runs_folder(args.runs, load_profile(args.profile))
     built = build_book(args.profile, args.runs, tutorial=not args.no_tutorial, html=args.html)
     print(
         f"book: {built['index']} ({built['run_pages']} run pages, {built['html_pages']} HTML pages, {built['seconds']} s)"
@@ -180,12 +214,11 @@ def _cmd_book(args: argparse.Namespace) -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> None:
-    from alvit.paths import resolve
     from alvit.profile import load_profile
     from alvit.sweep.simulate import simulate_profile
 
     profile = load_profile(args.profile, args.only)
-    out = resolve(args.out)
+    out = paths.resolve(args.out)
     outcome = simulate_profile(profile, out, args.test_size, progress=not args.quiet)
     print(
         f"simulated {plural(len(outcome['written']), 'run')} of profile {profile.name} into {out}"
@@ -260,6 +293,33 @@ def _listing(what: str) -> dict[str, str]:
     from alvit.catalog import NOISE_KINDS
 
     return NOISE_KINDS
+
+
+def _list_kind(what: str) -> str:
+    """``alvit list model`` lists the models too: each kind by its singular as by its plural."""
+    return {"model": "models", "dataset": "datasets", "strategy": "strategies"}.get(what, what)
+
+
+# Every flag naming a path a command writes, by command: a folder it must be able to make or
+# write into, or a file. Checked before any work starts, so a typo is one sentence, not a traceback
+# after minutes of training or rendering. Folders a command reads (--runs) are checked by the
+# command, which knows where its runs usually are.
+OUTPUT_FOLDERS = {
+    ("run", "out"): "the run's files",
+    ("sweep", "output"): "the run folders",
+    ("simulate", "out"): "the run folders",
+    ("book", "html"): "the book's HTML",
+}
+OUTPUT_FILES = {("power", "json"), ("bench", "json"), ("labels", "out")}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    for (command, flag), holding in OUTPUT_FOLDERS.items():
+        if args.command == command and getattr(args, flag) is not None:
+            paths.writable_folder(getattr(args, flag), f"--{flag}", holding)
+    for command, flag in OUTPUT_FILES:
+        if args.command == command and getattr(args, flag) is not None:
+            paths.writable_file(getattr(args, flag), f"--{flag}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -441,6 +501,16 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--no-tutorial", action="store_true", help="do not execute the tutorials")
     book.set_defaults(handler=_cmd_book)
 
+    labels = commands.add_parser(
+        "labels",
+        help="write a dataset's true training labels in alvit's order: a template for a file of human labels",
+    )
+    labels.add_argument("dataset", help="e.g. digits, cifar10 or imagefolder:<root> (the whole training split)")
+    labels.add_argument(
+        "--out", required=True, metavar="FILE.npy", help="the file to write (never replaced if it exists)"
+    )
+    labels.set_defaults(handler=_cmd_labels)
+
     simulate = commands.add_parser(
         "simulate", help="write simulated run folders for a profile (a preview of its book, no training)"
     )
@@ -557,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(handler=_cmd_bench)
 
     listing = commands.add_parser("list", help="list the valid names of one kind")
-    listing.add_argument("what", choices=["models", "datasets", "strategies", "noise"])
+    listing.add_argument("what", type=_list_kind, choices=["models", "datasets", "strategies", "noise"])
     listing.set_defaults(handler=_cmd_list)
     return parser
 
@@ -567,14 +637,47 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.WARNING)  # one line per notebook cell otherwise
     try:
+        _check_outputs(args)
         status = args.handler(args)
+        sys.stdout.flush()  # a reader gone (| head) is found here, where it can still be told apart
     except (ConfigError, ResultsError, TrainingError) as err:
         print(f"alvit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("alvit: interrupted; finished rounds are saved, rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _reader_gone(sys.stdout):
+            raise  # a pipe of alvit's own (a sweep's worker) broke: that is a bug to see, not a reader's choice
+        return _end_quietly()
     return status or 0
+
+
+def _reader_gone(stream: TextIO) -> bool:
+    """Whether ``stream`` is a pipe whose reader has closed it (``alvit status --json | head -c 3000``)."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # no file behind the stream: it cannot be a closed pipe
+        return False
+    if not hasattr(select, "poll"):  # Windows: stdout's own flush above is the likeliest writer
+        return True
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _end_quietly() -> int:
+    """Stop writing to a pipe nobody reads, as ``cat`` or ``grep`` does when ``head`` has had enough.
+
+    Python's recipe (the signal module's note on SIGPIPE): point stdout at /dev/null so that the
+    flush at exit writes nowhere instead of printing another BrokenPipeError. The exit status is
+    141, 128 + SIGPIPE, what the shell reports for those tools: the output was cut, and a script
+    under ``set -o pipefail`` can tell a cut listing from a whole one.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

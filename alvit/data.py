@@ -82,6 +82,25 @@ def load_dataset(name: str, max_pool: int = 0, max_test: int = 0) -> Dataset:
     )
 
 
+def training_split_labels(name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The true labels ``int64 [N]`` of the whole training split of ``name``, in the order alvit
+    lists it (the order a ``noise.labels`` file follows), and the class names by index.
+
+    ``data.max_pool`` plays no part: a label file covers the whole split. An imagefolder's labels
+    come from its file names alone, no image is read.
+    """
+    check_dataset_name(name)
+    if name.startswith("imagefolder:"):
+        root = imagefolder_root(name)
+        classes = imagefolder_classes(root)
+        labels = _list_images(root / "train", classes)[1]
+        if not len(labels):
+            raise ConfigError(f"{root / 'train'} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return labels, tuple(classes)
+    dataset = _load_digits() if name == "digits" else _load_cifar(name)
+    return dataset.train_labels, dataset.classes
+
+
 def _load_digits() -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

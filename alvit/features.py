@@ -103,7 +103,7 @@ class CachedFeatures:
 
 def cache_root(cfg: ExperimentConfig) -> Path:
     """``cfg.cache``, else ``$ALVIT_DATA/features``."""
-    return paths.resolve(cfg.cache) if cfg.cache else paths.data_home() / "features"
+    return paths.feature_cache(cfg.cache)
 
 
 def sha256_of_tensors(tensors: list[torch.Tensor]) -> str:

@@ -136,6 +136,28 @@ def _label_set(data: object, key: str | None, path: Path) -> np.ndarray:
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
+def check_template_path(path: Path) -> None:
+    """``path`` may take a new label template: a ``.npy`` name, and no file there (it may hold edits)."""
+    if path.suffix != ".npy":
+        raise ConfigError(f"--out {path} must end in .npy, the format noise.labels reads")
+    if path.exists():
+        raise ConfigError(
+            f"--out {path} exists, and alvit labels never replaces a label file (it may hold edits); "
+            "remove it or choose another name"
+        )
+
+
+def write_template(labels: np.ndarray, path: Path) -> None:
+    """Save a training split's true labels ``int64 [N]`` at ``path``, a ``.npy`` that does not exist yet:
+    the template of a ``noise.labels`` file, edited into the labels people gave."""
+    check_template_path(path)
+    try:
+        with path.open("xb") as file:  # exclusive: a file made since the check is not replaced either
+            np.save(file, labels.astype(np.int64), allow_pickle=False)
+    except FileExistsError:
+        check_template_path(path)  # its sentence
+
+
 def labels_for_pool(labels: np.ndarray, pool_size: int, max_pool: int, path: str | Path) -> np.ndarray:
     """The file's labels ``[N]`` for the pool alvit loaded, ``[pool_size]``: all of them, or the
     positions ``data.max_pool`` kept. A file of another length gets one sentence."""

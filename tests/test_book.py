@@ -2,6 +2,7 @@
 say on every page that they are simulated, and a build that fails leaves the previous one whole."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -369,3 +370,47 @@ def test_notebooks_get_paths_under_the_books_root_relative_and_others_whole(tmp_
     (root / "configs").mkdir(parents=True)
     assert as_seen_from(root, root / "configs" / "demo.yaml") == "configs/demo.yaml"
     assert as_seen_from(root, tmp_path / "elsewhere") == str((tmp_path / "elsewhere").resolve())
+
+
+def scroll_boxes(css: str) -> list[str]:
+    """The selectors that ``css`` (minified or not) gives ``overflow-x: auto``."""
+    rules = re.findall(r"([^{}]+)\{([^{}]*)\}", re.sub(r"/\*.*?\*/", "", css, flags=re.S))
+    return [
+        selector.strip()
+        for selectors, body in rules
+        if re.search(r"overflow-x\s*:\s*auto", body)
+        for selector in selectors.split(",")
+    ]
+
+
+@pytest.mark.notebooks
+def test_every_table_of_the_book_scrolls_inside_its_own_box(mixed_book):
+    """Issue 23: at 390 px the verdicts' statements, the power table's last column and the reference's
+    key table ran past the page's edge. Each table sits in a box the book's CSS lets scroll sideways:
+    a cell's output, a div.alvit-scroll (several tables in one output) or the theme's table container."""
+    from bs4 import BeautifulSoup
+
+    _, base, _ = mixed_book
+    root = base / "root" / "_build" / "html"
+    css = "\n".join(path.read_text() for path in (root / "_static").rglob("*.css"))
+    boxes = scroll_boxes(css)
+    assert ".cell_output .output" in boxes and ".cell_output .alvit-scroll" in boxes
+    assert ".pst-scrollable-table-container" in boxes
+
+    def in_a_scroll_box(table) -> bool:
+        for box in table.parents:
+            classes = set(box.get("class") or [])
+            if "alvit-scroll" in classes or "pst-scrollable-table-container" in classes:
+                return True
+            if "output" in classes and box.find_parent(class_="cell_output") is not None:
+                return True
+        return False
+
+    tables = {}
+    for page in root.rglob("*.html"):
+        if "_static" not in page.parts:
+            tables[page.relative_to(root).as_posix()] = BeautifulSoup(page.read_text(), "html.parser").find_all("table")
+    for page in ("book/summary.html", "book/power.html", "book/reference.html"):  # the issue's pages
+        assert tables[page], page
+    loose = {page: len([t for t in found if not in_a_scroll_box(t)]) for page, found in tables.items()}
+    assert not any(loose.values()), {page: n for page, n in loose.items() if n}

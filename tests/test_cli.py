@@ -49,8 +49,8 @@ def test_a_run_folder_under_a_file_is_one_sentence(tmp_path):
     (tmp_path / "notes.txt").write_text("mine\n")
     result = alvit("run", "configs/demo.yaml", "--out", str(tmp_path / "notes.txt" / "run"))
     assert result.returncode == 2 and result.stderr == (
-        f"alvit: error: output path {tmp_path / 'notes.txt' / 'run'} cannot be a folder: "
-        f"{tmp_path / 'notes.txt'} is a file; choose another --out\n"
+        f"alvit: error: --out {tmp_path / 'notes.txt' / 'run'} cannot be created: "
+        f"{tmp_path / 'notes.txt'} is a file; choose another path\n"
     )
 
 
@@ -263,7 +263,7 @@ def test_a_sweep_output_that_is_a_file_is_one_sentence_and_the_file_is_kept(caps
     assert (
         code == 2
         and err
-        == f"alvit: error: the sweep's output {tmp_path / 'notes.txt'} is a file, not a folder; "
+        == f"alvit: error: --output {tmp_path / 'notes.txt'} is a file, not a folder; "
         "choose a folder for the run folders\n"
     )
     assert (tmp_path / "notes.txt").read_text() == "mine\n"

@@ -30,6 +30,18 @@ def test_the_docs_show_papermill_commands():
     assert all("--engine alvit" in command for _, command in PAPERMILL)  # no kernel warnings from the docs' commands
 
 
+def test_the_notebooks_papermill_commands_use_alvits_engine():
+    """The tutorial's and the experiment page's own rerun commands, as the README's."""
+    shown = [
+        line
+        for path in sorted((REPO / "notebooks").glob("*.ipynb"))
+        for cell in nbformat.read(str(path), as_version=4).cells
+        if cell.cell_type == "markdown"
+        for line in re.findall(r"papermill notebooks/\S+ .*", cell.source)
+    ]
+    assert len(shown) >= 2 and all("--engine alvit" in line for line in shown), shown
+
+
 def test_installing_alvit_registers_its_papermill_engine():
     import tomllib
 
@@ -109,7 +121,7 @@ ALVIT = [(path.name, command) for path in DOCS for command in shown_commands(pat
 
 def test_the_docs_show_alvit_commands_of_every_kind():
     shown = {shlex.split(command)[1] for _, command in ALVIT}
-    assert {"run", "sweep", "status", "fetch", "simulate", "book", "bench"} <= shown
+    assert {"run", "sweep", "status", "fetch", "simulate", "book", "bench", "labels"} <= shown
 
 
 @pytest.mark.parametrize("doc, command", ALVIT, ids=[f"{doc}:{i}" for i, (doc, _) in enumerate(ALVIT)])
@@ -166,3 +178,12 @@ def test_the_reference_maps_each_temperature_fits_column_prefix_to_the_books_let
     assert fits == {"ts_noisy": "(a)", "ts_true": "(b)", "ts_aware": "(c)"}
     for column, letter in fits.items():
         assert re.search(rf"`{column}` \((the book's )?{re.escape(letter)}:", text), column
+
+
+def test_the_human_label_workflow_fits_the_text_column_at_1400_px():
+    """Issue 23: at 1400 px the reference cut its human-label example command. The column's code
+    shows 89 characters a line there (measured in headless chromium), so each line keeps to 88."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "book" / "reference.md").read_text(), flags=re.S)
+    workflow = [block for block in blocks if "noise.labels=" in block]
+    assert len(workflow) == 2  # a file of CIFAR-N's, and a template of your own
+    assert all(len(line) <= 88 for block in workflow for line in block.splitlines()), workflow

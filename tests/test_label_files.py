@@ -127,7 +127,8 @@ def test_a_file_for_the_whole_split_serves_the_pool_that_data_max_pool_keeps(cif
         ),
         (
             ["noise.kind=labels", "noise.rate=0.3", "noise.labels=x.npy"],
-            "noise rate 0.3 cannot be set for noise kind labels",
+            "noise rate 0.3 cannot be set for noise kind labels, whose rate is measured on the file of labels; "
+            "the config file or a --set gave it, so add --set noise.rate=0",
         ),
         (
             ["noise.kind=flip", "noise.labels=x.npy"],

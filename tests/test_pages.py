@@ -44,6 +44,7 @@ def test_the_pages_papermill_command_hands_the_notebook_its_configuration(cfg):
     words = as_shell_words(command)
     assert words[:3] == ["papermill", "notebooks/experiment.ipynb", "out.ipynb"]
     context = papermill_command.make_context("papermill", words[1:])  # papermill's own option parser
+    assert context.params["engine"] == "alvit"  # as the README's: kernels without the encryption warning
     parameters = {name: _resolve_type(value) for name, value in context.params["parameters"]}
     for text in context.params["parameters_yaml"]:
         parameters.update(yaml.safe_load(text))

@@ -341,17 +341,6 @@ def test_alvit_power_refuses_spreads_for_rates_the_profile_does_not_have(capsys)
     assert "the profile's are 0, 0.2, 0.5, 0.8" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("kind", ["missing", "file"])
-def test_alvit_power_with_runs_that_are_not_a_folder_exits_2_with_one_sentence(kind, tmp_path, capsys):
-    runs = tmp_path / "typo"
-    if kind == "file":
-        runs.write_text("")
-    assert main(["power", DEMO, "--runs", str(runs)]) == 2
-    err = capsys.readouterr().err
-    state = "does not exist" if kind == "missing" else "is not a folder"
-    assert err.startswith(f"alvit: error: --runs {runs} {state}; give the folder") and err.count("\n") == 1
-
-
 @pytest.mark.parametrize(
     "arguments",
     [

@@ -149,7 +149,10 @@ DEMO = "configs/profiles/demo.yaml"
     "args, message",
     [
         (["--out", "{tmp}/file"], "--out {tmp}/file is a file, not a folder"),
-        (["--out", "{tmp}/file/sub"], "--out {tmp}/file/sub cannot be a folder: a file stands in its path"),
+        (
+            ["--out", "{tmp}/file/sub"],
+            "--out {tmp}/file/sub cannot be created: {tmp}/file is a file; choose another path",
+        ),
         (
             ["--out", "{tmp}/new", "--test-size", "100000"],
             "--test-size 100000 is more than the 450 test samples of digits in profile demo; choose 1 to 450",

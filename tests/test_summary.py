@@ -129,3 +129,16 @@ def test_the_overview_counts_runs_seeds_and_simulated_ones(runs):
     facts = summary.overview(runs, summary.final_rounds(runs))
     assert facts["n_runs"] == 8 and facts["n_unfinished"] == 1 and facts["n_simulated"] == 0
     assert facts["datasets"] == "cifar10, cifar100" and facts["n_seeds"] == 2 and facts["budget"] == 200
+
+
+def test_the_accuracy_sentence_gives_a_range_or_the_one_rate_a_setting_has():
+    """A one-rate setting (human labels, measured at 0.262) once read "from 0.804 at noise 0.262 to 0.804 at noise 0.262"."""
+    rows = [
+        *two_round_run("a", (0.5, 0.9), dataset="digits", model="m", noise_rate=0.0),
+        *two_round_run("b", (0.5, 0.6), dataset="digits", model="m", noise_rate=0.6),
+        *two_round_run("c", (0.5, 0.804), dataset="digits", model="m", noise_rate=0.262, noise_kind="labels"),
+    ]
+    assert summary.accuracy_sentence(summary.final_rounds(runs_table(rows))) == (
+        "on digits · flip goes from 0.900 at noise 0 to 0.600 at noise 0.6; "
+        "on digits · labels is 0.804 at its one noise rate, 0.262"
+    )

@@ -125,7 +125,7 @@ def rounds_table(folder: RunFolder) -> pd.DataFrame:
 def learning_curve_figure(folder: RunFolder) -> plt.Figure:
     """Accuracy and calibration against labels bought, for one run."""
     rounds = folder.read_rounds()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.3))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.8, 3.0), layout="constrained")
     left.plot(rounds["n_labeled"], rounds["test_acc"], marker="o")
     left.set(xlabel="labels bought", ylabel="clean test accuracy", title="accuracy")
     for metric in ("ece", "brier"):
@@ -134,14 +134,13 @@ def learning_curve_figure(folder: RunFolder) -> plt.Figure:
     right.legend(fontsize="small")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return plots.readable(fig)
 
 
 def calibration_repair_figure(folder: RunFolder) -> plt.Figure:
     """Test ECE and Brier score round by round, as trained and after each fitted temperature."""
     rounds = folder.read_rounds()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    fig, axes = plt.subplots(1, 3, figsize=(8.4, 3.2), layout="constrained")
     for ax, metric in zip(axes, ("ece", "brier")):
         for prefix, (label, style) in plots.REPAIRS.items():
             ax.plot(rounds["n_labeled"], rounds[prefix + metric], marker="o", markersize=3, label=label, **style)
@@ -150,14 +149,13 @@ def calibration_repair_figure(folder: RunFolder) -> plt.Figure:
         temperature = rounds[prefix + "temperature"]
         axes[2].plot(rounds["n_labeled"], temperature, marker="o", markersize=3, label=label, **style)
     axes[2].axhline(1.0, color="grey", linewidth=0.8)
-    axes[2].set(xlabel="labels bought", title="fitted temperature T (above 1 softens)", yscale="log")
+    axes[2].set(xlabel="labels bought", title="fitted temperature T\n(above 1 softens)", yscale="log")
     axes[2].yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))  # 0.5, 1, 2 rather than 5 x 10^-1
     axes[2].yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
     axes[0].legend(fontsize="x-small")
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return plots.readable(fig)
 
 
 def held_out_note(folder: RunFolder, below: int = SMALL_FIT) -> str:
@@ -187,7 +185,7 @@ def reliability_figure(
     done = folder.read_rounds()
     rounds = rounds if rounds is not None else sorted({0, int(done["round"].max())})
     labels = folder.read_test_labels()
-    fig, axes = plt.subplots(1, len(rounds), figsize=(3.8 * len(rounds), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(rounds), figsize=(3.8 * len(rounds), 3.8), squeeze=False, layout="constrained")
     for ax, round_ in zip(axes[0], rounds):
         per_sample = folder.read_predictions(round_)
         n_labeled = int(done.loc[done["round"] == round_, "n_labeled"].iloc[0])
@@ -195,5 +193,4 @@ def reliability_figure(
             ax, per_sample.confidence, per_sample.correct(labels), f"round {round_} ({n_labeled} labels)", n_bins
         )
     axes[0][0].legend(fontsize="x-small", loc="upper left")
-    fig.tight_layout()
-    return fig
+    return plots.readable(fig)

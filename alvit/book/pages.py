@@ -61,7 +61,7 @@ def rerun_commands(cfg: ExperimentConfig) -> tuple[str, str]:
     run = ["alvit run"] + [
         f"--set {shlex.quote(f'{key}={_yaml_value(value)}')}" for key, value in {**knobs, **settings}.items()
     ]
-    papermill = ["papermill notebooks/experiment.ipynb out.ipynb", "-p CONFIG None"]
+    papermill = ["papermill notebooks/experiment.ipynb out.ipynb --engine alvit", "-p CONFIG None"]
     papermill += [f"-p {param} {shlex.quote(_papermill_value(knobs[key]))}" for param, key in KNOBS.items()]
     if settings:
         block = yaml.safe_dump({"SETTINGS": settings}, default_flow_style=False, sort_keys=False, width=float("inf"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.text import Text
 
 from alvit import metrics
 
@@ -37,6 +38,60 @@ REPAIRS = {
     "ts_true_": ("(b) T fitted on true labels (oracle bound)", {"color": "#ABABAB", "linestyle": ":"}),
     "ts_aware_": ("(c) T fitted through the noise model", {"color": "#006BA4"}),
 }
+
+
+# How big a figure's text is on a book page: the notebooks' inline backend saves each figure as a
+# PNG at matplotlib's 100 dpi, cropped to its content (bbox_inches="tight"), and the page shrinks a
+# PNG wider than its text column to the column: 784 px in a 1400 px window (sphinx-book-theme,
+# measured in headless chromium). Text of s points is then s * 100 / 72 * shrink pixels high.
+SAVE_DPI = 100
+PAGE_COLUMN_PX = 784
+MIN_TEXT_PX = 9.0
+
+
+def page_shrink(fig: plt.Figure) -> float:
+    """The factor (at most 1) by which a page in a 1400 px window shrinks ``fig``'s PNG to its text column."""
+    fig.draw_without_rendering()  # lays the figure out (constrained layout), as saving it does
+    pad = plt.rcParams["savefig.pad_inches"]
+    width_px = (fig.get_tightbbox(fig.canvas.get_renderer()).width + 2 * pad) * SAVE_DPI
+    return min(1.0, PAGE_COLUMN_PX / width_px)
+
+
+def _texts(fig: plt.Figure) -> list[Text]:
+    """Every text the figure draws: titles, labels, tick labels, legends, annotations."""
+    return [
+        text
+        for text in fig.findobj(Text)
+        if text.get_visible() and text.get_text().strip() and (text.axes is None or text.axes.get_visible())
+    ]
+
+
+def smallest_text_px(fig: plt.Figure) -> float:
+    """The height in page pixels, in a 1400 px window, of ``fig``'s smallest text."""
+    shrink = page_shrink(fig)
+    return min(text.get_fontsize() for text in _texts(fig)) * SAVE_DPI / 72 * shrink
+
+
+def readable(fig: plt.Figure) -> plt.Figure:
+    """``fig`` with every text enlarged by one factor until the smallest is at least 9 px on a page
+    in a 1400 px window (a wide figure is shown shrunk; larger text widens some layouts, hence the loop)."""
+    for _ in range(4):
+        smallest = smallest_text_px(fig)
+        if smallest >= MIN_TEXT_PX:
+            break
+        factor = MIN_TEXT_PX / smallest * 1.01
+        ticks = set()
+        for ax in fig.axes:  # tick labels through their axis, so the ticks the next draw makes match
+            for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+                for which in ("major", "minor"):
+                    labels = axis.get_ticklabels(which=which)
+                    ticks.update(map(id, labels))
+                    if labels:
+                        ax.tick_params(axis=name, which=which, labelsize=labels[0].get_fontsize() * factor)
+        for text in _texts(fig):
+            if id(text) not in ticks:
+                text.set_fontsize(text.get_fontsize() * factor)
+    return fig
 
 
 def reliability_diagram(ax: plt.Axes, bins: pd.DataFrame, title: str = "") -> plt.Axes:
@@ -112,7 +167,7 @@ def metric_vs_noise(rows: pd.DataFrame, metric: str, title: str, dots: bool = Fa
     """
     strategies = sorted(rows["strategy"].unique())
     colours = model_colours(list(rows["model"].unique()))
-    fig, axes = _panels(len(strategies), 4.2, 3.4, min(3, len(strategies)))
+    fig, axes = _panels(len(strategies), 2.4, 2.8, min(3, len(strategies)))
     for ax, strategy in zip(axes, strategies):
         for model, group in rows[rows["strategy"] == strategy].groupby("model", sort=True):
             stats = group.groupby("noise_rate")[metric].agg(["mean", "std"]).reset_index().fillna(0.0)
@@ -130,7 +185,7 @@ def metric_vs_noise(rows: pd.DataFrame, metric: str, title: str, dots: bool = Fa
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(METRIC_LABELS.get(metric, metric))
     _finish(fig, title, axes[0])
-    return fig
+    return readable(fig)
 
 
 def calibration_repair(rows: pd.DataFrame, metric: str, title: str) -> plt.Figure:
@@ -138,7 +193,7 @@ def calibration_repair(rows: pd.DataFrame, metric: str, title: str) -> plt.Figur
     after each temperature of :data:`REPAIRS`; a panel per strategy, means over models and seeds
     with a band of one standard deviation of the per-run values."""
     strategies = sorted(rows["strategy"].unique())
-    fig, axes = _panels(len(strategies), 4.2, 3.4, min(3, len(strategies)))
+    fig, axes = _panels(len(strategies), 2.4, 2.8, min(3, len(strategies)))
     for ax, strategy in zip(axes, strategies):
         chosen = rows[rows["strategy"] == strategy]
         for prefix, (label, style) in REPAIRS.items():
@@ -155,7 +210,7 @@ def calibration_repair(rows: pd.DataFrame, metric: str, title: str) -> plt.Figur
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"test {METRIC_LABELS.get(metric, metric)}")
     _finish(fig, title, axes[0], heading="calibration")
-    return fig
+    return readable(fig)
 
 
 def _finish(fig: plt.Figure, title: str, legend_from: plt.Axes, heading: str = "model") -> None:
@@ -203,7 +258,7 @@ def heatmaps(rows: pd.DataFrame, metric: str, title: str) -> plt.Figure:
         ax.tick_params(axis="y", rotation=0)
     fig.colorbar(axes[0].collections[0], ax=list(axes), label=METRIC_LABELS.get(metric, metric), shrink=0.8)
     fig.suptitle(title)
-    return fig
+    return readable(fig)
 
 
 def gain_vs_noise(gains: pd.DataFrame, title: str, metric_label: str = "accuracy") -> plt.Figure:
@@ -216,7 +271,7 @@ def gain_vs_noise(gains: pd.DataFrame, title: str, metric_label: str = "accuracy
         ax.axhline(0.0, color="black", linewidth=1)
         ax.axvspan(0.3, 0.6, color="grey", alpha=0.1)
     fig.axes[0].set_ylabel(f"{metric_label} gain over random")
-    return fig
+    return readable(fig)
 
 
 def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = metrics.DEFAULT_BINS) -> plt.Figure:
@@ -231,7 +286,7 @@ def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = 
     fig, axes = plt.subplots(
         len(models),
         len(strategies),
-        figsize=(2.7 * len(strategies), 2.9 * len(models)),
+        figsize=(2.5 * len(strategies), 2.7 * len(models)),
         squeeze=False,
         layout="constrained",
     )
@@ -247,9 +302,9 @@ def reliability_grid(rows: pd.DataFrame, rate: float, title: str, n_bins: int = 
             ax.title.set_fontsize(8)
             ax.tick_params(labelsize=7)
             ax.set(xlabel="confidence" if r == len(models) - 1 else "", ylabel="accuracy" if c == 0 else "")
-    axes[0][0].legend(fontsize="xx-small", loc="upper left")
+    axes[0][0].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{title}, noise {rate:g}: final round, seeds pooled")
-    return fig
+    return readable(fig)
 
 
 def learning_curves(
@@ -272,7 +327,7 @@ def learning_curve_grid(runs: pd.DataFrame, rates: list[float], title: str, metr
     fig, axes = plt.subplots(
         len(models),
         len(rates),
-        figsize=(2.9 * len(rates), 2.3 * len(models)),
+        figsize=(1.9 * len(rates), 2.0 * len(models)),
         sharex=True,
         sharey=True,
         squeeze=False,
@@ -289,7 +344,7 @@ def learning_curve_grid(runs: pd.DataFrame, rates: list[float], title: str, metr
             )
             ax.tick_params(labelsize=7)
     _finish(fig, title, axes[0][0], "strategy")
-    return fig
+    return readable(fig)
 
 
 def cost_bars(rows: pd.DataFrame, title: str) -> plt.Figure:
@@ -303,13 +358,13 @@ def cost_bars(rows: pd.DataFrame, title: str) -> plt.Figure:
     ax.tick_params(axis="y", labelsize=7)
     ax.set(xlabel="seconds per run (mean over noise rates and seeds)", title=title)
     ax.legend(fontsize="small")
-    return fig
+    return readable(fig)
 
 
 def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: str = "") -> plt.Figure:
     """Small images ``uint8 [N, 3, H, W]`` in a grid, each with a short caption."""
     rows = int(np.ceil(len(images) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.0 * columns, 1.3 * rows), squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, titles):
@@ -317,8 +372,7 @@ def image_grid(images: np.ndarray, titles: list[str], columns: int = 8, title: s
         ax.set_title(caption, fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return readable(fig)
 
 
 def power_vs_seeds(curve: pd.DataFrame, title: str, target: float = 0.8) -> plt.Figure:
@@ -333,7 +387,7 @@ def power_vs_seeds(curve: pd.DataFrame, title: str, target: float = 0.8) -> plt.
     ax.set(xlabel="seeds per configuration", ylabel="P(holds | claim true)", ylim=(-0.02, 1.02), title=title)
     ax.set_xticks(sorted(curve["seeds"].unique()))
     ax.legend(title="claim", frameon=False, loc="lower right")
-    return fig
+    return readable(fig)
 
 
 def probe_curves(rounds: pd.DataFrame, title: str) -> plt.Figure:
@@ -341,7 +395,7 @@ def probe_curves(rounds: pd.DataFrame, title: str) -> plt.Figure:
     strategy: ``rounds`` has ``noise_rate``, ``strategy``, ``n_labeled``, ``test_acc`` and ``ece``."""
     rates = sorted(rounds["noise_rate"].unique())
     fig, axes = plt.subplots(
-        2, len(rates), figsize=(3.0 * len(rates), 4.8), sharex=True, sharey="row", squeeze=False, layout="constrained"
+        2, len(rates), figsize=(2.0 * len(rates), 4.4), sharex=True, sharey="row", squeeze=False, layout="constrained"
     )
     for c, rate in enumerate(rates):
         for r, metric in enumerate(("test_acc", "ece")):
@@ -353,7 +407,7 @@ def probe_curves(rounds: pd.DataFrame, title: str) -> plt.Figure:
                 ylabel=METRIC_LABELS[metric] if c == 0 else "",
             )
     _finish(fig, title, axes[0][0], "strategy")
-    return fig
+    return readable(fig)
 
 
 def power_vs_sd(
@@ -375,4 +429,4 @@ def power_vs_sd(
     ax.set(xlabel="seed-to-seed sd of accuracy (the same at every rate)", ylabel="P(holds | claim true)")
     ax.set(ylim=(-0.02, 1.02), title=title)
     ax.legend(frameon=False, loc="upper right", fontsize=8)
-    return fig
+    return readable(fig)

@@ -771,13 +771,8 @@ def profile_power(
 
     check_arguments(seeds, effect, sd, tables)
     profile = load_profile(profile_path)
-    folder = Path(paths.resolve(runs_dir if runs_dir is not None else profile.output))
-    if runs_dir is not None and not folder.is_dir():
-        state = "is not a folder" if folder.exists() else "does not exist"
-        raise ConfigError(
-            f"--runs {runs_dir} {state}; give the folder that holds the profile's run folders "
-            f"(by default its output, {profile.output})"
-        )
+    # A --runs typo is refused; the profile's own output may not exist yet (no runs, default spreads).
+    folder = paths.runs_folder(runs_dir, profile) if runs_dir is not None else paths.resolve(profile.output)
     expected = {c.run_id for c in profile.configs}
     final = None
     if folder.is_dir():

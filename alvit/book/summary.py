@@ -201,9 +201,13 @@ def run_index(runs: pd.DataFrame, final: pd.DataFrame, pages: dict[str, str]) ->
 
 
 def accuracy_sentence(final: pd.DataFrame) -> str:
-    """How far accuracy falls in each setting: the results page's first finding, in words."""
+    """How far accuracy falls in each setting: the results page's first finding, in words, after
+    "final accuracy". A setting of one noise rate (a file of human labels) has no range to tell."""
     parts = []
     for name, rows in by_setting(final):
         low, acc_low, high, acc_high = accuracy_range(rows)
-        parts.append(f"on {name} from {acc_low:.3f} at noise {low:g} to {acc_high:.3f} at noise {high:g}")
+        if low == high:
+            parts.append(f"on {name} is {acc_low:.3f} at its one noise rate, {low:g}")
+        else:
+            parts.append(f"on {name} goes from {acc_low:.3f} at noise {low:g} to {acc_high:.3f} at noise {high:g}")
     return "; ".join(parts)

@@ -94,6 +94,7 @@ def run_sweep(
         from alvit.sweep.slurm import check_offline
 
         check_offline(tasks, str(profile_path or f"configs/profiles/{profile.name}.yaml"))
+    paths.check_feature_caches(task.cfg for task in tasks)  # before any run starts, not once in each
     paths.make_folder(output, "the sweep's output")
     set_aside(output, stale, options.stale_after_s)
     if simulated:

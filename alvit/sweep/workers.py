@@ -24,6 +24,7 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -188,6 +189,12 @@ class _Worker:
 def _worker_main(conn: multiprocessing.connection.Connection, env: dict[str, str], threads: int) -> None:
     """A worker: set the slot's environment, import torch once, then run tasks until told to stop."""
     os.environ.update(env)
+    # tqdm's default lock holds a named POSIX semaphore, registered with the sweep's resource
+    # tracker; a worker killed at a timeout or on Ctrl-C never unregisters it, and the tracker
+    # then warns of "leaked semaphore objects" at exit. A worker's bars are its own: a thread lock will do.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     try:
         import torch
 
