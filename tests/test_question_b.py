@@ -1,0 +1,211 @@
+"""Question B on the results side: calibrated runs paired with their uncalibrated twins, kept out of the
+paper's sections and claims, their selections compared, and the question judged by the claims' rule.
+
+Tables are built by hand, each number chosen so that the right gain, overlap or verdict is known.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alvit.book import claims, summary
+from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS
+from alvit.results import QUERY_FIELDS, RunFolder
+
+VALUES = ("none", "noisy", "aware", "true")
+
+
+def final_table(
+    gain: dict[str, float],
+    *,
+    strategies=("entropy", "margin"),
+    datasets=("cifar10", "cifar100"),
+    models=("vit_b16", "vit_l32"),
+    rates=(0.0, 0.2, 0.5, 0.8),
+    seeds=(0, 1, 2),
+    jitter: float = 0.002,
+) -> pd.DataFrame:
+    """Final rounds: accuracy 0.7 - 0.3 rate for acq.calibrate none, plus ``gain[value]`` for the others at
+    noise above 0 (nothing at noise 0), plus seed noise of -jitter, 0 or +jitter rotated by each run's hash
+    (so a pair's difference has a spread, and its mean over seeds is the gain put in)."""
+    rows = []
+    for dataset, model, strategy, value, rate, seed in itertools.product(
+        datasets, models, strategies, [v for v in VALUES if v in gain or v == "none"], rates, seeds
+    ):
+        noise = jitter * ((seed + zlib.crc32(f"{dataset}{model}{strategy}{value}{rate}".encode())) % 3 - 1)
+        added = gain.get(value, 0.0) if rate > 0 else 0.0
+        rows.append(
+            {
+                "run_id": f"{dataset}-{model}-flip{rate:g}-{strategy}-s{seed}"
+                + ("" if value == "none" else f"-cal{value}"),
+                "dataset": dataset,
+                "noise_kind": "flip",
+                "mode": "finetune",
+                "model": model,
+                "strategy": strategy,
+                "acq_calibrate": value,
+                "noise_rate": rate,
+                "seed": seed,
+                "test_acc": 0.7 - 0.3 * rate + added + noise,
+                "ece": 0.1 + 0.1 * rate - added / 2,
+                "brier": 0.3,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- the paper's sections read the paper's runs only ----------------------------------------------
+
+
+def test_the_paper_protocol_is_the_runs_without_a_temperature_and_a_table_before_the_key_is_all_of_it():
+    table = final_table({"aware": 0.05})
+    kept = summary.paper_protocol(table)
+    assert set(kept["acq_calibrate"]) == {"none"} and len(kept) == len(table) / 2
+    older = table[table["acq_calibrate"] == "none"].drop(columns="acq_calibrate")
+    assert len(summary.paper_protocol(older)) == len(older)
+
+
+def test_a_paper_claim_is_judged_as_if_the_calibrated_runs_were_absent():
+    """Claim 5 on random / entropy / GCI-ViTAL, with calibrated entropy runs 0.5 ahead beside them."""
+    paper = final_table({}, strategies=("random", "entropy", "gci_vital"))
+    calibrated = final_table({"aware": 0.5}, strategies=("entropy",))
+    calibrated = calibrated[calibrated["acq_calibrate"] == "aware"]
+    alone, beside = claims.check_claim(5, paper), claims.check_claim(5, pd.concat([paper, calibrated]))
+    assert (alone.verdict, alone.evidence) == (beside.verdict, beside.evidence)
+
+
+# --- gains, paired by everything but the key -------------------------------------------------------
+
+
+def test_a_gain_is_the_calibrated_run_minus_its_uncalibrated_pair():
+    table = final_table({"noisy": 0.01, "aware": 0.03, "true": 0.05}, jitter=0.0)
+    gains = summary.calibrated_gains(table)
+    assert len(gains) == 3 * len(table) / 4  # one row per calibrated run
+    by_value = gains[gains["noise_rate"] > 0].groupby("acq_calibrate")["gain"]
+    assert by_value.min().to_dict() == pytest.approx({"noisy": 0.01, "aware": 0.03, "true": 0.05})
+    assert by_value.max().to_dict() == pytest.approx({"noisy": 0.01, "aware": 0.03, "true": 0.05})
+    assert (gains[gains["noise_rate"] == 0]["gain"] == 0).all()
+    ece = summary.calibrated_gains(table, "ece")
+    assert ece[(ece["noise_rate"] > 0) & (ece["acq_calibrate"] == "true")]["gain"].to_numpy() == pytest.approx(-0.025)
+
+
+def test_strategies_that_read_no_probabilities_are_left_out_of_the_gains():
+    table = final_table({"aware": 0.03}, strategies=("random", "coreset", "entropy"))
+    assert set(summary.calibrated_gains(table)["strategy"]) == {"entropy"}
+
+
+def test_the_gain_table_has_a_row_per_model_strategy_and_value_and_a_column_per_rate():
+    gains = summary.calibrated_gains(final_table({"noisy": 0.01, "aware": 0.03}, datasets=("cifar10",)))
+    table = summary.calibrated_gain_table(gains)
+    assert table.index.names == ["model", "strategy", "acq.calibrate"] and len(table) == 2 * 2 * 2
+    assert list(table.columns) == ["0", "0.2", "0.5", "0.8"]
+    assert table.loc[("vit_b16", "entropy", "aware"), "0.2"].startswith("0.030 ± ")
+
+
+# --- how much the selections overlap ------------------------------------------------------------------
+
+
+def folder_with_queries(path, bought: dict[int, list[int]]) -> str:
+    """A run folder whose queries.npz holds ``bought[round]`` (pool indices) for each round."""
+    rounds = [r for r, indices in bought.items() for _ in indices]
+    index = [i for indices in bought.values() for i in indices]
+    arrays = {name: np.zeros(len(index), dtype=np.int64) for name in QUERY_FIELDS}
+    arrays.update(round=np.array(rounds, dtype=np.int64), index=np.array(index, dtype=np.int64))
+    arrays["utility"] = np.zeros(len(index))
+    path.mkdir()
+    RunFolder(path).write_queries(arrays)
+    return str(path)
+
+
+def test_the_overlap_is_the_share_of_a_calibrated_runs_queries_its_pair_bought_in_the_same_round(tmp_path):
+    pair = {"dataset": "cifar10", "noise_kind": "flip", "mode": "finetune", "model": "vit_b16", "noise_rate": 0.4}
+    runs = pd.DataFrame(
+        [
+            {
+                **pair,
+                "run_id": "e",
+                "strategy": "entropy",
+                "seed": 0,
+                "acq_calibrate": "none",
+                "path": folder_with_queries(tmp_path / "e", {1: [1, 2, 3, 4], 2: [5, 6, 7, 8]}),
+            },
+            {
+                **pair,
+                "run_id": "e-aware",
+                "strategy": "entropy",
+                "seed": 0,
+                "acq_calibrate": "aware",
+                "path": folder_with_queries(tmp_path / "ea", {1: [1, 2, 3, 9], 2: [8, 10, 11, 12]}),
+            },
+            {
+                **pair,
+                "run_id": "e-true",
+                "strategy": "entropy",
+                "seed": 0,
+                "acq_calibrate": "true",
+                "path": folder_with_queries(tmp_path / "et", {1: [4, 3, 2, 1], 2: [1, 2, 3, 4]}),
+            },
+            # seed 1 has no uncalibrated run: nothing to compare it with
+            {
+                **pair,
+                "run_id": "e1-aware",
+                "strategy": "entropy",
+                "seed": 1,
+                "acq_calibrate": "aware",
+                "path": folder_with_queries(tmp_path / "e1", {1: [1, 2, 3, 4]}),
+            },
+        ]
+    )
+    overlap = summary.selection_overlap(runs).set_index(["acq_calibrate", "round"])["overlap"]
+    # aware: 3 of 4 again in round 1 ({1, 2, 3}), 1 of 4 in round 2 ({8}); true: all 4 in round 1, and in
+    # round 2 the indices its pair bought in round 1, not round 2: none.
+    assert overlap.to_dict() == {("aware", 1): 0.75, ("aware", 2): 0.25, ("true", 1): 1.0, ("true", 2): 0.0}
+    table = summary.overlap_table(summary.selection_overlap(runs))
+    assert list(table.columns) == ["round 1", "round 2"] and table.loc[("entropy", "aware", 0.4), "round 1"] == 0.75
+
+
+# --- question B, by the claims' rule ------------------------------------------------------------------
+
+
+def test_question_b_holds_when_both_practical_temperatures_raise_accuracy_whatever_the_oracle_bound_does():
+    verdict = claims.check_claim("B", final_table({"noisy": 0.02, "aware": 0.03, "true": -0.2}))
+    assert verdict.verdict == HOLDS
+    assert "noisy: accuracy gain over none +0.020" in verdict.evidence and "true" not in verdict.evidence
+
+
+def test_question_b_does_not_hold_when_a_practical_temperature_costs_accuracy():
+    verdict = claims.check_claim("B", final_table({"noisy": 0.02, "aware": -0.03}))
+    assert verdict.verdict == FAILS and "aware: accuracy gain over none -0.030" in verdict.evidence
+
+
+def test_question_b_cannot_say_without_runs_of_one_practical_value():
+    verdict = claims.check_claim("B", final_table({"noisy": 0.02, "true": 0.05}))
+    assert verdict.verdict == CANNOT_SAY and "no runs with acq.calibrate aware beside none" in verdict.evidence
+
+
+def test_question_b_pools_only_strategies_a_temperature_can_change():
+    """Random's calibrated runs are its uncalibrated runs again (the key cannot change them); here they are
+    made 0.5 ahead, and entropy's 0.03 behind: B still does not hold, since random is not pooled in."""
+    table = pd.concat(
+        [
+            final_table({"noisy": 0.5, "aware": 0.5}, strategies=("random",)),
+            final_table({"noisy": -0.03, "aware": -0.03}, strategies=("entropy",)),
+        ]
+    )
+    assert claims.check_claim("B", table).verdict == FAILS
+
+
+def test_question_a_reads_the_paper_protocols_runs_only():
+    """Question A's statements are about the temperatures of the paper's runs, calibrated ones aside."""
+    table = final_table({"aware": 0.03})
+    calibrated = table["acq_calibrate"] != "none"
+    for prefix, value in (("ts_noisy_", 0.2), ("ts_true_", 0.05), ("ts_aware_", 0.06)):
+        table[prefix + "ece"] = value + 0.01 * table["seed"] + np.where(calibrated & (prefix == "ts_noisy_"), 0.5, 0.0)
+    only_paper = claims.check_claim("A", summary.paper_protocol(table))
+    assert "+0.150" in only_paper.evidence  # 0.2 - 0.05: the calibrated runs' 0.5 is nowhere
+    assert claims.check_claim("A", table).evidence == only_paper.evidence
