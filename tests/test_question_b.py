@@ -6,16 +6,22 @@ Tables are built by hand, each number chosen so that the right gain, overlap or 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import zlib
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 
+from alvit import calibration
 from alvit.book import claims, summary
 from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS
+from alvit.profile import load_profile
 from alvit.results import QUERY_FIELDS, RunFolder
+from alvit.sweep.simulate import simulate_profile
 
 VALUES = ("none", "noisy", "aware", "true")
 
@@ -209,3 +215,87 @@ def test_question_a_reads_the_paper_protocols_runs_only():
     only_paper = claims.check_claim("A", summary.paper_protocol(table))
     assert "+0.150" in only_paper.evidence  # 0.2 - 0.05: the calibrated runs' 0.5 is nowhere
     assert claims.check_claim("A", table).evidence == only_paper.evidence
+
+
+# --- at the study's shape: simulated runs of both datasets, and the results page ---------------------
+
+CALIBRATED = REPO / "tests" / "profiles" / "calibrated.yaml"
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """tests/profiles/calibrated.yaml simulated: CIFAR-10 and CIFAR-100, 2 rates, random and entropy,
+    every acq.calibrate value, 2 seeds (64 runs)."""
+    out = tmp_path_factory.mktemp("calibrated")
+    profile = load_profile(CALIBRATED)
+    simulate_profile(profile, out, test_size=100)
+    return profile, out
+
+
+def pair_of(cfg):
+    return dataclasses.replace(cfg, acq=dataclasses.replace(cfg.acq, calibrate="none"))
+
+
+def test_a_simulated_calibrated_run_shares_its_pairs_round_0_then_parts(simulated):
+    profile, out = simulated
+    for cfg in profile.configs:
+        if cfg.acq.calibrate == "none":
+            continue
+        mine, theirs = RunFolder(out / cfg.run_id), RunFolder(out / pair_of(cfg).run_id)
+        a, b = mine.read_rounds(), theirs.read_rounds()
+        pd.testing.assert_series_equal(a.loc[0, "test_acc":"nll"], b.loc[0, "test_acc":"nll"])  # one round-0 model
+        queries, pair_queries = mine.read_queries(), theirs.read_queries()
+        first = np.intersect1d(
+            queries["index"][queries["round"] == 1], pair_queries["index"][pair_queries["round"] == 1]
+        )
+        if cfg.strategy == "random":  # the key cannot change random sampling: the same run again
+            pd.testing.assert_frame_equal(
+                a.drop(columns=["train_s", "select_s"]), b.drop(columns=["train_s", "select_s"])
+            )
+            assert a["acq_temperature"].tolist()[:-1] == [1.0, 1.0]
+        else:  # 1,000 queries, each kept with probability 0.8: 800 +- 4 binomial sds (13 each)
+            assert abs(len(first) - 800) < 4 * 13
+            fitted = a[f"{calibration.ACQUISITION_FITS[cfg.acq.calibrate]}_temperature"]
+            used = a["acq_temperature"]
+            assert used.iloc[-1] != used.iloc[-1]  # NaN: the last round chooses nothing
+            assert all(t in (1.0, f) for t, f in zip(used.iloc[:-1], fitted.iloc[:-1]))
+
+
+@pytest.mark.notebooks
+def test_the_results_page_shows_question_b_apart_from_the_papers_sections(simulated, tmp_path):
+    import papermill
+
+    profile, out = simulated
+    executed = tmp_path / "summary.ipynb"
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "summary.ipynb"),
+        str(executed),
+        cwd=str(REPO),
+        progress_bar=False,
+        parameters={"PROFILE": profile.name, "PROFILE_PATH": str(CALIBRATED), "RUNS_DIR": str(out)},
+    )
+    notebook = nbformat.read(str(executed), as_version=4)
+
+    def outputs(marker: str) -> list[dict]:
+        cell = next(c for c in notebook.cells if c.cell_type == "code" and marker in c.source)
+        return cell.outputs
+
+    def text(marker: str) -> str:
+        return " ".join(
+            str(o.get("data", {}).get(kind, "")) for o in outputs(marker) for kind in ("text/markdown", "text/html")
+        )
+
+    def figures(marker: str) -> int:
+        return sum("image/png" in o.get("data", {}) for o in outputs(marker))
+
+    # 48 calibrated runs (2 datasets x 2 rates x 2 strategies x 3 values x 2 seeds), said once, shown apart
+    assert "48 of these runs acquire with calibrated probabilities" in text("if n_calibrated:")
+    assert figures("plots.calibrated_gain_vs_noise") == 2 * 2  # accuracy and ECE, a figure per setting
+    assert figures("plots.selection_overlap") == 2
+    gains = text("summary.calibrated_gain_table")
+    assert "Final accuracy gain over acq.calibrate none" in gains and "random" not in gains  # random is left out
+    verdict = text('claims.check_claim("B", everything)')
+    assert "cifar10 · flip" in verdict and "cifar100 · flip" in verdict and "aware: accuracy gain over none" in verdict
+    assert "**Its power.**" in verdict and "2 seeds would confirm question B in" in verdict
+    paper = text("claims.check_all(final)")
+    assert "Verdict of each claim" in paper

@@ -401,17 +401,23 @@ def _calibrated_lines(ax: plt.Axes, rows: pd.DataFrame, x: str, y: str, dots: bo
             ax.scatter(chosen[x], chosen[y], s=8, color=style["color"], alpha=0.5)
 
 
+def _balanced_columns(count: int, most: int = 3) -> int:
+    """Columns for ``count`` panels, at most ``most``, rows filled evenly (4 panels: 2 x 2, not 3 + 1)."""
+    return int(np.ceil(count / np.ceil(count / most)))
+
+
 def calibrated_gain_vs_noise(gains: pd.DataFrame, metric_label: str, title: str) -> plt.Figure:
-    """One setting's :func:`alvit.book.summary.calibrated_gains`: the gain of each acq.calibrate value over
-    none against noise rate, a panel per strategy, a dot per (model, seed), the line their mean."""
+    """One setting's :func:`alvit.book.summary.calibrated_gains`: each acq.calibrate value's final metric
+    minus that of its pair acquiring with none, against noise rate; a panel per strategy, a dot per
+    (model, seed), the line their mean."""
     strategies = sorted(gains["strategy"].unique())
-    fig, axes = _panels(len(strategies), 4.2, 3.4, min(3, len(strategies)))
+    fig, axes = _panels(len(strategies), 4.2, 3.4, _balanced_columns(len(strategies)))
     for ax, strategy in zip(axes, strategies):
         _calibrated_lines(ax, gains[gains["strategy"] == strategy], "noise_rate", "gain", dots=True)
         ax.axhline(0.0, color="black", linewidth=1)
         ax.set(title=strategy, xlabel="noise rate")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"{metric_label} gain over none")
+    axes[0].set_ylabel(f"{metric_label}, calibrated minus none")
     _finish(fig, title, axes[0], heading="acq.calibrate")
     return fig
 
@@ -421,7 +427,7 @@ def selection_overlap(overlap: pd.DataFrame, title: str) -> plt.Figure:
     uncalibrated pair bought too, against the round they were bought for; a panel per strategy, means
     over models, noise rates and seeds with a band of one standard deviation."""
     strategies = sorted(overlap["strategy"].unique())
-    fig, axes = _panels(len(strategies), 4.2, 3.4, min(3, len(strategies)))
+    fig, axes = _panels(len(strategies), 4.2, 3.4, _balanced_columns(len(strategies)))
     for ax, strategy in zip(axes, strategies):
         _calibrated_lines(ax, overlap[overlap["strategy"] == strategy], "round", "overlap", dots=False)
         ax.set(title=strategy, xlabel="queries bought for round", ylim=(-0.02, 1.02))
