@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO
+from scipy import stats as scipy_stats
 
 from alvit import calibration
-from alvit.book import claims, summary
+from alvit.book import claims, power, summary
 from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS
 from alvit.profile import load_profile
 from alvit.results import QUERY_FIELDS, RunFolder
@@ -299,3 +300,58 @@ def test_the_results_page_shows_question_b_apart_from_the_papers_sections(simula
     assert "**Its power.**" in verdict and "2 seeds would confirm question B in" in verdict
     paper = text("claims.check_all(final)")
     assert "Verdict of each claim" in paper
+
+
+# --- how sure question B's verdict is ------------------------------------------------------------------
+
+B_STRATEGIES = tuple(f"{s}{v}" for s in ("entropy", "margin") for v in ("", " · noisy", " · aware", " · true"))
+
+
+def b_grid(sd_by_rate=(0.01, 0.03)) -> power.SettingGrid:
+    """One setting of question B: one model, entropy and margin each with every acq.calibrate value, two noisy rates."""
+    spreads = {metric: tuple(sd_by_rate) for metric in power.METRICS}
+    return power.SettingGrid("cifar10 · flip", ("vit_b16",), B_STRATEGIES, (0.2, 0.6), spreads, ("given", "given"))
+
+
+def reference_holds(effect: float, seeds: int, sd_by_rate=(0.01, 0.03), tables: int = 20_000) -> float:
+    """P(B holds) by a simulation of its own: runs with independent normal seed noise of each rate's sd; for
+    noisy and for aware, each seed's mean over (strategy, rate) of calibrated minus none; B holds when both
+    one-sided t tests over seeds reject at 5%. ``effect`` in pooled sds (root mean square of the rates' sds)."""
+    rng = np.random.default_rng(7)
+    sd = np.array(sd_by_rate)[None, None, :, None]  # [table, strategy, rate, seed]
+    delta = effect * np.sqrt(np.mean(np.square(sd_by_rate)))
+    none = sd * rng.standard_normal((tables, 2, 2, seeds))
+    verdicts = []
+    for _ in ("noisy", "aware"):
+        calibrated = delta + sd * rng.standard_normal((tables, 2, 2, seeds))
+        per_seed = (calibrated - none).mean(axis=(1, 2))  # [table, seed]
+        t = per_seed.mean(axis=1) / (per_seed.std(axis=1, ddof=1) / np.sqrt(seeds))
+        verdicts.append(scipy_stats.t.sf(t, seeds - 1) <= 0.05)
+    return float(np.mean(verdicts[0] & verdicts[1]))
+
+
+@pytest.mark.parametrize("effect, seeds", [(1.0, 3), (0.5, 5)])
+def test_question_bs_power_matches_an_independent_simulation_of_its_two_t_tests(effect, seeds):
+    report = power.power_report("b", [], seeds=(seeds,), effect=effect, tables=1000, study_settings=[b_grid()])
+    b = next(p for p in report.claims if p.claim == "B")
+    expected = reference_holds(effect, seeds)
+    assert 0.15 < expected < 0.95  # a power that can be told apart from 0 and 1
+    assert abs(b.rows[0].holds_if_true - expected) < 4 * np.sqrt(expected * (1 - expected) / 1000) + 0.005
+    assert b.rows[0].holds_if_least_favourable < 0.05 + 4 * np.sqrt(0.05 * 0.95 / 5000)  # one value gains nothing
+    assert "aware not at all" in b.least_favourable
+
+
+def test_power_reports_question_b_only_for_a_grid_that_acquires_with_calibrated_probabilities():
+    plain = dataclasses.replace(b_grid(), strategies=("entropy", "margin"))
+    report = power.power_report("plain", [plain], seeds=(3,), tables=100, study_settings=[plain])
+    assert "B" not in [p.claim for p in report.claims]
+
+
+def test_the_calibrated_acquisition_profiles_power_judges_the_papers_claims_on_its_none_runs_only():
+    report = power.profile_power(REPO / "configs" / "profiles" / "calibrated-acquisition.yaml", seeds=(5,), tables=100)
+    assert {s for g in report.settings for s in g.strategies} == {"entropy", "margin", "bald", "badge"}
+    assert {s for g in report.study_settings for s in g.strategies} >= {"entropy · aware", "badge · true", "bald"}
+    b = next(p for p in report.claims if p.claim == "B")
+    assert b.untestable is None and b.rows[0].seeds == 5
+    sentence = power.question_b_sentence(report, 5)
+    assert sentence.startswith("**Its power.**") and "5 seeds would confirm question B in" in sentence
