@@ -880,14 +880,18 @@ def question_b_sentence(report: PowerReport, seeds_now: int) -> str:
         if power.seeds_for_80 is not None
         else f"Even {MAX_SEEDS} seeds stay below 80%"
     )
+
+    def count(share: float, tables: int) -> str:
+        return f"{round(share * tables):,} of {tables:,}"
+
     return (
         f"**Its power.** Were each practical temperature to raise final accuracy by {report.effect:g} pooled "
         f"seed-to-seed standard deviations at every noisy rate (the sd of accuracy: {spreads}), {seeds_now} "
-        f"seeds would confirm question B in {_share(row.holds_if_true, row.tables)} of {row.tables} simulated "
-        f"tables and refute it in {_share(row.fails_if_true, row.tables)}; were it false at its least favourable "
+        f"seeds would confirm question B in {count(row.holds_if_true, row.tables)} simulated tables and refute "
+        f"it in {count(row.fails_if_true, row.tables)}; were it false at its least favourable "
         f"({power.least_favourable}), they would confirm it in "
-        f"{_share(row.holds_if_least_favourable, row.false_tables)} of {row.false_tables}. {reach} "
-        f"(`alvit power`, and the page *How sure are these verdicts?*)."
+        f"{count(row.holds_if_least_favourable, row.false_tables)}. {reach} (`alvit power`, and the page "
+        f"*How sure are these verdicts?*)."
     )
 
 
