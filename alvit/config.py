@@ -286,8 +286,11 @@ def _read_calibrate(data: dict[str, Any]) -> None:
 
 
 def _check_calibrate(value: Any) -> None:
+    choices = ", ".join(ACQ_CALIBRATE)
+    if value is None:  # an empty --set value or YAML field, which would otherwise read "None is not known"
+        raise ConfigError(f"acq.calibrate is empty; valid choices are {choices}")
     if not (isinstance(value, str) and value in ACQ_CALIBRATE):
-        raise ConfigError(f"acq.calibrate {value!r} is not known; valid choices are {', '.join(ACQ_CALIBRATE)}")
+        raise ConfigError(f"acq.calibrate {value!r} is not known; valid choices are {choices}")
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
