@@ -63,7 +63,8 @@ def test_with_three_classes_a_temperature_changes_the_top_k(strategy):
     k_share=st.floats(0.0, 1.0),
 )
 def test_with_two_classes_no_temperature_changes_the_top_k(magnitudes, signs, offsets, temperature, k_share):
-    """With K = 2 every utility is monotone in |logit gap|, and T divides every gap alike.
+    """With K = 2 every utility is monotone in |logit gap|, and T divides every gap alike: at any T the
+    top k of all three are the k samples of smallest |gap|, whatever the temperature.
 
     Gaps are distinct multiples of 1/8 up to 3 (at most 30 after T = 0.1, where float64 still
     tells neighbours apart); each sample has its own offset, to which softmax is blind.
@@ -72,8 +73,9 @@ def test_with_two_classes_no_temperature_changes_the_top_k(magnitudes, signs, of
     base = np.array(offsets[: len(gaps)]) / 8
     logits = np.stack([base, base + gaps], axis=1)
     k = 1 + int(k_share * (len(gaps) - 1))
+    closest = set(range(k))  # the magnitudes are sorted: the first k gaps are the smallest
     for strategy in RANKING:
-        assert top_k_at(logits, temperature, strategy, k) == top_k_at(logits, 1.0, strategy, k)
+        assert top_k_at(logits, temperature, strategy, k) == top_k_at(logits, 1.0, strategy, k) == closest
 
 
 def test_random_and_coreset_say_they_read_no_probabilities_and_every_other_strategy_does():
@@ -145,11 +147,19 @@ def test_the_four_values_are_accepted_from_the_command_line_and_from_yaml(value,
     assert with_overrides(load_config(), {"acq.calibrate": value}).acq.calibrate == value
 
 
-@pytest.mark.parametrize("value", ["", "0", "-1", "nan", "inf", "false", "yes", "True", "Aware", "calibrated"])
+@pytest.mark.parametrize(
+    "value", ["0", "-1", "0.5", "nan", "inf", "false", "yes", "True", "Aware", "calibrated", "awre"]
+)
 def test_anything_else_is_one_sentence_naming_the_four_values(value):
     with pytest.raises(
         ConfigError, match=r"^acq\.calibrate .* is not known; valid choices are none, noisy, aware, true$"
     ):
+        load_config(None, [f"acq.calibrate={value}"])
+
+
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_value_is_called_empty_and_the_four_values_named(value):
+    with pytest.raises(ConfigError, match=r"^acq\.calibrate is empty; valid choices are none, noisy, aware, true$"):
         load_config(None, [f"acq.calibrate={value}"])
 
 
