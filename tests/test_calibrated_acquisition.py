@@ -326,3 +326,30 @@ def test_a_folder_written_before_the_key_is_the_none_run_and_stays_finished(entr
     pd.read_csv(folder.rounds).drop(columns="acq_temperature").to_csv(folder.rounds, index=False)
     assert folder.is_finished(to_dict(cfg))
     assert folder.read_rounds()["acq_temperature"].isna().all()
+
+
+@pytest.mark.slow
+def test_the_demo_acquires_with_the_aware_temperature_from_the_command_line(tmp_path):
+    """The issue's command at noise 0.5 (about 10 s a run on 2 cores): `alvit run configs/demo.yaml --set
+    acq.calibrate=aware --set strategy=entropy`; every round that selects records the aware fit it used, and
+    from round 1 on it buys other samples than acq.calibrate none."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    folders = {}
+    for value in ("none", "aware"):
+        folders[value] = tmp_path / value
+        args = ["run", "configs/demo.yaml", "--set", f"acq.calibrate={value}", "--set", "strategy=entropy"]
+        args += ["--set", "noise.rate=0.5", "--out", str(folders[value])]
+        result = subprocess.run([sys.executable, "-m", "alvit.cli", *args], cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    aware, none = RunFolder(folders["aware"]), RunFolder(folders["none"])
+    rounds = aware.read_rounds()
+    selecting = rounds.iloc[:-1]
+    assert (selecting["acq_temperature"] == selecting["ts_aware_temperature"]).all()
+    assert (abs(selecting["acq_temperature"] - 1) > 0.05).any() and np.isnan(rounds["acq_temperature"].iloc[-1])
+    assert (none.read_rounds()["acq_temperature"].iloc[:-1] == 1.0).all()
+    chosen = {name: folder.read_queries() for name, folder in (("none", none), ("aware", aware))}
+    assert set(chosen["none"]["index"]) != set(chosen["aware"]["index"])
