@@ -293,6 +293,9 @@ def test_the_results_page_shows_question_b_apart_from_the_papers_sections(simula
     assert "48 of these runs acquire with calibrated probabilities" in text("if n_calibrated:")
     assert figures("plots.calibrated_gain_vs_noise") == 2 * 2  # accuracy and ECE, a figure per setting
     assert figures("plots.selection_overlap") == 2
+    overlap = text("summary.overlap_table")  # a share in percent, the rate as written, not six decimals
+    assert "Mean share of queries shared with the uncalibrated run" in overlap and "%</td>" in overlap
+    assert ">0.2</th>" in overlap and "0.200000" not in overlap
     gains = text("summary.calibrated_gain_table")
     assert "Final accuracy gain over acq.calibrate none" in gains and "random" not in gains  # random is left out
     verdict = text('claims.check_claim("B", everything)')
