@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
+from scipy.special import log_softmax, logsumexp
 
 from alvit.catalog import check_noise
 from alvit.metrics import PerSample, adaptive_ece_from, brier_from, ece_from, nll_from
@@ -168,6 +168,55 @@ def fit_variants(held_out: HeldOut, transition: np.ndarray) -> dict[str, float]:
         "ts_true": fit_temperature(held_out.logits, held_out.true_label),
         "ts_aware": fit_temperature(held_out.logits, held_out.oracle_label, transition, held_out.noisy_channel),
     }
+
+
+# acq.calibrate's values other than none, and the fit of VARIANTS each scales acquisition by.
+ACQUISITION_FITS = {"noisy": "ts_noisy", "aware": "ts_aware", "true": "ts_true"}
+
+
+def acquisition_temperature(
+    calibrate: str, held_out: HeldOut, transition: np.ndarray, fitted: dict[str, float]
+) -> tuple[float, str | None]:
+    """The temperature a round's strategy divides the pool's logits by, and why it is 1 where the fit is unusable.
+
+    ``calibrate``: ``acq.calibrate``; ``held_out`` and ``transition`` (``[K, K]``): what the round's
+    temperatures ``fitted`` (:func:`fit_variants`) were fitted on. ``none`` is 1 (the model's own
+    probabilities). Otherwise it is the fit of :data:`ACQUISITION_FITS`, unless the split gave none
+    (it was empty) or the fit's likelihood has no maximum inside the search's [0.01, 100]: a split whose
+    labels are all predicted right is fitted best by T -> 0 and one all predicted far off by T -> 100,
+    and scaling by either would push every probability to 0 or 1, or all to 1/K, rather than calibrate
+    it. Then it is 1, and the second item says why in a sentence (None otherwise).
+    """
+    if calibrate == "none":
+        return 1.0, None
+    variant = ACQUISITION_FITS[calibrate]
+    temperature = float(fitted[variant])
+    if len(held_out.index) == 0 or not np.isfinite(temperature):
+        return 1.0, (
+            f"the held-out split is empty, so there is no {variant} temperature to acquire with "
+            f"(acq.calibrate {calibrate}); this round ranks the pool with T = 1"
+        )
+    edges = min(held_out_nll(held_out, variant, transition, np.exp(bound)) for bound in LOG_T_BOUNDS)
+    if not held_out_nll(held_out, variant, transition, temperature) < edges - 1e-9:
+        return 1.0, (
+            f"the {variant} likelihood of the {len(held_out.index)} held-out labels has no maximum inside "
+            f"[0.01, 100] (they are too few, or all predicted right or all far off), so its temperature "
+            f"{temperature:.3g} is no calibration; this round ranks the pool with T = 1 (acq.calibrate {calibrate})"
+        )
+    return temperature, None
+
+
+def held_out_nll(held_out: HeldOut, variant: str, transition: np.ndarray, temperature: float) -> float:
+    """The mean negative log-likelihood that ``variant`` of :data:`VARIANTS` minimises over T, at ``temperature``:
+    of the oracle's labels (``ts_noisy``), of the true labels (``ts_true``), or of the oracle's labels
+    through ``transition`` (``ts_aware``, the bought ones only)."""
+    log_p = scaled_log_probs(held_out.logits, temperature)
+    if variant == "ts_aware":
+        with np.errstate(divide="ignore"):
+            log_likelihood = np.log(label_likelihood(held_out.oracle_label, transition, held_out.noisy_channel))
+        return float(-np.mean(logsumexp(log_p + log_likelihood, axis=1)))
+    labels = held_out.true_label if variant == "ts_true" else held_out.oracle_label
+    return float(-np.mean(log_p[np.arange(len(labels)), labels]))
 
 
 def oracle_transition(

@@ -85,6 +85,9 @@ class AcquisitionConfig:
 
     mc_passes: int = 10  # BALD: stochastic forward passes
     mc_dropout: float = 0.1  # BALD: dropout and drop-path rate during those passes only
+    # Which of the round's fitted temperatures divides the logits before a strategy ranks the pool
+    # (ACQ_CALIBRATE): "none" ranks by the model's own probabilities, as the paper did.
+    calibrate: str = "none"
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,9 @@ class ExperimentConfig:
         model = Path(self.model).name.replace("/", "-")
         dataset = self.dataset.split(":", 1)[0]
         linear = "-linear" if self.train.mode == "linear" else ""  # a frozen backbone's runs never share a folder
-        return f"{dataset}-{model}-{self.noise_tag}-{self.strategy}-s{self.seed}{linear}"
+        # Calibrated acquisition gets a folder of its own; "none" keeps the ids folders had before the key.
+        calibrated = "" if self.acq.calibrate == "none" else f"-cal{self.acq.calibrate}"
+        return f"{dataset}-{model}-{self.noise_tag}-{self.strategy}-s{self.seed}{linear}{calibrated}"
 
     @property
     def noise_tag(self) -> str:
@@ -147,6 +152,10 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 TRAIN_MODES = ("finetune", "linear")
+# acq.calibrate: the temperature a strategy's probabilities are scaled by (alvit.calibration.ACQUISITION_FITS):
+# none (T = 1, the paper's), or the round's fit on the noisy held-out labels, the noise-aware fit, or the fit
+# on the true labels (an oracle bound: true labels are not available in practice).
+ACQ_CALIBRATE = ("none", "noisy", "aware", "true")
 
 # Keys that decide how a run is computed, not what it computes: a run folder holds the same
 # experiment whatever they say, so a run started on cuda:0 resumes on cuda:1, and a finished
@@ -223,7 +232,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         data.pop("resolved", None)
     for item in overrides:
         key, raw = split_assignment(item, "override", "noise.rate=0.3")
-        _set_nested(data, key.split("."), _parse_value(raw, item))
+        value = _parse_value(raw, item)
+        if key == "acq.calibrate" and isinstance(value, bool):  # YAML reads yes, on and True as true too
+            value = raw.strip()  # so the word is kept as typed, and only true means true
+        _set_nested(data, key.split("."), value)
+    _read_calibrate(data)
     cfg = _build(ExperimentConfig, data, prefix="")
     validate(cfg)
     return cfg
@@ -257,6 +270,7 @@ def with_overrides(cfg: ExperimentConfig, overrides: dict[str, Any]) -> Experime
     data = to_dict(cfg)
     for key, value in overrides.items():
         _set_nested(data, key.split("."), value)
+    _read_calibrate(data)
     new = _build(ExperimentConfig, data, prefix="")
     validate(new)
     return new
@@ -269,6 +283,25 @@ def _set_nested(data: dict[str, Any], keys: list[str], value: Any) -> None:
             raise ConfigError(f"key {key!r} is a value, not a section, so {'.'.join(keys)!r} cannot be set")
         data = child
     data[keys[-1]] = value
+
+
+def _read_calibrate(data: dict[str, Any]) -> None:
+    """``acq.calibrate`` in place: a YAML file or grid reads the bare word ``true`` as a boolean, which means
+    the value ``true``; anything but the four values is one sentence naming them (before a type error could)."""
+    acq = data.get("acq")
+    if not isinstance(acq, dict) or "calibrate" not in acq:
+        return
+    if acq["calibrate"] is True:
+        acq["calibrate"] = "true"
+    _check_calibrate(acq["calibrate"])
+
+
+def _check_calibrate(value: Any) -> None:
+    choices = ", ".join(ACQ_CALIBRATE)
+    if value is None:  # an empty --set value or YAML field, which would otherwise read "None is not known"
+        raise ConfigError(f"acq.calibrate is empty; valid choices are {choices}")
+    if not (isinstance(value, str) and value in ACQ_CALIBRATE):
+        raise ConfigError(f"acq.calibrate {value!r} is not known; valid choices are {choices}")
 
 
 def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
@@ -385,6 +418,7 @@ def validate(cfg: ExperimentConfig) -> None:
         raise ConfigError(f"train.label_smoothing must lie in [0, 1) or be null, not {smoothing}")
     if cfg.train.augment not in ("none", "flip"):
         raise ConfigError(f"train.augment {cfg.train.augment!r} is not known; valid choices are none, flip")
+    _check_calibrate(cfg.acq.calibrate)
     if cfg.train.mode not in TRAIN_MODES:
         raise ConfigError(f"train.mode {cfg.train.mode!r} is not known; valid choices are {', '.join(TRAIN_MODES)}")
     if cfg.train.mode == "linear" and cfg.train.augment != "none":
@@ -458,6 +492,7 @@ def _check_minimum(cfg: ExperimentConfig, keys: list[str], minimum: int, require
 
 
 __all__ = [
+    "ACQ_CALIBRATE",
     "INPUTS_SHA256",
     "MAX_THREADS",
     "NOT_RESULT_KEYS",

@@ -87,6 +87,13 @@ def _run(cfg: ExperimentConfig, folder: RunFolder, inputs: dict[str, str], progr
     data = load_dataset(cfg.dataset, cfg.data.max_pool, cfg.data.max_test)
     check_budget(cfg, len(data.train_labels))
     strategy = create_strategy(cfg.strategy)
+    if cfg.acq.calibrate != "none" and not strategy.reads_probabilities:
+        log.info(
+            "strategy %s does not rank by the model's probabilities, so acq.calibrate %s changes nothing; "
+            "its rounds record acq_temperature 1",
+            cfg.strategy,
+            cfg.acq.calibrate,
+        )
     oracle = make_oracle(cfg, data.train_labels, data.num_classes)
     resolved = resolved_section(
         cfg,
@@ -308,23 +315,39 @@ class _RoundRunner:
         held_out = self._held_out(
             labeled[fitted.held_out], given[fitted.held_out], fitted.held_out >= len(oracle.initial)
         )
-        calibrated = record_calibration(
-            self.folder, round_, held_out, self._noise_model(oracle), test.logits, self.data.test_labels
-        )
+        noise_model = self._noise_model(oracle)
+        calibrated = record_calibration(self.folder, round_, held_out, noise_model, test.logits, self.data.test_labels)
         fit_record = (fitted.epochs, fitted.best_epoch, fitted.val_loss, fitted.seconds)
         row = round_record(
             round_, per_sample, self.data.test_labels, given, self.data.train_labels[labeled], fit_record, calibrated
         )
         if round_ == cfg.al.rounds:
             return row, None
+        row["acq_temperature"] = temperature = self._acquisition_temperature(round_, held_out, noise_model, calibrated)
         start = time.perf_counter()
         unlabeled = np.setdiff1d(np.arange(len(self.data.train_labels)), labeled)
         selection = self.strategy.select(
-            self._pool_view(unlabeled, labeled, oracle), cfg.al.query, seeds.rng(cfg.seed, "strategy", round_)
+            self._pool_view(unlabeled, labeled, oracle, temperature),
+            cfg.al.query,
+            seeds.rng(cfg.seed, "strategy", round_),
         )
         select_s = time.perf_counter() - start
         new = self._new_queries(round_ + 1, unlabeled, selection, oracle)
         return with_queries(row, select_s, new), new
+
+    def _acquisition_temperature(
+        self, round_: int, held_out: calibration.HeldOut, noise_model: np.ndarray, calibrated: dict[str, float]
+    ) -> float:
+        """What this round's strategy divides the pool's logits by: this round's fit named by
+        ``acq.calibrate`` (1 for none, for a strategy that reads no probabilities, and, with a log
+        line, where the held-out split gave no usable fit: :func:`alvit.calibration.acquisition_temperature`)."""
+        if not self.strategy.reads_probabilities:
+            return 1.0
+        fitted = {variant: calibrated[f"{variant}_temperature"] for variant in calibration.VARIANTS}
+        temperature, why = calibration.acquisition_temperature(self.cfg.acq.calibrate, held_out, noise_model, fitted)
+        if why:
+            log.warning("round %d/%d: %s", round_, self.cfg.al.rounds, why)
+        return temperature
 
     def train(self, round_: int, labeled: np.ndarray, given: np.ndarray) -> FitResult:
         """Round ``round_``'s model: the pool samples ``labeled`` with the labels ``given``, the loop's seeds and recipe."""
@@ -341,15 +364,22 @@ class _RoundRunner:
         )
 
     def _held_out(self, index: np.ndarray, given: np.ndarray, noisy_channel: np.ndarray) -> calibration.HeldOut:
-        """The split kept out of this round's training, with the round's model's logits on it."""
-        logits = predict(
-            self.model,
-            self._pool_subset(index),
-            self.preprocess,
-            self.cfg.train.eval_batch_size,
-            fast=self.fast,
-            logits=True,
-        ).logits
+        """The split kept out of this round's training, with the round's model's logits on it.
+
+        Empty without early stopping (``train.patience`` 0, or too few labels for ``train.val_fraction``).
+        """
+        logits = (
+            predict(
+                self.model,
+                self._pool_subset(index),
+                self.preprocess,
+                self.cfg.train.eval_batch_size,
+                fast=self.fast,
+                logits=True,
+            ).logits
+            if len(index)
+            else np.zeros((0, self.data.num_classes), dtype=np.float32)
+        )
         return calibration.HeldOut(
             index=index,
             oracle_label=given,
@@ -380,8 +410,11 @@ class _RoundRunner:
         atomic_write_bytes(self.folder.checkpoint_path(round_), buffer.getvalue())
         self.folder.checkpoint_path(round_ - 2).unlink(missing_ok=True)
 
-    def _pool_view(self, unlabeled: np.ndarray, labeled: np.ndarray, oracle: Oracle) -> PoolView:
-        """Predict exactly what the strategy needs, for the unlabeled pool (and labeled/initial sets)."""
+    def _pool_view(self, unlabeled: np.ndarray, labeled: np.ndarray, oracle: Oracle, temperature: float) -> PoolView:
+        """Predict exactly what the strategy needs, for the unlabeled pool (and labeled/initial sets).
+
+        The pool's probabilities, every MC pass's included, are ``softmax(logits / temperature)``.
+        """
         needs, cfg = self.strategy.needs, self.cfg
         batch = cfg.train.eval_batch_size
         torch.manual_seed(seeds.torch_seed(cfg.seed, "predict"))  # MC-dropout masks
@@ -395,6 +428,7 @@ class _RoundRunner:
             mc_passes=cfg.acq.mc_passes if "mc_probs" in needs else 0,
             mc_rate=cfg.acq.mc_dropout,
             fast=self.fast,
+            temperature=temperature,
         )
         attention = self._frozen_attention(unlabeled) if self.linear and "attention" in needs else pool.attention
         view = {"probs": pool.probs, "mc_probs": pool.mc_probs, "features": pool.features, "attention": attention}

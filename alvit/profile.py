@@ -251,6 +251,6 @@ def _check_unique_run_ids(configs: list[ExperimentConfig], grid: dict[str, list[
         if cfg.run_id in seen:
             raise ConfigError(
                 f"profile {path} gives several configurations the run id {cfg.run_id} (its run id names dataset, "
-                f"model, noise, strategy and seed; the grid varies {', '.join(grid)}); sweep other keys in profiles of their own"
+                f"model, noise, strategy, seed, training mode and acq.calibrate; the grid varies {', '.join(grid)}); sweep other keys in profiles of their own"
             )
         seen[cfg.run_id] = cfg

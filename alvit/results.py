@@ -7,7 +7,10 @@ A run folder ``<results>/<run-id>/`` holds:
 - ``rounds.csv``: one row per round r = 0..R. Row r trained on the labeled set of round r and
   was evaluated on the clean test set; ``select_s``, ``n_queried``, ``n_suspect`` and
   ``suspect_precision`` describe the queries chosen *with round r's model* (bought for round
-  r + 1; none after the last round).
+  r + 1; none after the last round), and so does ``acq_temperature``: the temperature the pool's
+  logits were divided by before the strategy ranked it (``acq.calibrate``; 1 for ``none``, for a
+  strategy that reads no probabilities, and where the held-out split gave no usable fit; NaN
+  after the last round, and in folders written before the key).
 - ``queries.npz``: every queried sample: ``round`` (first round trained on it), ``index`` (into
   the pool), ``oracle_label``, ``true_label``, ``utility``, ``suspect`` (1/0, or -1 where the
   strategy does not flag).
@@ -89,8 +92,9 @@ ROUND_COLUMNS = [
     "suspect_precision",
 ]
 # Written since post-hoc calibration joined the loop (n_held_out: since its size was recorded, the
-# samples each temperature was fitted on); a folder written before reads them as NaN.
-MEASURE_COLUMNS = ["smooth_ece", "l2_ce", *CALIBRATION_COLUMNS, "n_held_out"]
+# samples each temperature was fitted on; acq_temperature: since calibrated acquisition, the
+# temperature the round's selection used); a folder written before reads them as NaN.
+MEASURE_COLUMNS = ["smooth_ece", "l2_ce", *CALIBRATION_COLUMNS, "n_held_out", "acq_temperature"]
 TIME_COLUMNS = ["train_s", "select_s"]
 CALIBRATED_FIELDS = ("confidence", "p_true", "sum_sq")  # per variant; temperature keeps the predicted class
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C parser reads 1,260 configs 10x faster
@@ -646,6 +650,7 @@ RUN_COLUMNS = [
     "noise_kind",
     "noise_rate",
     "mode",
+    "acq_calibrate",
     "seed",
     "rounds_planned",
     "finished",
@@ -690,6 +695,7 @@ def load_runs(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
                 "noise_kind": config["noise"]["kind"],
                 "noise_rate": noise_rate_of(config),
                 "mode": (config.get("train") or {}).get("mode", "finetune"),
+                "acq_calibrate": (config.get("acq") or {}).get("calibrate", "none"),
                 "seed": config["seed"],
                 "rounds_planned": planned,
                 "finished": len(rounds) == planned,

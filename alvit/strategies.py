@@ -65,6 +65,8 @@ class Strategy:
     name: ClassVar[str]
     description: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset({"probs"})
+    # Whether the utilities read the predicted probabilities, so acq.calibrate's temperature can change them.
+    reads_probabilities: ClassVar[bool] = True
 
     def utility(self, view: PoolView, rng: np.random.Generator) -> np.ndarray:
         """One finite score per pool sample, ``[N]``."""
@@ -113,6 +115,7 @@ def scaled_rank(values: np.ndarray) -> np.ndarray:
 class Random(Strategy):
     name = "random"
     description = "uniformly random samples (the baseline)"
+    reads_probabilities = False
 
     def utility(self, view: PoolView, rng: np.random.Generator) -> np.ndarray:
         return rng.random(view.size)
@@ -246,6 +249,7 @@ class Coreset(Strategy):
     name = "coreset"
     description = "greedy k-center on penultimate features: farthest from everything labeled"
     needs = frozenset({"probs", "features", "labeled_features"})
+    reads_probabilities = False
 
     def select(self, view: PoolView, k: int, rng: np.random.Generator) -> Selection:
         import torch

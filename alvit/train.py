@@ -413,12 +413,15 @@ def predict(
     mc_rate: float = 0.1,
     fast: FastPath = EAGER,
     logits: bool = False,
+    temperature: float = 1.0,
 ) -> Predictions:
     """Run ``model`` over uint8 ``images`` ``[N, 3, H, W]`` in batches of ``batch_size``.
 
     ``logits`` keeps the logits beside the probabilities. ``attention`` asks for the last block's CLS attention; a backbone without a class token
     (Swin, CNNs) gives its pooled last-stage features instead, shaped ``[N, 1, D]``, and
     ``attention_source`` says which. ``mc_passes`` > 0 adds that many passes with dropout on.
+    The probabilities of every pass are ``softmax(logits / temperature)`` (calibrated acquisition;
+    ``temperature`` > 0, and 1 leaves them the model's own exactly: dividing by 1 is exact).
 
     ``fast`` runs preprocessing and ``forward_features``/``forward_head`` as it says (compiled
     once per model, see :func:`alvit.accel.compiled_scores`), each batch padded to
@@ -443,7 +446,7 @@ def predict(
                     pre_logits, scores = score(batch, batch_size)
             else:
                 pre_logits, scores = score(batch, batch_size)
-        batch_out = {"probs": scores.float().softmax(dim=-1)}
+        batch_out = {"probs": (scores.float() / temperature).softmax(dim=-1)}
         if logits:
             batch_out["logits"] = scores.float()
         if features or (attention and not use_cls):
@@ -453,7 +456,9 @@ def predict(
         if mc_passes > 0:
             x = preprocess(batch)
             with mc_dropout(model, mc_rate), autocast(device):
-                batch_out["mc_probs"] = torch.stack([model(x).float().softmax(dim=-1) for _ in range(mc_passes)], dim=1)
+                batch_out["mc_probs"] = torch.stack(
+                    [(model(x).float() / temperature).softmax(dim=-1) for _ in range(mc_passes)], dim=1
+                )
         for key, value in batch_out.items():
             if key not in outputs:
                 outputs[key] = torch.empty((n, *value.shape[1:]), dtype=torch.float32, device=device)

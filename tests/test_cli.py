@@ -36,6 +36,12 @@ def test_list_shows_each_name_with_a_description(what, expected):
         (["run", "configs/demo.yaml", "--set", "al.initial=2000"], "larger than the pool of 1347"),
         (["run", "configs/demo.yaml", "--set", "dataset=imagefolder:/missing"], "/missing/train does not exist"),
         (["run", "configs/missing.yaml"], "does not exist"),
+        (["run", "configs/demo.yaml", "--set", "acq.calibrate=awre"], "'awre' is not known; valid choices are none, "),
+        (["run", "configs/demo.yaml", "--set", "acq.calibrate=0.5"], "0.5 is not known; valid choices are none, noisy"),
+        (
+            ["run", "configs/demo.yaml", "--set", "acq.calibrate="],
+            "is empty; valid choices are none, noisy, aware, true",
+        ),
     ],
 )
 def test_user_errors_are_one_sentence_without_a_traceback(args, message, tmp_path):

@@ -100,7 +100,7 @@ def test_the_loop_keeps_a_copy_of_a_damaged_rounds_csv_and_redoes_the_rounds_aft
     assert copy.read_bytes() == damaged  # nothing silently lost
     [said] = [record.getMessage() for record in caplog.records]
     assert re.fullmatch(
-        rf"{re.escape(str(folder.rounds))} line {line} is cut off \(\d+ of 35 fields(, no line end)?\); "
+        rf"{re.escape(str(folder.rounds))} line {line} is cut off \(\d+ of 36 fields(, no line end)?\); "
         rf"the file is kept as {re.escape(str(copy))} and the run resumes at round {resumes_at}",
         said,
     ), said
@@ -147,7 +147,7 @@ def test_the_book_refuses_a_damaged_run_and_one_of_too_many_rounds_in_one_senten
     runs, problems = load_runs(tmp_path / "runs")
     assert sorted(problems) == sorted(
         [
-            f"{cut.rounds} line 5 is cut off (4 of 35 fields, no line end), so the run is damaged, not finished; "
+            f"{cut.rounds} line 5 is cut off (4 of 36 fields, no line end), so the run is damaged, not finished; "
             "resume it (alvit sweep, or alvit run on its config.yaml), which keeps a copy of the file and redoes "
             "the rounds from round 3",
             f"{beyond.rounds} holds 5 rounds, more than the 4 its configuration plans (al.rounds 3), so no run of "
@@ -212,10 +212,10 @@ def test_after_a_sweep_over_damaged_folders_among_good_ones_its_report_agrees_wi
     states = {run["run_id"]: (run["state"], run["detail"]) for run in before["runs"]}
     assert states[short] == (
         "damaged",
-        f"{folders[short].rounds} line 4 is cut off (2 of 35 fields); the next sweep keeps a copy of it and "
+        f"{folders[short].rounds} line 4 is cut off (2 of 36 fields); the next sweep keeps a copy of it and "
         "resumes at round 2 (2/3 rounds whole)",
     )
-    assert states[early][1].startswith(f"{folders[early].rounds} line 3 is cut off (2 of 35 fields); ")
+    assert states[early][1].startswith(f"{folders[early].rounds} line 3 is cut off (2 of 36 fields); ")
     assert states[mid_number][1].startswith(f"{folders[mid_number].rounds} line 4 is cut off (")
     assert states[beyond] == (
         "failed",

@@ -113,16 +113,16 @@ def lines_of(folder):
 
 @pytest.mark.parametrize(
     "cut, damage",
-    [  # the header has 35 fields: ROUND_COLUMNS and MEASURE_COLUMNS
+    [  # the header has 36 fields: ROUND_COLUMNS and MEASURE_COLUMNS (acq_temperature the last)
         (
             lambda lines: [*lines[:3], "2,80,0.3456789,0.3456789,0.3456789,0.345"],
-            "line 4 is cut off (6 of 35 fields, no line end)",
+            "line 4 is cut off (6 of 36 fields, no line end)",
         ),
-        (lambda lines: [*lines[:3], "2,80\n"], "line 4 is cut off (2 of 35 fields)"),
-        (lambda lines: [*lines[:3], "2,80"], "line 4 is cut off (2 of 35 fields, no line end)"),
-        (lambda lines: [*lines[:3], lines[3][:-1]], "line 4 is cut off (35 of 35 fields, no line end)"),
-        (lambda lines: [*lines[:3], lines[3][:-3]], "line 4 is cut off (35 of 35 fields, no line end)"),  # mid-number
-        (lambda lines: [*lines[:2], "1,60,0.234567"], "line 3 is cut off (3 of 35 fields, no line end)"),
+        (lambda lines: [*lines[:3], "2,80\n"], "line 4 is cut off (2 of 36 fields)"),
+        (lambda lines: [*lines[:3], "2,80"], "line 4 is cut off (2 of 36 fields, no line end)"),
+        (lambda lines: [*lines[:3], lines[3][:-1]], "line 4 is cut off (36 of 36 fields, no line end)"),
+        (lambda lines: [*lines[:3], lines[3][:-3]], "line 4 is cut off (36 of 36 fields, no line end)"),  # mid-number
+        (lambda lines: [*lines[:2], "1,60,0.234567"], "line 3 is cut off (3 of 36 fields, no line end)"),
     ],
 )
 def test_a_cut_last_line_is_damage_named_by_file_and_line_and_the_whole_rows_stay(tmp_path, cut, damage):
@@ -156,7 +156,7 @@ def test_a_short_line_with_lines_after_it_is_no_cut_and_is_refused(tmp_path):
     folder = three_rounds(tmp_path)
     lines = lines_of(folder)
     folder.rounds.write_text("".join([*lines[:2], "1,60\n", lines[3]]))
-    with pytest.raises(ResultsError, match=r"line 3 has 2 fields where its header has 35, and it is not a cut end"):
+    with pytest.raises(ResultsError, match=r"line 3 has 2 fields where its header has 36, and it is not a cut end"):
         folder.inspect_rounds()
 
 

@@ -66,7 +66,7 @@ def test_each_configuration_is_done_running_failed_damaged_stale_pending_or_simu
     assert rows[preview.run_id].state == "simulated"  # a preview never counts as done
     assert (rows[damaged.run_id].state, rows[damaged.run_id].detail) == (
         "damaged",
-        f"{cut} line 4 is cut off (16 of 35 fields, no line end); the next sweep keeps a copy of it and resumes at "
+        f"{cut} line 4 is cut off (16 of 36 fields, no line end); the next sweep keeps a copy of it and resumes at "
         "round 2 (2/3 rounds whole)",
     )
     assert (rows[beyond.run_id].state, rows[beyond.run_id].detail) == (

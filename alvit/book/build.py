@@ -201,7 +201,11 @@ def build_book(
     execute_notebook(
         paths.notebook_template("summary.ipynb"),
         book / "summary.ipynb",
-        {"PROFILE": profile.name, "RUNS_DIR": as_seen_from(root, runs_dir)},
+        {
+            "PROFILE": profile.name,
+            "PROFILE_PATH": as_seen_from(root, profile_path),
+            "RUNS_DIR": as_seen_from(root, runs_dir),
+        },
         root,
     )
     phase.done("results summary")
@@ -399,4 +403,5 @@ def profile_facts(profile: Profile, path: str) -> dict[str, object]:
         "patience": values("train.patience"),
         "augment": values("train.augment"),
         "mode": values("train.mode"),
+        "calibrate": values("acq.calibrate"),
     }

@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from alvit.book import stats
+from alvit.book import stats, summary
 from alvit.book.stats import CANNOT_SAY, FAILS, HOLDS, INCONCLUSIVE, Test
 from alvit.book.summary import by_setting
 
@@ -41,6 +41,11 @@ STUDY_CLAIMS = {
         "Temperature scaling fitted on the noisy held-out labels leaves more test ECE than fitted on the "
         "true labels, increasingly with noise; noise-aware temperature scaling closes the gap."
     ),
+    "B": (
+        "Acquiring with temperature-scaled probabilities raises final accuracy over acquiring with the model's "
+        "own under label noise, with the temperature fitted on the noisy held-out labels and with the "
+        "noise-aware one."
+    ),
 }
 VITS, SWINS = ("vit_b16", "vit_b32", "vit_l16", "vit_l32"), ("swinv2_t", "swinv2_s", "swinv2_b")
 L32_RIVALS = ("vit_b16", "vit_b32", "vit_l16")
@@ -51,6 +56,9 @@ CALIBRATION = {"ece": "ECE", "brier": "Brier"}
 METRICS = ("test_acc", "ece", "brier")
 REPAIRED_ECE = ("ts_noisy_ece", "ts_true_ece", "ts_aware_ece")  # test ECE after each temperature
 GAP_CLOSED = 0.01  # ECE within one point of the true-label fit's counts as the gap closed
+# Question B judges the acq.calibrate values a practitioner can use; "true" (the true labels' fit) is an
+# oracle bound, shown beside them but not judged.
+PRACTICAL_CALIBRATION = ("noisy", "aware")
 RULE = (
     f"Every comparison pairs runs that share dataset, noise kind, noise rate and seed (hence the same "
     f"noisy oracle and initial set), and the **seed is the unit**: for each seed the comparison is computed "
@@ -493,6 +501,43 @@ def tests_study_a(cube: Cube) -> list[Test]:
     ]
 
 
+def tests_study_b(cube: Cube) -> list[Test]:
+    """Per practical acq.calibrate value (:data:`PRACTICAL_CALIBRATION`), over the noisy rates (above 0),
+    pooled over models and over the strategies that ran both with it and without (named
+    ``entropy · aware`` and ``entropy`` in the cube, :func:`alvit.book.summary.named_by_acquisition`) and
+    read probabilities: final accuracy with the temperature minus without it is above zero, with the seed as
+    the unit (each seed's mean difference over those cells). It needs every run of those strategies, both
+    ways, at every noisy rate and seed."""
+    from alvit.strategies import STRATEGIES  # which strategies a temperature can change
+
+    noisy = cube.rates > 0
+    tests = []
+    for value in PRACTICAL_CALIBRATION:
+        name = f"{value}: accuracy gain over none"
+        paired = [
+            s
+            for s in cube.strategies
+            if s in STRATEGIES and STRATEGIES[s].reads_probabilities and f"{s} · {value}" in cube.strategies
+        ]
+        if not paired or not noisy.any():
+            why = f"no runs with acq.calibrate {value} beside none" if not paired else "needs a noise rate above 0"
+            tests.append(stats.missing_test(name, why, cube.tables))
+            continue
+        gain = np.stack(
+            [cube.of_strategy("test_acc", f"{s} · {value}") - cube.of_strategy("test_acc", s) for s in paired], axis=1
+        )  # [T, strategies, models, rates, seeds]
+        both_ways = tuple(paired) + tuple(f"{s} · {value}" for s in paired)
+        cells = gain.reshape(gain.shape[0], -1, *gain.shape[3:])  # [T, strategies x models, rates, seeds]
+        tests.append(_statement(cube, name, stats.effect_test, cells, noisy, strategies=both_ways))
+    return tests
+
+
+def rows_for(claim: int | str, final: pd.DataFrame) -> pd.DataFrame:
+    """The final rounds ``claim`` is judged on: for question B every run, its strategy named with its
+    acq.calibrate; for the others the runs that acquire as the paper did (acq.calibrate none)."""
+    return summary.named_by_acquisition(final) if claim == "B" else summary.paper_protocol(final)
+
+
 TESTS: dict[int, Callable[[Cube], list[Test]]] = {
     1: tests_claim_1,
     2: tests_claim_2,
@@ -501,7 +546,7 @@ TESTS: dict[int, Callable[[Cube], list[Test]]] = {
     5: tests_claim_5,
     6: tests_claim_6,
 }
-STUDY_TESTS: dict[str, Callable[[Cube], list[Test]]] = {"A": tests_study_a}
+STUDY_TESTS: dict[str, Callable[[Cube], list[Test]]] = {"A": tests_study_a, "B": tests_study_b}
 STATEMENTS: dict[int | str, str] = {**CLAIMS, **STUDY_CLAIMS}
 ALL_TESTS: dict[int | str, Callable[[Cube], list[Test]]] = {**TESTS, **STUDY_TESTS}
 
@@ -532,7 +577,7 @@ def _setting_outcome(outcomes: list[str]) -> str:
 def check_claim(claim: int | str, final: pd.DataFrame) -> Verdict:
     """The verdict of ``claim`` (a paper claim or a study question) on a table of final rounds, with
     one line of evidence per setting."""
-    cubes = {name: Cube.from_rows(rows) for name, rows in by_setting(final)}
+    cubes = {name: Cube.from_rows(rows) for name, rows in by_setting(rows_for(claim, final))}
     if not cubes:
         return Verdict(claim, STATEMENTS[claim], CANNOT_SAY, "no finished runs")
     judgement, tests = judge_settings(claim, cubes)

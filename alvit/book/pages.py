@@ -134,9 +134,11 @@ def without_builder_paths(notebook: Any, parameters: dict[str, Any] | None = Non
 
 
 def page_title(cfg: ExperimentConfig) -> str:
-    """``model · noise kind rate · strategy · seed N (dataset)``: a run page's heading."""
+    """``model · noise kind rate · strategy · seed N (dataset)``: a run page's heading (the strategy
+    ``entropy, calibrated aware`` where it acquires with a temperature, acq.calibrate)."""
     dataset = cfg.dataset.split(":")[0]
-    return f"{cfg.model} · {cfg.noise_name} · {cfg.strategy} · seed {cfg.seed} ({dataset})"
+    strategy = cfg.strategy if cfg.acq.calibrate == "none" else f"{cfg.strategy}, calibrated {cfg.acq.calibrate}"
+    return f"{cfg.model} · {cfg.noise_name} · {strategy} · seed {cfg.seed} ({dataset})"
 
 
 def render_page(

@@ -430,3 +430,63 @@ def power_vs_sd(
     ax.set(ylim=(-0.02, 1.02), title=title)
     ax.legend(frameon=False, loc="upper right", fontsize=8)
     return readable(fig)
+
+
+# Question B's variants (acq.calibrate), styled as the temperatures they use are in REPAIRS.
+CALIBRATED_ACQUISITION_STYLES = {
+    "noisy": ("noisy: T fitted on noisy labels", REPAIRS["ts_noisy_"][1]),
+    "aware": ("aware: noise-aware T", REPAIRS["ts_aware_"][1]),
+    "true": ("true: T fitted on true labels (oracle bound)", REPAIRS["ts_true_"][1]),
+}
+
+
+def _calibrated_lines(ax: plt.Axes, rows: pd.DataFrame, x: str, y: str, dots: bool) -> None:
+    """A line per acq.calibrate value of ``rows``: mean of ``y`` over the rest at each ``x``, band one sd."""
+    for value, (label, style) in CALIBRATED_ACQUISITION_STYLES.items():
+        chosen = rows[rows["acq_calibrate"] == value]
+        if chosen.empty:
+            continue
+        stats = chosen.groupby(x)[y].agg(["mean", "std"]).reset_index().fillna(0.0)
+        ax.plot(stats[x], stats["mean"], marker="o", markersize=3, label=label, **style)
+        ax.fill_between(
+            stats[x], stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=style["color"], alpha=0.12
+        )
+        if dots:
+            ax.scatter(chosen[x], chosen[y], s=8, color=style["color"], alpha=0.5)
+
+
+def _balanced_columns(count: int, most: int = 3) -> int:
+    """Columns for ``count`` panels, at most ``most``, rows filled evenly (4 panels: 2 x 2, not 3 + 1)."""
+    return int(np.ceil(count / np.ceil(count / most)))
+
+
+def calibrated_gain_vs_noise(gains: pd.DataFrame, metric_label: str, title: str) -> plt.Figure:
+    """One setting's :func:`alvit.book.summary.calibrated_gains`: each acq.calibrate value's final metric
+    minus that of its pair acquiring with none, against noise rate; a panel per strategy, a dot per
+    (model, seed), the line their mean."""
+    strategies = sorted(gains["strategy"].unique())
+    fig, axes = _panels(len(strategies), 4.2, 3.4, _balanced_columns(len(strategies)))
+    for ax, strategy in zip(axes, strategies):
+        _calibrated_lines(ax, gains[gains["strategy"] == strategy], "noise_rate", "gain", dots=True)
+        ax.axhline(0.0, color="black", linewidth=1)
+        ax.set(title=strategy, xlabel="noise rate")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{metric_label}, calibrated minus none")
+    _finish(fig, title, axes[0], heading="acq.calibrate")
+    return readable(fig)
+
+
+def selection_overlap(overlap: pd.DataFrame, title: str) -> plt.Figure:
+    """One setting's :func:`alvit.book.summary.selection_overlap`: the share of a calibrated run's queries its
+    uncalibrated pair bought too, against the round they were bought for; a panel per strategy, means
+    over models, noise rates and seeds with a band of one standard deviation."""
+    strategies = sorted(overlap["strategy"].unique())
+    fig, axes = _panels(len(strategies), 4.2, 3.4, _balanced_columns(len(strategies)))
+    for ax, strategy in zip(axes, strategies):
+        _calibrated_lines(ax, overlap[overlap["strategy"] == strategy], "round", "overlap", dots=False)
+        ax.set(title=strategy, xlabel="queries bought for round", ylim=(-0.02, 1.02))
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("share also bought uncalibrated")
+    _finish(fig, title, axes[0], heading="acq.calibrate")
+    return readable(fig)

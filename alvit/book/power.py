@@ -30,6 +30,13 @@ cells' common level cancels and only the claim's effect is put in:
 5. entropy and GCI-ViTAL gain A accuracy over random at moderate noise and nothing elsewhere;
 6. entropy and GCI-ViTAL have A more ECE and Brier than random at every rate, and 2A at high noise.
 
+For a profile that acquires with calibrated probabilities (``acq.calibrate``), the study's question
+B too: each value a practitioner can use (noisy, aware) raises accuracy by A over none at every
+noisy rate, for every strategy that reads probabilities. As the book judges them, the paper's
+claims are simulated on the grid of the configurations that acquire as the paper did (``none``),
+and question B on the whole grid, each strategy named with its ``acq.calibrate``
+(``entropy · aware``, :func:`alvit.book.summary.acquisition_name`).
+
 Claim 5's "no gain" statements are equivalence tests with a margin of 0.01 in accuracy, an
 absolute size, so its figures hold at the spreads they assume only; :meth:`PowerReport.sd_curve`
 gives its power against a seed sd the same at every rate.
@@ -43,9 +50,11 @@ names it for each claim); P(holds) there approaches the level, 5%.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from operator import attrgetter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -55,6 +64,9 @@ from alvit.book import claims, stats, summary
 from alvit.book.claims import Cube
 from alvit.errors import ConfigError
 from alvit.flags import MIN_TABLES, SEED_COUNTS
+
+if TYPE_CHECKING:
+    from alvit.config import ExperimentConfig
 
 DEFAULT_SD = 0.02  # about the seed-to-seed spread of fine-tuned accuracy; used where no runs show one
 DEFAULT_EFFECT = 2.0  # in pooled seed-to-seed standard deviations
@@ -71,6 +83,7 @@ SIMULATED_GFLOPS = {"vit_l16": 4.0, "vit_l32": 1.0}
 CLAIM_METRICS = {2: METRICS, 6: METRICS}  # the metrics a claim's statements read; the others read accuracy alone
 FALSE_TABLES = 5  # false claims are simulated in this many times the tables: their shares are read against 5%
 RUNS, GIVEN, DEFAULT = "runs", "given", "default"  # where a rate's spread came from
+PRACTICAL_SUFFIXES = tuple(f" · {value}" for value in claims.PRACTICAL_CALIBRATION)  # question B's judged names
 
 
 def _key(rate: float) -> float:
@@ -116,7 +129,7 @@ def rate_spreads(rows: pd.DataFrame, metric: str) -> dict[float, float]:
     return spreads
 
 
-def _profile_table(configs: Sequence) -> pd.DataFrame:
+def _profile_table(configs: Sequence, strategy_of: Callable[[ExperimentConfig], str]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -124,7 +137,7 @@ def _profile_table(configs: Sequence) -> pd.DataFrame:
                 "noise_kind": c.noise.kind,
                 "mode": c.train.mode,
                 "model": c.model,
-                "strategy": c.strategy,
+                "strategy": strategy_of(c),
                 "noise_rate": float(c.noise.rate),
                 "seed": c.seed,
                 "run_id": c.run_id,
@@ -135,14 +148,19 @@ def _profile_table(configs: Sequence) -> pd.DataFrame:
 
 
 def setting_grids(
-    configs: Sequence, final: pd.DataFrame | None = None, sd: float | Mapping[float, float] | None = None
+    configs: Sequence,
+    final: pd.DataFrame | None = None,
+    sd: float | Mapping[float, float] | None = None,
+    strategy_of: Callable[[ExperimentConfig], str] = attrgetter("strategy"),
 ) -> list[SettingGrid]:
     """The settings of a profile's ``configs``, each with its spread per metric and noise rate.
 
     ``sd``: one sd for every rate, or ``{rate: sd}`` naming every noise rate of the profile; else
     the spreads of the runs in ``final`` (:func:`rate_spreads`), else :data:`DEFAULT_SD`.
+    ``strategy_of`` names a configuration's strategy in the grid (question B's names it with its
+    acq.calibrate, as ``final``'s must be).
     """
-    table = _profile_table(configs)
+    table = _profile_table(configs, strategy_of)
     rates = sorted({_key(r) for r in table["noise_rate"]})
     if isinstance(sd, Mapping):
         given = {_key(r): float(s) for r, s in sd.items()}
@@ -252,7 +270,7 @@ def seed_effect(rows: pd.DataFrame, setting: str, metric: str = "test_acc") -> S
     return SeedEffect(setting, metric, tuple(rates), tuple(iccs), tuple(ps), fisher)
 
 
-def claim_effects(claim: int, grid: SettingGrid, effect: float) -> dict[str, np.ndarray]:
+def claim_effects(claim: int | str, grid: SettingGrid, effect: float) -> dict[str, np.ndarray]:
     """Cell means ``[models, strategies, rates]`` of each metric when ``claim`` is true at ``effect``
     (in pooled sds of the metric, the same absolute size at every rate)."""
     shape = (len(grid.models), len(grid.strategies), len(grid.rates))
@@ -278,10 +296,13 @@ def claim_effects(claim: int, grid: SettingGrid, effect: float) -> dict[str, np.
         uncertain = np.isin(strategies, claims.UNCERTAINTY)
         for metric in claims.CALIBRATION:
             means[metric][:, uncertain] += size[metric] * (1 + claims.band(rates, "high"))
+    elif claim == "B":
+        practical = np.array([name.endswith(PRACTICAL_SUFFIXES) for name in strategies], dtype=bool)
+        means["test_acc"][np.ix_(np.ones(len(models), bool), practical, rates > 0)] += size["test_acc"]
     return means
 
 
-def least_favourable(claim: int, grid: SettingGrid) -> tuple[dict[str, np.ndarray], str]:
+def least_favourable(claim: int | str, grid: SettingGrid) -> tuple[dict[str, np.ndarray], str]:
     """The cell means of ``claim``'s least favourable false configuration in ``grid``, and it in words.
 
     Every statement but one is true by :data:`STRONG_EFFECT` pooled sds; that one sits exactly at
@@ -328,16 +349,21 @@ def least_favourable(claim: int, grid: SettingGrid) -> tuple[dict[str, np.ndarra
             f"entropy and GCI-ViTAL have {strong} more ECE and Brier than random everywhere and twice that at "
             f"high noise, except entropy's ECE excess, the same at high noise as elsewhere"
         )
+    if claim == "B":
+        last = PRACTICAL_SUFFIXES[-1]
+        acc[:, [name.endswith(last) for name in strategies]] = 0.0
+        first, last = claims.PRACTICAL_CALIBRATION[0], claims.PRACTICAL_CALIBRATION[-1]
+        return means, (f"acq.calibrate {first} raises accuracy by {strong} at every noisy rate, {last} not at all")
     raise ValueError(f"no claim {claim}")
 
 
-def least_favourable_means(claim: int, grids: list[SettingGrid]) -> list[dict[str, np.ndarray]]:
+def least_favourable_means(claim: int | str, grids: list[SettingGrid]) -> list[dict[str, np.ndarray]]:
     """The least favourable false configuration over several settings: the first setting's (one
     statement at its boundary), every other setting true by :data:`STRONG_EFFECT` pooled sds."""
     return [least_favourable(claim, grids[0])[0]] + [claim_effects(claim, g, STRONG_EFFECT) for g in grids[1:]]
 
 
-def least_favourable_words(claim: int, grids: list[SettingGrid]) -> str:
+def least_favourable_words(claim: int | str, grids: list[SettingGrid]) -> str:
     """:func:`least_favourable_means` in words."""
     words = f"{least_favourable(claim, grids[0])[1]}, in {grids[0].name}"
     return words + (f"; the claim true by {STRONG_EFFECT:g} pooled sds in every other setting" if grids[1:] else "")
@@ -392,32 +418,38 @@ class Characteristics:
         }
 
 
-def _verdicts(claim: int, grids: list[SettingGrid], means: list[dict], seeds: int, tables: int, key: list[int]):
+def _stream(claim: int | str) -> int:
+    """A claim as a key of its random streams: its number, or a study question's letter past them (B: 166)."""
+    return claim if isinstance(claim, int) else 100 + ord(claim)
+
+
+def _verdicts(claim: int | str, grids: list[SettingGrid], means: list[dict], seeds: int, tables: int, key: list[int]):
     rng = np.random.default_rng(key)
     metrics = CLAIM_METRICS.get(claim, ("test_acc",))
     cubes = {g.name: simulated_cube(g, m, seeds, tables, rng, metrics) for g, m in zip(grids, means)}
     return claims.judge_settings(claim, cubes)[0].verdict
 
 
-def power_of(claim: int, grids: list[SettingGrid], seeds: int, effect: float, tables: int, seed: int = 0):
+def power_of(claim: int | str, grids: list[SettingGrid], seeds: int, effect: float, tables: int, seed: int = 0):
     """(P(holds), P(does not hold)) of ``claim`` true at ``effect``, from ``tables`` simulated tables."""
     verdicts = _verdicts(
-        claim, grids, [claim_effects(claim, g, effect) for g in grids], seeds, tables, [seed, claim, seeds, 0]
+        claim, grids, [claim_effects(claim, g, effect) for g in grids], seeds, tables, [seed, _stream(claim), seeds, 0]
     )
     return float((verdicts == stats.HOLDS).mean()), float((verdicts == stats.FAILS).mean())
 
 
-def false_confirmations(claim: int, grids: list[SettingGrid], seeds: int, tables: int, seed: int = 0):
+def false_confirmations(claim: int | str, grids: list[SettingGrid], seeds: int, tables: int, seed: int = 0):
     """(P(holds | nothing differs), P(holds | least favourable false)) of ``claim``."""
+    key = _stream(claim)
     nothing = _verdicts(
-        claim, grids, [claim_effects(claim, g, 0.0) for g in grids], seeds, tables, [seed, claim, seeds, 1]
+        claim, grids, [claim_effects(claim, g, 0.0) for g in grids], seeds, tables, [seed, key, seeds, 1]
     )
-    worst = _verdicts(claim, grids, least_favourable_means(claim, grids), seeds, tables, [seed, claim, seeds, 2])
+    worst = _verdicts(claim, grids, least_favourable_means(claim, grids), seeds, tables, [seed, key, seeds, 2])
     return float((nothing == stats.HOLDS).mean()), float((worst == stats.HOLDS).mean())
 
 
 def characteristics(
-    claim: int, grids: list[SettingGrid], seeds: int, effect: float, tables: int, seed: int = 0
+    claim: int | str, grids: list[SettingGrid], seeds: int, effect: float, tables: int, seed: int = 0
 ) -> Characteristics:
     """Shares of ``tables`` simulated tables judged holds / does not hold with the claim true, and of
     :data:`FALSE_TABLES` times as many judged holds with it false."""
@@ -426,12 +458,14 @@ def characteristics(
     return Characteristics(seeds, tables, holds, fails, FALSE_TABLES * tables, nothing, worst)
 
 
-def testable(claim: int, grids: list[SettingGrid]) -> str | None:
+def testable(claim: int | str, grids: list[SettingGrid]) -> str | None:
     """Why the profile's grid cannot test ``claim`` (None if it can)."""
+    if not grids:
+        return "no configuration of the profile acquires as the paper did (acq.calibrate none)"
     tests = [
         t
         for g in grids
-        for t in claims.TESTS[claim](
+        for t in claims.ALL_TESTS[claim](
             simulated_cube(
                 g, claim_effects(claim, g, 0.0), 2, 1, np.random.default_rng(0), CLAIM_METRICS.get(claim, ("test_acc",))
             )
@@ -450,7 +484,7 @@ def seeds_for_power(
 
 @dataclass
 class ClaimPower:
-    claim: int
+    claim: int | str
     statement: str
     untestable: str | None
     rows: list[Characteristics] = field(default_factory=list)
@@ -479,27 +513,33 @@ class PowerReport:
     seed_effects: dict[str, SeedEffect | None] = field(default_factory=dict)
     profile_seeds: int = 3
     measured: dict[tuple, tuple[float, float]] = field(default_factory=dict, repr=False)
+    # Question B's grid: every configuration, each strategy named with its acq.calibrate (``settings``
+    # is the paper's claims' grid, the configurations acquiring as the paper did).
+    study_settings: list[SettingGrid] = field(default_factory=list)
 
-    def power(self, claim: int, seeds: int) -> tuple[float, float]:
+    def grids_for(self, claim: int | str) -> list[SettingGrid]:
+        return self.study_settings if claim == "B" else self.settings
+
+    def power(self, claim: int | str, seeds: int) -> tuple[float, float]:
         """(P(holds | true), P(does not hold | true)), simulated once however often asked for."""
         if ("power", claim, seeds) not in self.measured:
             self.measured["power", claim, seeds] = power_of(
-                claim, self.settings, seeds, self.effect, self.tables, self.seed
+                claim, self.grids_for(claim), seeds, self.effect, self.tables, self.seed
             )
         return self.measured["power", claim, seeds]
 
-    def at(self, claim: int, seeds: int) -> Characteristics:
+    def at(self, claim: int | str, seeds: int) -> Characteristics:
         """``claim``'s characteristics at ``seeds`` seeds."""
         false_tables = FALSE_TABLES * self.tables
         if ("false", claim, seeds) not in self.measured:
             self.measured["false", claim, seeds] = false_confirmations(
-                claim, self.settings, seeds, false_tables, self.seed
+                claim, self.grids_for(claim), seeds, false_tables, self.seed
             )
         return Characteristics(
             seeds, self.tables, *self.power(claim, seeds), false_tables, *self.measured["false", claim, seeds]
         )
 
-    def fewest_seeds(self, claim: int, target: float = TARGET_POWER) -> int | None:
+    def fewest_seeds(self, claim: int | str, target: float = TARGET_POWER) -> int | None:
         """The fewest seeds (2 to :data:`MAX_SEEDS`) whose power reaches ``target``; None if none does."""
         return next((n for n in range(2, MAX_SEEDS + 1) if self.power(claim, n)[0] >= target), None)
 
@@ -580,6 +620,9 @@ class PowerReport:
             "runs_found": self.runs_found,
             "runs_expected": self.runs_expected,
             "settings": [{**asdict(s), "pooled_sd": {m: s.pooled(m) for m in METRICS}} for s in self.settings],
+            "question_b_settings": [
+                {**asdict(s), "pooled_sd": {m: s.pooled(m) for m in METRICS}} for s in self.study_settings
+            ],
             "shared_seed_effect": {
                 name: (None if effect is None else asdict(effect)) for name, effect in self.seed_effects.items()
             },
@@ -638,6 +681,12 @@ class PowerReport:
                     + f"{grid.pooled(metric):>8.4f}"
                 )
             lines.append(f"    {'from':<9}" + "".join(f"{s:>8}" for s in grid.sd_source))
+        if any(p.claim == "B" for p in self.claims):
+            lines.append("question B's grid (every run, each strategy named with its acq.calibrate), accuracy sd:")
+            lines += [
+                f"  {g.name}: " + ", ".join(f"{s:.4f} at {r:g}" for r, s in zip(g.rates, g.sd["test_acc"]))
+                for g in self.study_settings
+            ]
         lines.append("shared seed effect in accuracy among the runs of one noise rate (the runs' own):")
         for grid in self.settings:
             effect = self.seed_effects.get(grid.name)
@@ -696,15 +745,19 @@ def power_report(
     """Operating characteristics of every claim at each of ``seeds``, and the fewest seeds for 80% power.
 
     ``context``: the :class:`PowerReport` fields that describe where the figures come from
-    (origin, runs_found, runs_expected, seed_effects, profile_seeds).
+    (origin, runs_found, runs_expected, seed_effects, profile_seeds) and question B's grid
+    (study_settings; B is reported where that grid acquires with calibrated probabilities).
     """
     report = PowerReport(profile_name, effect, tables, grids, [], seed, **context)
-    for claim, statement in claims.CLAIMS.items():
-        power = ClaimPower(claim, statement, testable(claim, grids))
+    questions: dict[int | str, str] = dict(claims.CLAIMS)
+    if any(" · " in name for g in report.study_settings for name in g.strategies):  # calibrated acquisition
+        questions["B"] = claims.STUDY_CLAIMS["B"]
+    for claim, statement in questions.items():
+        power = ClaimPower(claim, statement, testable(claim, report.grids_for(claim)))
         if power.untestable is None:
             power.rows = [report.at(claim, n) for n in seeds]
             power.seeds_for_80 = report.fewest_seeds(claim)
-            power.least_favourable = least_favourable_words(claim, grids)
+            power.least_favourable = least_favourable_words(claim, report.grids_for(claim))
         report.claims.append(power)
     return report
 
@@ -780,8 +833,17 @@ def profile_power(
         final = final_rounds(runs) if not runs.empty else None
         final = None if final is None else final[final["run_id"].isin(expected)]
     found = 0 if final is None else int(final["run_id"].nunique())
-    grids = setting_grids(profile.configs, final, sd)
-    present = {} if final is None else dict(summary.by_setting(final))
+    # As the book judges them: the paper's claims on the runs acquiring as the paper did, question B on all.
+    paper = [c for c in profile.configs if c.acq.calibrate == summary.UNCALIBRATED]
+    paper_final = None if final is None else summary.paper_protocol(final)
+    grids = setting_grids(paper, paper_final, sd) if paper else []
+    study = setting_grids(
+        profile.configs,
+        None if final is None else summary.named_by_acquisition(final),
+        sd,
+        strategy_of=lambda c: summary.acquisition_name(c.strategy, c.acq.calibrate),
+    )
+    present = {} if paper_final is None else dict(summary.by_setting(paper_final))
     effects = {g.name: seed_effect(present[g.name], g.name) if g.name in present else None for g in grids}
     return power_report(
         profile.name,
@@ -794,6 +856,37 @@ def profile_power(
         runs_expected=len(expected),
         seed_effects=effects,
         profile_seeds=len({c.seed for c in profile.configs}),
+        study_settings=study,
+    )
+
+
+def question_b_sentence(report: PowerReport, seeds_now: int) -> str:
+    """How sure question B's verdict is, in a sentence: its power at ``seeds_now`` seeds, its false
+    confirmations, and the seeds that reach 80%; or why the grid cannot test it."""
+    power = next((p for p in report.claims if p.claim == "B"), None)
+    if power is None:
+        return "This profile's grid holds no run acquiring with calibrated probabilities: question B has no power."
+    if power.untestable:
+        return f"This profile's grid cannot test question B: {power.untestable}."
+    row = report.at("B", seeds_now)
+    spreads = " and ".join(f"{_range(g.sd['test_acc'])} on {g.name}" for g in report.study_settings)
+    reach = (
+        f"{power.seeds_for_80} seeds reach 80%"
+        if power.seeds_for_80 is not None
+        else f"Even {MAX_SEEDS} seeds stay below 80%"
+    )
+
+    def count(share: float, tables: int) -> str:
+        return f"{round(share * tables):,} of {tables:,}"
+
+    return (
+        f"**Its power.** Were each practical temperature to raise final accuracy by {report.effect:g} pooled "
+        f"seed-to-seed standard deviations at every noisy rate (the sd of accuracy: {spreads}), {seeds_now} "
+        f"seeds would confirm question B in {count(row.holds_if_true, row.tables)} simulated tables and refute "
+        f"it in {count(row.fails_if_true, row.tables)}; were it false at its least favourable "
+        f"({power.least_favourable}), they would confirm it in "
+        f"{count(row.holds_if_least_favourable, row.false_tables)}. {reach} (`alvit power`, and the page "
+        f"*How sure are these verdicts?*)."
     )
 
 

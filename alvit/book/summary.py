@@ -86,6 +86,122 @@ def gain_over_baseline(final: pd.DataFrame, metric: str = "test_acc", baseline: 
     return paired
 
 
+# acq.calibrate: the paper acquires with the model's own probabilities; the study's question B compares
+# acquiring with each fitted temperature (alvit.calibration.ACQUISITION_FITS) against that, run for run.
+UNCALIBRATED = "none"
+CALIBRATED_ACQUISITION = {
+    "noisy": "T fitted on noisy labels",
+    "aware": "noise-aware T",
+    "true": "T fitted on true labels (oracle bound)",
+}
+PAIR = [*SETTING, "model", "strategy", "noise_rate", "seed"]  # what a calibrated run shares with its pair
+
+
+def with_calibrate(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``acq_calibrate`` column (``none`` where a table predates the key)."""
+    return table if "acq_calibrate" in table else table.assign(acq_calibrate=UNCALIBRATED)
+
+
+def paper_protocol(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs that acquire as the paper did (``acq.calibrate`` none).
+
+    Every section but question B's reads only these, so that a run acquiring with calibrated
+    probabilities is never averaged with, or judged as, one of the paper's.
+    """
+    table = with_calibrate(table)
+    return table[table["acq_calibrate"] == UNCALIBRATED]
+
+
+def reading_probabilities(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of strategies whose ranking reads the predicted probabilities, so that acq.calibrate can change it."""
+    from alvit.strategies import STRATEGIES
+
+    reads = {name for name, strategy in STRATEGIES.items() if strategy.reads_probabilities}
+    return table[table["strategy"].isin(reads)]
+
+
+def acquisition_name(strategy: str, calibrate: str) -> str:
+    """``entropy`` for a run acquiring with its model's own probabilities, ``entropy · aware`` with a temperature."""
+    return strategy if calibrate == UNCALIBRATED else f"{strategy} · {calibrate}"
+
+
+def named_by_acquisition(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each run's ``strategy`` named with its ``acq.calibrate`` (:func:`acquisition_name`),
+    so that question B's claim can keep the variants of a strategy apart."""
+    table = with_calibrate(table)
+    names = [acquisition_name(s, c) for s, c in zip(table["strategy"], table["acq_calibrate"])]
+    return table.assign(strategy=names)
+
+
+def calibrated_gains(final: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """Per calibrated run: its final ``metric`` minus that of its pair acquiring with ``acq.calibrate`` none.
+
+    A pair shares setting, model, strategy, noise rate and seed (hence the noisy oracle, the
+    initial set and the round-0 model): the difference is what calibrating before acquiring did.
+    Columns :data:`PAIR`, ``acq_calibrate``, ``metric``, ``baseline`` and ``gain``. Strategies that read
+    no probabilities (random, coreset) are left out: the key cannot change their runs.
+    """
+    final = reading_probabilities(with_calibrate(with_mode(final)))
+    base = final[final["acq_calibrate"] == UNCALIBRATED][PAIR + [metric]].rename(columns={metric: "baseline"})
+    calibrated = final[final["acq_calibrate"] != UNCALIBRATED][PAIR + ["acq_calibrate", metric]]
+    paired = calibrated.merge(base, on=PAIR)
+    paired["gain"] = paired[metric] - paired["baseline"]
+    return paired
+
+
+def calibrated_gain_table(gains: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """One setting's :func:`calibrated_gains`: rows (model, strategy, acq.calibrate), columns noise rate,
+    cells "mean ± std" of the gain over seeds."""
+    table = mean_std_table(
+        gains.assign(strategy=gains["strategy"] + " · " + gains["acq_calibrate"]), "gain", digits
+    ).reset_index()
+    table[["strategy", "acq.calibrate"]] = table["strategy"].str.split(" · ", expand=True)
+    return table.set_index(["model", "strategy", "acq.calibrate"])
+
+
+def selection_overlap(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per calibrated run and round r >= 1: the share of the queries bought for round r that its pair
+    (``acq.calibrate`` none, :data:`PAIR`) bought for round r too, read from both runs' ``queries.npz``.
+
+    Round 1's queries were chosen with the same round-0 model, so their overlap is the temperature's
+    doing alone; later rounds also differ by what the runs learned from different labels. Columns
+    :data:`PAIR`, ``acq_calibrate``, ``round`` and ``overlap``.
+    """
+    from alvit.results import RunFolder  # reads run folders; the rest of this module reads tables
+
+    per_run = reading_probabilities(with_calibrate(with_mode(runs))).drop_duplicates("run_id")
+    base = per_run[per_run["acq_calibrate"] == UNCALIBRATED].set_index(PAIR)["path"]
+    rows = []
+    for run in per_run[per_run["acq_calibrate"] != UNCALIBRATED].itertuples(index=False):
+        key = tuple(getattr(run, name) for name in PAIR)
+        if key not in base.index:
+            continue
+        mine, theirs = RunFolder(run.path).read_queries(), RunFolder(base[key]).read_queries()
+        for round_ in sorted(set(mine["round"].tolist()) & set(theirs["round"].tolist())):
+            bought = mine["index"][mine["round"] == round_]
+            shared = np.intersect1d(bought, theirs["index"][theirs["round"] == round_])
+            rows.append(
+                {
+                    **dict(zip(PAIR, key)),
+                    "acq_calibrate": run.acq_calibrate,
+                    "round": int(round_),
+                    "overlap": len(shared) / len(bought),
+                }
+            )
+    return pd.DataFrame(rows, columns=[*PAIR, "acq_calibrate", "round", "overlap"])
+
+
+def overlap_table(overlap: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """One setting's :func:`selection_overlap`: rows (strategy, acq.calibrate, noise rate), columns the
+    round the queries were bought for, cells the mean overlap over models and seeds."""
+    table = overlap.pivot_table(
+        index=["strategy", "acq_calibrate", "noise_rate"], columns="round", values="overlap", aggfunc="mean"
+    ).round(digits)
+    table.index = table.index.set_names(["strategy", "acq.calibrate", "noise rate"])
+    table.columns = [f"round {r}" for r in table.columns]
+    return table
+
+
 def representative_rates(rates: list[float], count: int = 4) -> list[float]:
     """At most ``count`` noise rates spread from the lowest to the highest (for small multiples)."""
     rates = sorted(rates)

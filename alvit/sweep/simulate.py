@@ -33,12 +33,22 @@ The effect model (all of it seeded, so the same profile always gives the same fo
   temperatures are then fitted and applied by the loop's own code
   (:func:`alvit.results.record_calibration`). Its draws come from a stream of their own, so the
   other simulated numbers are those of folders simulated before calibration existed.
+- Calibrated acquisition (``acq.calibrate`` other than none) has **no effect** on accuracy or
+  calibration here: whether it helps is the open question the book asks, and a preview should
+  not answer it. A calibrated run is its uncalibrated pair (same everything but the key) up to
+  what calibrating plausibly changes: it draws the pair's run and round-0 numbers (a real pair
+  trains the same round-0 model), and for a strategy that reads probabilities, from round 1 on,
+  the per-round seed noise from a stream of its own, and round 0's queries are the pair's with
+  each swapped for another unlabeled sample with probability :data:`CALIBRATED_SWAP` (an
+  assumption, not a measurement; later rounds draw from labeled sets that have parted). Its
+  ``acq_temperature`` is the round's fit, by the loop's rule.
 - Labels from a file (``noise.kind: labels``) are refused: the effect model knows noise by kind
   and rate, and its pool labels are stand-ins a file's labels would not match.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -73,6 +83,7 @@ from alvit.results import (
     round_record,
     with_queries,
 )
+from alvit.strategies import STRATEGIES
 
 if TYPE_CHECKING:  # resolving a model imports torch, done only when a model is first met
     from alvit.models import ModelSpec
@@ -82,6 +93,7 @@ log = logging.getLogger(__name__)
 CEILING = {"digits": 0.97, "cifar10": 0.985, "cifar100": 0.90}  # clean accuracy with a large budget
 BASE_LOGIT = {"digits": 0.5, "cifar10": 1.0, "cifar100": -0.3}
 UNCERTAINTY_STRATEGIES = frozenset({"entropy", "gci_vital", "margin", "least_confidence", "bald"})
+CALIBRATED_SWAP = 0.2  # share of round 0's queries a calibrated run picks differently from its pair (assumed)
 
 
 def label_signal(kind: str, rate: float, num_classes: int) -> float:
@@ -220,8 +232,12 @@ def simulate_run(
     test_labels = fixed.permutation(np.arange(test) % k)
     oracle = make_oracle(cfg, pool_labels, k)
     noisy, initial = oracle.noisy_labels, oracle.initial
-    effects = np.random.default_rng([zlib.crc32(cfg.run_id.encode()), cfg.seed])
-    held_out_effects = np.random.default_rng([zlib.crc32(cfg.run_id.encode()), cfg.seed, 1])  # a stream of its own
+    pair = dataclasses.replace(cfg, acq=dataclasses.replace(cfg.acq, calibrate="none"))  # itself, uncalibrated
+    effects = np.random.default_rng([zlib.crc32(pair.run_id.encode()), cfg.seed])
+    held_out_effects = np.random.default_rng([zlib.crc32(pair.run_id.encode()), cfg.seed, 1])  # a stream of its own
+    # What calibrating before acquiring changes (nothing for a strategy that reads no probabilities).
+    parts = cfg.acq.calibrate != "none" and STRATEGIES[cfg.strategy].reads_probabilities
+    calibrated_effects = np.random.default_rng([zlib.crc32(cfg.run_id.encode()), cfg.seed, 2])
     run_noise = effects.normal(0.0, 0.1)
     transition = calibration.oracle_transition(cfg.noise.kind, cfg.noise.rate, pool_labels, noisy, k)
 
@@ -253,7 +269,10 @@ def simulate_run(
     rows = []
     for round_ in range(cfg.al.rounds + 1):
         given = np.concatenate([pool_labels[initial], noisy[labeled[len(initial) :]]])  # the initial set is clean
-        accuracy = target_accuracy(cfg, shape, len(labeled), run_noise + effects.normal(0.0, 0.1))
+        round_noise = effects.normal(0.0, 0.1)
+        if parts and round_ > 0:
+            round_noise = calibrated_effects.normal(0.0, 0.1)
+        accuracy = target_accuracy(cfg, shape, len(labeled), run_noise + round_noise)
         confidence = target_confidence(cfg, accuracy, k, effects)
         probs = simulated_probs(test_labels, k, accuracy, confidence, effects)
         per_sample = metrics.PerSample.from_probs(probs, test_labels)
@@ -274,6 +293,14 @@ def simulate_run(
             unlabeled_mask[labeled] = False
             candidates = np.flatnonzero(unlabeled_mask)
             picked = seeds.rng(cfg.seed, "strategy", round_).choice(candidates, size=cfg.al.query, replace=False)
+            if parts and round_ == 0:
+                picked = swapped(picked, candidates, calibrated_effects)
+            fitted = {variant: calibrated[f"{variant}_temperature"] for variant in calibration.VARIANTS}
+            row["acq_temperature"] = (
+                calibration.acquisition_temperature(cfg.acq.calibrate, held_out, transition, fitted)[0]
+                if parts
+                else 1.0
+            )
             wrong = noisy[picked] != pool_labels[picked]
             flags = (
                 (effects.random(len(picked)) < np.where(wrong, 0.6, 0.15)).astype(np.int64)
@@ -299,6 +326,15 @@ def simulate_run(
     )
     atomic_write_text(folder.config, dump_yaml(cfg, resolved))
     folder.write_rounds(pd.DataFrame(rows))  # last, as in the loop: the run counts as done only now
+
+
+def swapped(picked: np.ndarray, candidates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``picked`` with each pick replaced, with probability :data:`CALIBRATED_SWAP`, by another of
+    ``candidates`` that was not picked (a calibrated run's round-0 queries from its pair's)."""
+    swap = rng.random(len(picked)) < CALIBRATED_SWAP
+    picked = picked.copy()
+    picked[swap] = rng.choice(np.setdiff1d(candidates, picked), size=int(swap.sum()), replace=False)
+    return picked
 
 
 def model_of(cfg: ExperimentConfig, num_classes: int) -> tuple[ModelSpec, float]:
