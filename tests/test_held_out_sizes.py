@@ -22,7 +22,10 @@ def test_each_round_records_its_held_out_size_and_the_round_line_shows_the_three
     with caplog.at_level(logging.INFO, logger="alvit.loop"):
         folder = RunFolder(run_experiment(cfg, tmp_path / "run", progress=False))
     rounds = folder.read_rounds()
-    assert list(rounds.columns) == ROUND_COLUMNS + MEASURE_COLUMNS and MEASURE_COLUMNS[-1] == "n_held_out"
+    assert list(rounds.columns) == ROUND_COLUMNS + MEASURE_COLUMNS and MEASURE_COLUMNS[-2:] == [
+        "n_held_out",
+        "acq_temperature",
+    ]
     with np.load(folder.held_out_path(0)) as first, np.load(folder.held_out_path(1)) as second:
         sizes = [len(first["index"]), len(second["index"])]  # the splits the temperatures were fitted on
     assert rounds["n_held_out"].tolist() == sizes and 0 < sizes[0] < sizes[1]
