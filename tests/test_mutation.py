@@ -124,7 +124,7 @@ def test_the_page_shows_each_modules_counts_score_and_time_and_every_listed_muta
         }
     ]
     text = page(results)
-    assert "| noise | `alvit/noise.py`: `make_oracle`, `Oracle.*` | 140 | 120 | 2 | 1 | 17 | 97.6% | 1.6 |" in text
+    assert "| noise | 97.6% | 140 | 120 | 2 | 1 | 17 | 1.6 | `alvit/noise.py`: `make_oracle`, `Oracle.*` |" in text
     assert "- `g`: x is never 1\n\n  ```diff\n  - x < 1\n  + x <= 1\n  ```" in text
     assert "- noise, `f` (survived)\n\n  ```diff\n  - a\n  + b\n  ```" in text
     assert "took 1.6 minutes" in text and "target is 90%" in text

@@ -7,7 +7,8 @@ the one the committed JSON gives, so every figure on it was measured, never type
 
 from __future__ import annotations
 
-COLUMNS = ("module", "mutated", "mutants", "killed", "timed out", "survived", "equivalent", "score", "minutes")
+# The score first and what was mutated last: a wide function list must not push the score out of view.
+COLUMNS = ("module", "score", "mutants", "killed", "timed out", "survived", "equivalent", "minutes", "mutated")
 INTRO = """\
 # Mutation testing
 
