@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from alvit import paths
-from alvit.calibration import CALIBRATION_COLUMNS
 from alvit.config import lookup
 from alvit.errors import ResultsError
 from alvit.inputs import InputDigests
 from alvit.leases import DEFAULT_STALE_AFTER_S, Lease, Leases
 from alvit.profile import Profile
-from alvit.results import Rounds, RunFolder, noise_rate_of
+from alvit.results import MEASURE_COLUMNS, ROUND_COLUMNS, Rounds, RunFolder, noise_rate_of
 from alvit.sweep.task import Task, failure_reason, is_complete, stale_keys
 from alvit.wording import plural
 
@@ -54,20 +53,8 @@ IDENTITY_COLUMNS = [
     "mode",
 ]
 PROGRESS_COLUMNS = ["rounds_done", "rounds_planned"]
-METRIC_COLUMNS = [
-    "n_labeled",
-    "noise_realized",
-    "test_acc",
-    "ece",
-    "mce",
-    "adaptive_ece",
-    "brier",
-    "nll",
-    "smooth_ece",
-    "l2_ce",
-    *CALIBRATION_COLUMNS,
-    "n_held_out",
-]
+# The last round's measures: ROUND_COLUMNS from n_labeled to nll (the test metrics), then MEASURE_COLUMNS.
+METRIC_COLUMNS = [*ROUND_COLUMNS[1 : ROUND_COLUMNS.index("epochs")], *MEASURE_COLUMNS]
 _SHOWN_KEYS = {"dataset", "model", "strategy", "noise.kind", "noise.rate", "seed", "train.mode"}
 
 
