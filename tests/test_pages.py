@@ -91,3 +91,40 @@ def test_a_rendered_page_has_its_commands_no_builder_paths_and_no_nan(tmp_path):
         for line in o["text"].splitlines()
     ]
     assert printed and max(len(line) for line in printed) <= 88, printed  # no printed line runs off the page
+
+
+def test_a_kernel_that_dies_before_it_starts_is_started_again_and_other_errors_are_not_retried(
+    tmp_path, monkeypatch, caplog
+):
+    """Two kernels starting at once can race for a TCP port ("Address already in use"): the kernel dies
+    before any cell runs, so the page is executed again, at most three starts in all."""
+    import papermill
+
+    from alvit.book.pages import run_notebook
+
+    died = RuntimeError("Kernel died before replying to kernel_info")
+    calls = []
+
+    def fails_with(errors):
+        def execute(template, output, **options):
+            calls.append(output)
+            if errors:
+                raise errors.pop(0)
+
+        return execute
+
+    monkeypatch.setattr(papermill, "execute_notebook", fails_with([died, died]))
+    run_notebook(tmp_path / "in.ipynb", tmp_path / "out.ipynb", parameters={})
+    assert len(calls) == 3 and "start 2 of 3" in caplog.text
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", fails_with([died, died, died]))
+    with pytest.raises(RuntimeError, match="Kernel died"):
+        run_notebook(tmp_path / "in.ipynb", tmp_path / "out.ipynb")
+    assert len(calls) == 3
+
+    calls.clear()
+    monkeypatch.setattr(papermill, "execute_notebook", fails_with([RuntimeError("a cell failed")]))
+    with pytest.raises(RuntimeError, match="a cell failed"):
+        run_notebook(tmp_path / "in.ipynb", tmp_path / "out.ipynb")
+    assert len(calls) == 1

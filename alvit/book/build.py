@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from alvit import paths
 from alvit.book.launch import add_install_cell, repository_of, with_rerun_buttons
-from alvit.book.pages import encrypted_kernel_manager, render_page, without_builder_paths
+from alvit.book.pages import render_page, run_notebook, without_builder_paths
 from alvit.config import lookup
 from alvit.errors import ConfigError, ResultsError, one_line
 from alvit.inputs import InputDigests
@@ -64,18 +64,9 @@ def execute_notebook(template: Path, output: Path, parameters: dict, cwd: Path |
     A failure is one clear error naming the partly executed notebook.
     """
     import nbformat
-    import papermill
 
     try:
-        papermill.execute_notebook(
-            str(template),
-            str(output),
-            parameters=parameters,
-            cwd=str(cwd or paths.book_root()),
-            progress_bar=False,
-            kernel_name="python3",
-            kernel_manager_class=encrypted_kernel_manager(),
-        )
+        run_notebook(template, output, parameters=parameters, cwd=str(cwd or paths.book_root()))
     except Exception as err:
         raise ConfigError(
             f"{template.name} failed ({one_line(err)}); the partly executed notebook is {output}"

@@ -10,6 +10,7 @@ none of the builder's paths (:func:`without_builder_paths`): a reader downloads 
 from __future__ import annotations
 
 import functools
+import logging
 import shlex
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from alvit import paths
 from alvit.book.notebook import KNOBS
 from alvit.config import ExperimentConfig, flatten, load_config, lookup, to_dict
 from alvit.results import RunFolder
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT_NOTEBOOK = "experiment.ipynb"
 
@@ -150,25 +153,56 @@ def render_page(
     (papermill's ``execution_timeout``). Errors propagate: the caller records them.
     """
     import nbformat
-    import papermill
 
     cfg = cfg if cfg is not None else load_config(run_dir / "config.yaml")
     page.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(paths.notebook_template(EXPERIMENT_NOTEBOOK)),
-        str(page),
+    run_notebook(
+        paths.notebook_template(EXPERIMENT_NOTEBOOK),
+        page,
         parameters=notebook_parameters(cfg, run_dir),
-        progress_bar=False,
         log_output=False,
-        kernel_name="python3",
         execution_timeout=cell_timeout_s,
-        kernel_manager_class=encrypted_kernel_manager(),
     )
     executed = nbformat.read(str(page), as_version=4)
     executed.cells[0].source = page_introduction(cfg, RunFolder(run_dir).read_env())
     without_builder_paths(executed, {**notebook_parameters(cfg, run_dir), "RUN_DIR": None})
     nbformat.write(executed, str(page))
     return page
+
+
+# jupyter_client chooses free TCP ports for a kernel, which binds them a moment later; with several
+# kernels starting at once another process can take one in between ("Address already in use") and
+# the kernel dies before it answers. No cell has run then, so starting it again is safe.
+KERNEL_DIED_AT_START = "Kernel died before replying to kernel_info"
+KERNEL_STARTS = 3
+
+
+def run_notebook(template: Path, output: Path, **options: Any) -> None:
+    """papermill's ``execute_notebook`` of ``template`` into ``output`` on the python3 kernel with
+    :func:`encrypted_kernel_manager`, ``options`` passed on; a kernel that dies before it starts
+    is started again, up to :data:`KERNEL_STARTS` times in all. Other errors propagate at once."""
+    import papermill
+
+    for start in range(1, KERNEL_STARTS + 1):
+        try:
+            papermill.execute_notebook(
+                str(template),
+                str(output),
+                progress_bar=False,
+                kernel_name="python3",
+                kernel_manager_class=encrypted_kernel_manager(),
+                **options,
+            )
+            return
+        except RuntimeError as err:
+            if KERNEL_DIED_AT_START not in str(err) or start == KERNEL_STARTS:
+                raise
+            log.warning(
+                "%s: the kernel died before it started (start %d of %d); starting it again",
+                output.name,
+                start,
+                KERNEL_STARTS,
+            )
 
 
 @functools.cache
