@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alvit import flags
+from alvit import flags, paths
 from alvit.errors import one_line
 
 REPO = Path(__file__).resolve().parent.parent
@@ -413,21 +413,7 @@ def provenance() -> dict:
     commit, source, dirty = os.environ.get("ALVIT_COMMIT"), "ALVIT_COMMIT", None
     if not commit:
         source = "git"
-        try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=30
-            ).stdout.strip()
-            dirty = bool(
-                subprocess.run(
-                    ["git", "status", "--porcelain", "--untracked-files=no"],
-                    cwd=REPO,
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                ).stdout.strip()
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            commit = None
+        commit, dirty = paths.git_state(REPO)
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": commit or "unknown",

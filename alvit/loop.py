@@ -14,7 +14,6 @@ import dataclasses
 import io
 import logging
 import platform
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alvit import calibration, metrics, seeds
+from alvit import calibration, metrics, paths, seeds
 from alvit.accel import EAGER, FastPath, fast_path_record
 from alvit.config import INPUTS_SHA256, ExperimentConfig, check_budget, differing_keys, dump_yaml
 from alvit.data import Dataset, Preprocessor, load_dataset
@@ -493,25 +492,7 @@ def environment(device: torch.device) -> dict:
     """Versions, device and git commit, for ``env.json``."""
     import timm
 
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
-            or None
-        )
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=repo,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
+    commit, dirty = paths.git_state()
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

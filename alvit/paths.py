@@ -10,6 +10,7 @@ book needs a checkout, whose pages it renders.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,21 @@ if TYPE_CHECKING:
 
 PACKAGE = Path(__file__).resolve().parent
 CHECKOUT = PACKAGE.parent  # the repository root, when alvit runs from a checkout
+
+
+def git_state(repo: Path = CHECKOUT) -> tuple[str | None, bool | None]:
+    """The commit checked out in ``repo`` and whether tracked files differ from it: commit None where
+    ``repo`` is no checkout (an installed package, a copied tree), both None where git cannot run."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD") or None
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit, dirty
 
 
 def notebook_template(name: str) -> Path:
