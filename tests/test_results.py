@@ -6,6 +6,7 @@ import re
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -80,10 +81,12 @@ def rounds_with(tmp_path, **second_row):
 @pytest.mark.parametrize("column, value", [("test_acc", "abc"), ("ece", "0.1.2"), ("n_labeled", "many")])
 def test_a_word_among_the_numbers_of_rounds_csv_names_the_file_the_column_and_the_row(tmp_path, column, value):
     folder = rounds_with(tmp_path, **{column: value})
-    with pytest.raises(
-        ResultsError, match=rf"{folder.rounds} has the non-numeric value '{value}' in column {column} \(row 2\)"
-    ):
+    with pytest.raises(ResultsError) as refused:
         folder.read_rounds()
+    assert str(refused.value) == (
+        f"{folder.rounds} has the non-numeric value '{value}' in column {column} (row 2); "
+        "restore it or move the folder away to rerun"
+    )
 
 
 def test_empty_cells_and_numbers_in_any_notation_are_read(tmp_path):
@@ -186,15 +189,116 @@ def test_a_whole_table_is_finished_and_read_as_written(tmp_path):
     assert folder.is_finished(PLAN) and len(folder.read_rounds(3)) == 3
 
 
-def test_setting_damage_aside_keeps_a_copy_and_exactly_the_whole_rows(tmp_path):
+def test_setting_damage_aside_keeps_a_copy_and_exactly_the_whole_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "strftime", lambda pattern: "20261205-071500")  # every copy within one second
     folder = three_rounds(tmp_path)
     lines = lines_of(folder)
     damaged = "".join(lines[:3]) + "2,80,0.3456"
     folder.rounds.write_text(damaged)
     copy = folder.set_damage_aside(folder.inspect_rounds(3))
-    assert copy.parent == folder.path and re.fullmatch(r"rounds\.csv\.damaged-\d{8}-\d{6}", copy.name)
+    assert copy == folder.path / "rounds.csv.damaged-20261205-071500"
     assert copy.read_text() == damaged and folder.rounds.read_text() == "".join(lines[:3])
     folder.rounds.write_text("round,n_lab")  # again within the same second: a second copy, the first kept
     second = folder.set_damage_aside(folder.inspect_rounds(3))
-    assert second != copy and copy.read_text() == damaged and second.read_text() == "round,n_lab"
+    assert second == folder.path / "rounds.csv.damaged-20261205-071500-2"
+    assert copy.read_text() == damaged and second.read_text() == "round,n_lab"
     assert not folder.rounds.exists()  # not even a header was whole: the run starts again at round 0
+
+
+def test_a_run_folder_without_rounds_csv_has_no_rounds_and_no_damage(tmp_path):
+    rounds = RunFolder(tmp_path / "run").inspect_rounds(planned=3)
+    assert rounds.whole == "" and rounds.damage is None
+    assert rounds.table.empty and list(rounds.table.columns) == ROUND_COLUMNS + MEASURE_COLUMNS
+
+
+def test_a_file_cut_within_its_header_reads_as_an_empty_table_of_every_column(tmp_path):
+    folder = three_rounds(tmp_path)
+    folder.rounds.write_text("round,n_labeled,noise_re")
+    assert list(folder.inspect_rounds(planned=3).table.columns) == ROUND_COLUMNS + MEASURE_COLUMNS
+
+
+def test_a_header_alone_is_a_whole_file_of_no_rounds(tmp_path):
+    """A run stopped before its first round: nothing damaged, nothing finished, round 0 next."""
+    folder = three_rounds(tmp_path)
+    header = lines_of(folder)[0]
+    folder.rounds.write_text(header)
+    rounds = folder.inspect_rounds(planned=3)
+    assert rounds.damage is None and rounds.whole == header and rounds.table.empty
+    assert not folder.is_finished(PLAN)
+
+
+def test_a_cut_first_row_is_measured_against_the_header_not_against_itself(tmp_path):
+    folder = three_rounds(tmp_path)
+    folder.rounds.write_text(lines_of(folder)[0] + "0,40")
+    assert folder.inspect_rounds(planned=3).damage == f"{folder.rounds} line 2 is cut off (2 of 36 fields, no line end)"
+
+
+def test_whole_rows_short_of_the_plan_are_not_finished(tmp_path):
+    """A run stopped between rounds: every line whole, yet fewer rounds than al.rounds + 1."""
+    folder = three_rounds(tmp_path)
+    folder.rounds.write_text("".join(lines_of(folder)[:3]))
+    assert folder.inspect_rounds(planned=3).damage is None
+    assert not folder.is_finished(PLAN)
+
+
+def test_a_cut_line_after_every_planned_round_is_more_rounds_than_planned(tmp_path):
+    """The damaged line counts: three whole rounds and the start of a fourth is four rounds for a plan of three."""
+    folder = three_rounds(tmp_path)
+    folder.rounds.write_text("".join(lines_of(folder)) + "3,100,0.1")
+    with pytest.raises(ResultsError, match=r"holds 4 rounds, more than the 3 its configuration plans"):
+        folder.inspect_rounds(planned=3)
+
+
+def test_every_measure_is_read_as_written_and_a_table_from_before_the_measures_reads_them_as_nan(tmp_path):
+    folder = three_rounds(tmp_path)
+    table = folder.read_rounds(3)
+    assert all(table[column].tolist() == [0.1234567, 0.2345678, 0.3456789] for column in MEASURE_COLUMNS)
+    old = pd.read_csv(folder.rounds)[ROUND_COLUMNS]  # a folder written before the measures existed
+    old.to_csv(folder.rounds, index=False)
+    table = folder.read_rounds(3)
+    assert list(table.columns) == ROUND_COLUMNS + MEASURE_COLUMNS
+    assert table[MEASURE_COLUMNS].isna().all().all() and table["test_acc"].tolist()[0] == 0.1234567
+
+
+RESTORE = "; restore it or move the folder away to rerun"
+
+
+def test_a_rounds_table_lacking_a_column_names_it(tmp_path):
+    folder = three_rounds(tmp_path)
+    lines = lines_of(folder)
+    folder.rounds.write_text(lines[0].replace("test_acc", "test_accuracy") + "".join(lines[1:]))
+    with pytest.raises(ResultsError) as refused:
+        folder.read_rounds(3)
+    assert str(refused.value) == (
+        f"{folder.rounds} is not a rounds table written by alvit (it lacks the column test_acc){RESTORE}"
+    )
+
+
+def test_round_numbers_other_than_0_1_2_are_refused(tmp_path):
+    folder = three_rounds(tmp_path)
+    lines = lines_of(folder)
+    folder.rounds.write_text("".join([*lines[:2], lines[3]]))  # rounds 0 and 2
+    with pytest.raises(ResultsError) as refused:
+        folder.read_rounds(3)
+    assert str(refused.value) == (
+        f"{folder.rounds} is not a rounds table written by alvit (its round numbers are not 0, 1, 2, ...){RESTORE}"
+    )
+
+
+def test_a_quote_that_never_closes_is_refused_as_unreadable(tmp_path):
+    """Every line has the header's fields, so it is no cut; the CSV parser is what fails."""
+    folder = three_rounds(tmp_path)
+    lines = lines_of(folder)
+    head, _, last = lines[1].rpartition(",")
+    folder.rounds.write_text(lines[0] + f'{head},"{last}')  # the last cell opens a quote
+    with pytest.raises(ResultsError) as refused:
+        folder.read_rounds(3)
+    assert str(refused.value) == f"{folder.rounds} cannot be read (ParserError){RESTORE}"
+
+
+def test_a_rounds_csv_that_is_not_text_is_refused_as_unreadable(tmp_path):
+    folder = three_rounds(tmp_path)
+    folder.rounds.write_bytes(b"round,n_labeled\n\xff\xfe\n")
+    with pytest.raises(ResultsError) as refused:
+        folder.inspect_rounds(3)
+    assert str(refused.value) == f"{folder.rounds} cannot be read (UnicodeDecodeError){RESTORE}"
