@@ -190,7 +190,8 @@ def test_a_whole_table_is_finished_and_read_as_written(tmp_path):
 
 
 def test_setting_damage_aside_keeps_a_copy_and_exactly_the_whole_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(time, "strftime", lambda pattern: "20261205-071500")  # every copy within one second
+    clock = time.struct_time((2026, 12, 5, 7, 15, 0, 5, 339, 0))  # every copy within this one second
+    monkeypatch.setattr(time, "strftime", lambda pattern, t=clock, real=time.strftime: real(pattern, t))
     folder = three_rounds(tmp_path)
     lines = lines_of(folder)
     damaged = "".join(lines[:3]) + "2,80,0.3456"
