@@ -175,8 +175,9 @@ def expected_shapes(backbone: nn.Module, key: FeatureKey) -> dict[str, tuple[int
 
 
 def array_sha256(array: np.ndarray) -> str:
-    """SHA-256 of an array's bytes in C order (what ``np.save`` writes after its header)."""
-    return hashlib.sha256(np.ascontiguousarray(array).reshape(-1).view(np.uint8)).hexdigest()
+    """SHA-256 of an array's bytes in C order (what ``np.save`` writes after its header); hashlib reads a
+    C-contiguous array's buffer as its bytes, whatever its dtype and shape."""
+    return hashlib.sha256(np.ascontiguousarray(array)).hexdigest()
 
 
 def read_entry(

@@ -110,6 +110,7 @@ MODULES: dict[str, Module] = {
         "alvit/features.py",
         (
             "tests/test_features.py",
+            "tests/test_features_reference.py",
             # whole sweeps (48 s and 78 s a run); the reading and writing of an entry is tested on its own
             "-k",
             "not every_run_of_a_sweep and not two_concurrent_sweeps",
