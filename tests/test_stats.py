@@ -186,3 +186,67 @@ def test_facts_hold_or_refute_with_certainty():
     assert stats.judge([stats.fact_test("ratio", True, "= 4.00")]).verdict[0] == HOLDS
     assert stats.judge([stats.fact_test("ratio", False, "= 1.00")]).verdict[0] == FAILS
     assert stats.judge([stats.fact_test("ratio", None, "unknown")]).verdict[0] == CANNOT_SAY
+
+
+# --- the weights of a mean, a split and a slope ------------------------------------------------
+
+RATES = np.array([0.0, 0.1, 0.2, 0.3, 0.5])  # noise rates: their spread is below 1
+PRESENT = np.array(
+    [
+        [True, True, True, True, True],
+        [True, False, True, True, True],
+        [False, True, True, False, True],
+        [False, False, True, False, False],
+        [False, False, False, False, False],
+    ]
+)
+MEANS = np.array([0.81, 0.77, 0.74, 0.66, 0.52])  # a cell's mean accuracy
+
+
+@pytest.mark.filterwarnings("error")
+def test_mean_weights_give_the_plain_mean_of_the_cells_present():
+    weights = stats.mean_weights(PRESENT)
+    for table in range(3):
+        assert weights[table] @ MEANS == pytest.approx(MEANS[PRESENT[table]].mean())
+    assert weights[3].tolist() == [0, 0, 1, 0, 0]
+    assert weights[4].tolist() == [0] * 5  # nothing present: nothing weighed (and no division by zero)
+    assert (weights[~PRESENT] == 0).all()
+
+
+@pytest.mark.filterwarnings("error")
+def test_split_weights_give_the_upper_cells_mean_minus_the_other_cells_mean():
+    upper = RATES >= 0.3
+    weights = stats.split_weights(upper, PRESENT[:3])
+    for table in range(3):
+        high, low = PRESENT[table] & upper, PRESENT[table] & ~upper
+        assert weights[table] @ MEANS == pytest.approx(MEANS[high].mean() - MEANS[low].mean())
+    assert (weights[~PRESENT[:3]] == 0).all()
+
+
+@pytest.mark.filterwarnings("error")
+def test_slope_weights_give_the_least_squares_slope_of_the_cells_present():
+    """Against numpy's polyfit and scipy's linregress on the cells present; a cell absent weighs 0."""
+    weights = stats.slope_weights(RATES, PRESENT)
+    for table in range(3):
+        rates, means = RATES[PRESENT[table]], MEANS[PRESENT[table]]
+        assert weights[table] @ MEANS == pytest.approx(np.polyfit(rates, means, 1)[0])
+        assert weights[table] @ MEANS == pytest.approx(scipy_stats.linregress(rates, means).slope)
+    assert (weights[~PRESENT] == 0).all()
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    "rates",
+    [
+        # three cells (say three models) at one rate: their mean rate is 0.2 + 2.8e-17 in binary, and
+        # the residue once gave weights of 1e16, a "slope" of rounding
+        pytest.param([0.2, 0.2, 0.2], id="one rate"),
+        pytest.param([0.0, 1e-170, 0.0], id="rates whose squared spread underflows"),
+    ],
+)
+def test_a_slope_needs_rates_that_differ_and_otherwise_weighs_nothing(rates):
+    """No slope is estimable, so every weight is 0 and the contrast has no seed: it cannot say."""
+    present = np.array([[True, True, True], [True, False, False], [False, False, False]])
+    weights = stats.slope_weights(np.array(rates), present)
+    assert weights.tolist() == [[0.0] * 3] * 3
+    assert stats.contrast(np.full((3, 3, 4), 0.8), weights).seeds.tolist() == [0, 0, 0]

@@ -153,12 +153,19 @@ def mean_weights(present: np.ndarray) -> np.ndarray:
 
 
 def slope_weights(x: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """``[T, C]`` weights of the least-squares slope of the cell means against ``x`` (``[C]``)."""
+    """``[T, C]`` weights of the least-squares slope of the cell means against ``x`` (``[C]``).
+
+    A table whose cells present share one ``x`` (or that has none) has no slope: its weights are 0.
+    """
     x = np.broadcast_to(np.asarray(x, dtype=float), present.shape)
     count = np.maximum(present.sum(axis=1, keepdims=True), 1)
     centred = np.where(present, x - np.where(present, x, 0.0).sum(axis=1, keepdims=True) / count, 0.0)
     spread = (centred**2).sum(axis=1, keepdims=True)
-    return np.where(spread > 0, centred / np.where(spread > 0, spread, 1.0), 0.0)
+    # compared on x itself: equal x leave a rounding residue in centred (the mean of three 0.2 is
+    # 0.2 + 2.8e-17), which is no spread; and a spread too small to square is none either
+    lowest = np.where(present, x, np.inf).min(axis=1, keepdims=True)
+    varies = (lowest < np.where(present, x, -np.inf).max(axis=1, keepdims=True)) & (spread > 0)
+    return np.where(varies, centred / np.where(varies, spread, 1.0), 0.0)
 
 
 def split_weights(upper: np.ndarray, present: np.ndarray) -> np.ndarray:
