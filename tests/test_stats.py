@@ -273,9 +273,10 @@ def test_mean_weights_give_the_plain_mean_of_the_cells_present():
 
 
 @pytest.mark.filterwarnings("error")
-def test_split_weights_give_the_upper_cells_mean_minus_the_other_cells_mean():
-    upper = RATES >= 0.3
+@pytest.mark.parametrize("upper", [RATES >= 0.3, (RATES >= 0.3).astype(int)], ids=["flags", "0 and 1"])
+def test_split_weights_give_the_upper_cells_mean_minus_the_other_cells_mean(upper):
     weights = stats.split_weights(upper, PRESENT[:3])
+    upper = upper.astype(bool)
     for table in range(3):
         high, low = PRESENT[table] & upper, PRESENT[table] & ~upper
         assert weights[table] @ MEANS == pytest.approx(MEANS[high].mean() - MEANS[low].mean())
@@ -309,6 +310,17 @@ def test_a_slope_needs_rates_that_differ_and_otherwise_weighs_nothing(rates):
     weights = stats.slope_weights(np.array(rates), present)
     assert weights.tolist() == [[0.0] * 3] * 3
     assert stats.contrast(np.full((3, 3, 4), 0.8), weights).seeds.tolist() == [0, 0, 0]
+
+
+@pytest.mark.filterwarnings("error")
+def test_only_a_table_whose_rates_differ_has_a_slope():
+    """Three models at 0.2 and one at each of 0.1 and 0.3: with all five the slope is the least-squares
+    one; with the three at 0.2 alone there is none, whatever the other table holds."""
+    rates = np.array([0.1, 0.2, 0.2, 0.2, 0.3])
+    present = np.array([[True] * 5, [False, True, True, True, False]])
+    weights = stats.slope_weights(rates, present)
+    assert weights[0] @ MEANS == pytest.approx(scipy_stats.linregress(rates, MEANS).slope)
+    assert weights[1].tolist() == [0.0] * 5
 
 
 # --- the tests of a statement against scipy's t tests ------------------------------------------
