@@ -273,7 +273,7 @@ def test_mean_weights_give_the_plain_mean_of_the_cells_present():
 
 
 @pytest.mark.filterwarnings("error")
-@pytest.mark.parametrize("upper", [RATES >= 0.3, (RATES >= 0.3).astype(int)], ids=["flags", "0 and 1"])
+@pytest.mark.parametrize("upper", [RATES >= 0.3, (RATES >= 0.3).astype(float)], ids=["flags", "0.0 and 1.0"])
 def test_split_weights_give_the_upper_cells_mean_minus_the_other_cells_mean(upper):
     weights = stats.split_weights(upper, PRESENT[:3])
     upper = upper.astype(bool)
