@@ -149,7 +149,8 @@ MODULES: dict[str, Module] = {
             "RunFolder.is_finished",
         ),
     ),
-    "book_stats": Module("alvit/book/stats.py", ("tests/test_stats.py",)),
+    # the weights and the words of a statement are reached from the claims (4 s a run) as well as directly
+    "book_stats": Module("alvit/book/stats.py", ("tests/test_stats.py", "tests/test_claims.py")),
     "book_claims": Module(
         "alvit/book/claims.py",
         ("tests/test_claims.py",),

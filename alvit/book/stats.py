@@ -63,7 +63,6 @@ OUTCOMES = (HOLDS, FAILS, INCONCLUSIVE, CANNOT_SAY)
 ALPHA = 0.05
 MIN_SEEDS = 2
 NO_GAIN_MARGIN = 0.01  # one point of accuracy: a gain smaller than this counts as none
-EFFECT, NO_GAIN, FACT = "effect", "no gain", "fact"
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ class Contrast:
     def interval(self, level: float = 1 - 2 * ALPHA) -> tuple[np.ndarray, np.ndarray]:
         """Two-sided t interval ``(low, high)``, each ``[T]``; the default 90% matches the tests."""
         with np.errstate(invalid="ignore"):
-            half = scipy_stats.t.ppf(0.5 + level / 2, np.where(self.df > 0, self.df, np.nan)) * self.se
+            half = scipy_stats.t.ppf(0.5 + level / 2, self.df) * self.se
         half = np.where(self.se == 0, 0.0, half)
         return self.value - half, self.value + half
 
@@ -113,11 +112,13 @@ def _seed_count(n: int) -> str:
 
 
 def _p_value(distance: np.ndarray, se: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """P(T_df >= distance / se); with no spread (se = 0) it is 0 past the bound and 1 otherwise."""
+    """P(T_df >= distance / se); with no spread (se = 0) it is 0 past the bound and 1 otherwise.
+
+    No spread makes t infinite past the bound or short of it (p 0 or 1) and NaN at the bound; a
+    NaN t, or a NaN spread or df <= 0 (fewer than two seeds, where scipy's t is NaN), gives p 1.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = distance / se
-        p = scipy_stats.t.sf(t, np.where(df > 0, df, np.nan))
-    p = np.where(se == 0, np.where(distance > 0, 0.0, 1.0), p)
+        p = scipy_stats.t.sf(distance / se, df)
     return np.where(np.isfinite(p), p, 1.0)
 
 
@@ -135,7 +136,7 @@ def contrast(values: np.ndarray, weights: np.ndarray) -> Contrast:
     used = weights != 0  # [T, C]
     present = np.isfinite(values) | ~used[..., None]  # [T, C, N]: a cell left out never misses a run
     complete = present.all(axis=1) & used.any(axis=1, keepdims=True)  # [T, N]
-    per_seed = np.einsum("tc,tcn->tn", np.where(used, weights, 0.0), np.where(present & used[..., None], values, 0.0))
+    per_seed = np.einsum("tc,tcn->tn", weights, np.where(present & used[..., None], values, 0.0))
     n = complete.sum(axis=1)  # [T]
     per_seed = np.where(complete, per_seed, 0.0)
     mean = per_seed.sum(axis=1) / np.maximum(n, 1)
@@ -152,12 +153,19 @@ def mean_weights(present: np.ndarray) -> np.ndarray:
 
 
 def slope_weights(x: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """``[T, C]`` weights of the least-squares slope of the cell means against ``x`` (``[C]``)."""
+    """``[T, C]`` weights of the least-squares slope of the cell means against ``x`` (``[C]``).
+
+    A table whose cells present share one ``x`` (or that has none) has no slope: its weights are 0.
+    """
     x = np.broadcast_to(np.asarray(x, dtype=float), present.shape)
     count = np.maximum(present.sum(axis=1, keepdims=True), 1)
     centred = np.where(present, x - np.where(present, x, 0.0).sum(axis=1, keepdims=True) / count, 0.0)
     spread = (centred**2).sum(axis=1, keepdims=True)
-    return np.where(spread > 0, centred / np.where(spread > 0, spread, 1.0), 0.0)
+    # compared on x itself: equal x leave a rounding residue in centred (the mean of three 0.2 is
+    # 0.2 + 2.8e-17), which is no spread; and a spread too small to square is none either
+    lowest = np.where(present, x, np.inf).min(axis=1, keepdims=True)
+    varies = (lowest < np.where(present, x, -np.inf).max(axis=1, keepdims=True)) & (spread > 0)
+    return np.where(varies, centred / np.where(varies, spread, 1.0), 0.0)
 
 
 def split_weights(upper: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -177,7 +185,6 @@ class Test:
     """
 
     name: str
-    kind: str
     p_hold: np.ndarray
     p_refute: np.ndarray
     judgeable: np.ndarray
@@ -194,26 +201,26 @@ class Test:
 
 def effect_test(name: str, est: Contrast) -> Test:
     """The statement ``theta > 0``."""
-    return Test(name, EFFECT, est.p_above(0.0), est.p_below(0.0), est.judgeable, contrast=est)
+    return Test(name, est.p_above(0.0), est.p_below(0.0), est.judgeable, contrast=est)
 
 
 def no_gain_test(name: str, est: Contrast, margin: float = NO_GAIN_MARGIN) -> Test:
     """The statement ``|theta| <= margin`` (TOST), refuted when a gap beyond the margin is established."""
     p_hold = np.maximum(est.p_above(-margin), est.p_below(margin))
     p_refute = np.minimum(1.0, 2 * np.minimum(est.p_above(margin), est.p_below(-margin)))
-    return Test(name, NO_GAIN, p_hold, p_refute, est.judgeable, contrast=est)
+    return Test(name, p_hold, p_refute, est.judgeable, contrast=est)
 
 
 def fact_test(name: str, true: bool | None, detail: str, tables: int = 1) -> Test:
     """A statement known without sampling error (``None``: unknown, so cannot say)."""
     p = np.full(tables, 0.0 if true else 1.0)
-    return Test(name, FACT, p, 1.0 - p, np.ones(tables, bool), available=true is not None, detail=detail)
+    return Test(name, p, 1.0 - p, np.ones(tables, bool), available=true is not None, detail=detail)
 
 
 def missing_test(name: str, why: str, tables: int = 1) -> Test:
     """A statement whose runs are missing."""
     ones = np.ones(tables)
-    return Test(name, EFFECT, ones, ones, np.zeros(tables, bool), available=False, detail=why)
+    return Test(name, ones, ones, np.zeros(tables, bool), available=False, detail=why)
 
 
 def holm(p_values: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
