@@ -35,7 +35,8 @@ def test_a_curve_of_one_round_has_its_one_value_and_a_curve_of_none_has_no_area(
 
 
 def test_the_aulc_reads_labels_and_metric_as_numbers_in_a_table_read_as_text():
-    """A rounds.csv read without type inference (``dtype=str``) gives the same area as one read as numbers."""
+    """Labels and metric are taken as numbers, so a table holding them as text (``read_csv(dtype=str)``) has the
+    same area; the counts here have one width, so that their order as text is their order as numbers."""
     as_text = curve([100, 200, 400], [0.5, 0.6, 0.9]).astype(str)
     # (0.5 + 0.6) / 2 * 100 + (0.6 + 0.9) / 2 * 200 = 205 over 300 labels
     assert summary.area_under_learning_curve(as_text) == pytest.approx(205 / 300)
