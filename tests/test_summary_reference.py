@@ -409,18 +409,21 @@ def test_small_fits_count_the_rounds_fitted_below_the_threshold_among_those_whos
 def test_the_small_fit_sentences_use_the_threshold_given_and_count_finished_runs_only():
     runs = pd.DataFrame(
         {
-            "dataset": ["cifar10"] * 2 + ["cifar100"] * 5,
+            "dataset": ["cifar10"] * 2 + ["cifar100"] * 5 + ["digits"] * 2,
             "noise_kind": "flip",
-            "finished": [1, 1, 1, 1, 1, 1, 0],  # as read back from a file: 0 and 1, not False and True
-            "n_held_out": [np.nan, np.nan, 10, 45, 60, np.nan, 5],  # cifar10's runs predate the sizes
+            "finished": [1, 1, 1, 1, 1, 1, 0, 1, 1],  # as read back from a file: 0 and 1, not False and True
+            # cifar10's runs predate the sizes; one of cifar100's is missing; digits has all of them
+            "n_held_out": [np.nan, np.nan, 10, 45, 60, np.nan, 5, 10, 60],
         }
     )
     older = "cifar10 · flip: the held-out sizes of its 2 round fits are not recorded (older runs)."
     assert summary.small_fits_sentences(runs, below=40) == [
         older,
         "cifar100 · flip: 1 of 3 round fits used fewer than 40 held-out labels (1 more not recorded).",
+        "digits · flip: 1 of 2 round fits used fewer than 40 held-out labels.",
     ]
     assert summary.small_fits_sentences(runs) == [
         older,
         "cifar100 · flip: 2 of 3 round fits used fewer than 50 held-out labels (1 more not recorded).",
+        "digits · flip: 1 of 2 round fits used fewer than 50 held-out labels.",
     ]
