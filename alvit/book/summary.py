@@ -257,7 +257,9 @@ SMALL_FIT = 50  # held-out labels below which a fitted temperature is flagged: t
 def small_fits(rows: pd.DataFrame, below: int = SMALL_FIT) -> tuple[int, int, int]:
     """Rounds (one row each, ``rounds.csv``'s) whose temperatures were fitted on fewer than ``below``
     held-out labels: (that many, rounds whose size is recorded, rounds in all)."""
-    sizes = rows["n_held_out"] if "n_held_out" in rows else pd.Series(np.nan, index=rows.index)
+    if "n_held_out" not in rows:  # rounds from before the column: no size recorded
+        return 0, 0, len(rows)
+    sizes = rows["n_held_out"]
     recorded = sizes.notna()
     return int((sizes[recorded] < below).sum()), int(recorded.sum()), len(rows)
 
@@ -298,8 +300,8 @@ def run_index(runs: pd.DataFrame, final: pd.DataFrame, pages: dict[str, str]) ->
     ``pages`` maps run ids to the relative link of their book page.
     """
     per_run = runs.sort_values("round").groupby("run_id", sort=True).tail(1).set_index("run_id")
-    finals = final.set_index("run_id")[["aulc"]] if len(final) else pd.DataFrame(columns=["aulc"])
-    table = per_run.join(finals, how="left")
+    # final_rounds gives its columns whether or not any run finished, so an empty final joins as NaN areas
+    table = per_run.join(final.set_index("run_id")[["aulc"]], how="left")
     table["status"] = np.where(
         table["finished"].astype(bool),
         "finished",
