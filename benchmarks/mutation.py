@@ -176,10 +176,25 @@ MODULES: dict[str, Module] = {
     "book_power": Module(
         "alvit/book/power.py",
         (
+            "tests/test_power_reference.py",
             "tests/test_power.py",
             # the command line's tests read a profile's runs (13 s of setup a run); the functions below are tested directly
             "-k",
             "not alvit_power and not power_says",
+            # Monte Carlo simulations of verdicts (10 s in all, for every mutant they reach): the hand-worked spreads,
+            # means and draws of tests/test_power_reference.py kill every mutant these killed
+            "--deselect",
+            "tests/test_power.py::test_power_with_spreads_that_rise_with_noise_matches_a_reference_simulation",
+            "--deselect",
+            "tests/test_power.py::test_a_true_claim_is_rarely_called_false_and_a_false_one_rarely_true",
+            "--deselect",
+            "tests/test_power.py::test_the_least_favourable_false_claim_is_confirmed_at_about_the_level",
+            "--deselect",
+            "tests/test_power.py::test_claim_3_power_at_one_sd_for_every_rate_is_the_noncentral_t_formula",
+            "--deselect",
+            "tests/test_power.py::test_claim_5_power_falls_with_the_seed_sd_because_its_margin_is_fixed",
+            "--deselect",
+            "tests/test_power.py::test_power_grows_with_seeds_and_the_report_names_the_fewest_for_80_percent",
         ),
         # the spreads, the seed term and the cell means a power simulation draws from; the report's words are left out
         functions=(

@@ -124,7 +124,7 @@ def rate_spreads(rows: pd.DataFrame, metric: str) -> dict[float, float]:
         grouped = at_rate.groupby(["model", "strategy"])[metric]
         dof = (grouped.count() - 1).clip(lower=0)
         if dof.sum() > 0:
-            squares = (grouped.var(ddof=1).fillna(0.0) * dof).sum()
+            squares = (grouped.var(ddof=1) * dof).sum()  # a one-seed cell's variance is NaN: the sum skips it
             spreads[_key(rate)] = float(np.sqrt(squares / dof.sum()))
     return spreads
 
