@@ -229,25 +229,6 @@ def test_claims_the_grid_cannot_test_are_named_not_simulated():
 # --- the runs' shared seed effect -------------------------------------------------------------
 
 
-def test_the_seed_term_is_the_least_squares_two_way_anova():
-    """F of the seed term = the drop in residual sum of squares when seed dummies join the cell dummies."""
-    rng = np.random.default_rng(4)
-    values = rng.normal(size=(6, 3)) + np.array([0.0, 0.5, -0.2])[None, :]
-    cells, seeds = values.shape
-    y = values.ravel()
-    cell_dummies = np.kron(np.eye(cells), np.ones((seeds, 1)))
-    seed_dummies = np.kron(np.ones((cells, 1)), np.eye(seeds))[:, 1:]
-
-    def rss(design):
-        return float(np.sum((y - design @ np.linalg.lstsq(design, y, rcond=None)[0]) ** 2))
-
-    full, cells_only = rss(np.hstack([cell_dummies, seed_dummies])), rss(cell_dummies)
-    f = ((cells_only - full) / (seeds - 1)) / (full / ((cells - 1) * (seeds - 1)))
-    icc, p = power.seed_term(values)
-    assert p == pytest.approx(scipy_stats.f.sf(f, seeds - 1, (cells - 1) * (seeds - 1)))
-    assert icc == pytest.approx((f - 1) / (f + cells - 1))
-
-
 @pytest.mark.parametrize("icc", [0.0, 0.5])
 def test_the_seed_term_keeps_its_level_without_a_seed_effect_and_sees_one(icc):
     layouts, cells, seeds = 4_000, 18, 3  # the demo's shape at one rate: 2 models x 3 strategies... x 3

@@ -109,6 +109,13 @@ def anova_seed_term(layout: np.ndarray) -> tuple[float, float]:
     return (f - 1) / (f + cells - 1), float(scipy_stats.f.sf(f, seeds - 1, df_error))
 
 
+def test_the_seed_term_is_the_least_squares_two_way_anova():
+    rng = np.random.default_rng(4)
+    layout = rng.normal(size=(6, 3)) + np.array([0.0, 0.5, -0.2])[None, :]  # 6 cells x 3 seeds, a seed effect
+    icc, p = anova_seed_term(layout)
+    assert power.seed_term(layout) == pytest.approx((icc, p))
+
+
 def test_the_seed_term_of_the_smallest_layout_two_cells_by_two_seeds_is_the_anova():
     layout = np.array([[0.1, 0.4], [0.3, 0.2]])
     assert power.seed_term(layout) == pytest.approx(anova_seed_term(layout))
