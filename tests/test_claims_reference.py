@@ -113,6 +113,7 @@ def test_a_gap_over_every_run_names_the_missing_ones():
     assert missing.gap(models=("vit_b16",)) is None
     assert missing.gap(strategies=("random",)) is None
     assert missing.gap(rates=np.array([True, False])) is None
+    assert missing.gap(rates=[0, 1]) == "missing runs: entropy at noise 0.5 (vit_l32, seed 2)"  # a mask, not positions
 
 
 # --- claim 1: accuracy falls as noise rises, for every model ---------------------------------
@@ -443,12 +444,15 @@ def test_claims_5_and_6_cannot_say_without_random():
 # --- question A: temperature scaling on noisy labels ---------------------------------------------
 
 
+A_MODELS = ("vit_b16", "vit_l32", "swinv2_t")
+
+
 def repaired_ece(rates: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-    """Two models x two strategies: after the true-label fit 0.03; after the noisy-label fit 0.03 + 0.1 rate,
+    """Three models x two strategies: after the true-label fit 0.03; after the noisy-label fit 0.03 + 0.1 rate,
     and 0.02 more at rate 0 than the true fit (so a statement that read rate 0 would show); noise-aware 0.035."""
-    shape = (2, 2, len(rates), SEEDS)
+    shape = (3, 2, len(rates), SEEDS)
     extra = 0.1 * rates[None, None, :, None] + 0.02 * (rates == 0)[None, None, :, None]
-    model = np.array([0.0, 0.01])[:, None, None, None]  # the second model leaves 0.01 more after each fit
+    model = np.array([0.0, 0.01, 0.02])[:, None, None, None]  # each model leaves 0.01 more than the one before
     return {
         "test_acc": 0.8 + noise(shape, seed),
         "ts_true_ece": 0.03 + model + noise(shape, seed + 1),
@@ -460,9 +464,9 @@ def repaired_ece(rates: np.ndarray, seed: int) -> dict[str, np.ndarray]:
 def test_question_a_compares_the_three_temperatures_pooled_over_models_and_strategies():
     rates = np.array([0.0, 0.4, 0.8])
     ece = repaired_ece(rates, 27)
-    tests = claims.tests_study_a(cube(ece, ("vit_b16", "vit_l32"), ("entropy", "random"), rates))
+    tests = claims.tests_study_a(cube(ece, A_MODELS, ("entropy", "random"), rates))
     noisy, true, aware = (ece[name] for name in claims.REPAIRED_ECE)
-    cell_rates = np.tile(rates, 4)  # the cells of one seed: models x strategies x rates
+    cell_rates = np.tile(rates, 6)  # the cells of one seed: models x strategies x rates
     excess = (noisy - true).reshape(-1, SEEDS)
     slopes = [np.polyfit(cell_rates, excess[:, seed], 1)[0] for seed in range(SEEDS)]
     expected = [
@@ -485,7 +489,7 @@ def test_question_a_needs_every_temperatures_ece(metric):
     rates = np.array([0.0, 0.4])
     ece = repaired_ece(rates, 28)
     ece[metric][1, 0, 1, 1] = np.nan  # vit_l32, entropy, noise 0.4, seed 1
-    tests = claims.tests_study_a(cube(ece, ("vit_b16", "vit_l32"), ("entropy", "random"), rates))
+    tests = claims.tests_study_a(cube(ece, A_MODELS, ("entropy", "random"), rates))
     assert len(tests) == 4
     for test in tests:
         assert_cannot_say(test, test.name, "missing runs: entropy at noise 0.4 (vit_l32, seed 1)")
@@ -496,16 +500,14 @@ def test_question_a_needs_every_temperatures_ece(metric):
     [((0.5,), "needs a noise rate above 0 and two rates"), ((0.0,), "needs a noise rate above 0 and two rates")],
 )
 def test_question_a_cannot_say_without_a_noisy_rate_and_a_second_rate(rates, why):
-    (test,) = claims.tests_study_a(
-        cube(repaired_ece(np.array(rates), 29), ("vit_b16", "vit_l32"), ("random", "x"), rates)
-    )
+    (test,) = claims.tests_study_a(cube(repaired_ece(np.array(rates), 29), A_MODELS, ("entropy", "random"), rates))
     assert_cannot_say(test, "temperature scaling", why)
 
 
 def test_question_a_is_four_statements_at_two_rates_and_cannot_say_without_post_hoc_calibration():
     ece = repaired_ece(np.array([0.0, 0.4]), 30)
-    assert len(claims.tests_study_a(cube(ece, ("vit_b16", "vit_l32"), ("entropy", "random"), (0.0, 0.4)))) == 4
-    before = cube({"test_acc": ece["test_acc"]}, ("vit_b16", "vit_l32"), ("entropy", "random"), (0.0, 0.4))
+    assert len(claims.tests_study_a(cube(ece, A_MODELS, ("entropy", "random"), (0.0, 0.4)))) == 4
+    before = cube({"test_acc": ece["test_acc"]}, A_MODELS, ("entropy", "random"), (0.0, 0.4))
     (test,) = claims.tests_study_a(before)
     assert_cannot_say(test, "temperature scaling", "runs without post-hoc calibration")
 
