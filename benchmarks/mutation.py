@@ -153,7 +153,7 @@ MODULES: dict[str, Module] = {
     "book_stats": Module("alvit/book/stats.py", ("tests/test_stats.py", "tests/test_claims.py")),
     "book_claims": Module(
         "alvit/book/claims.py",
-        ("tests/test_claims.py",),
+        ("tests/test_claims_reference.py", "tests/test_claims.py"),
         # what computes a verdict; the sentences that describe missing runs and the tables that show verdicts are left out
         functions=(
             "Cube.*",

@@ -162,11 +162,10 @@ class Cube:
         models = self.models if models is None else models
         strategies = self.strategies if strategies is None else strategies
         rates = np.ones(len(self.rates), bool) if rates is None else np.asarray(rates, bool)
-        picked = np.ix_(
+        picked = np.ix_(  # and every seed
             [self.models.index(m) for m in models],
             [self.strategies.index(s) for s in strategies],
             np.flatnonzero(rates),
-            range(len(self.seeds)),
         )
         missing = np.zeros((len(models), len(strategies), int(rates.sum()), len(self.seeds)), bool)
         for metric in metrics:
