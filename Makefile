@@ -31,7 +31,8 @@ test: lint
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # mutmut over the science modules, each against the tests that reach it, one process: about
-# N minutes on 2 cores; writes benchmarks/results/mutation.json. Not part of make test.
+# 93 minutes on 2 cores (the modules' times summed in benchmarks/results/mutation.json, which it
+# writes, with the book's page). Not part of make test.
 # One module or a few: make mutation MODULES=noise (or MODULES="noise metrics").
 MODULES ?=
 MUTMUT := $(VENV)/bin/mutmut
