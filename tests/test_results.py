@@ -264,37 +264,33 @@ def test_every_measure_is_read_as_written_and_a_table_from_before_the_measures_r
 RESTORE = "; restore it or move the folder away to rerun"
 
 
-def test_a_rounds_table_lacking_a_column_names_it(tmp_path):
+def opened_quote(line: str) -> str:
+    """``line`` with its last cell opening a quote that never closes: the header's fields, so no cut."""
+    head, _, last = line.rpartition(",")
+    return f'{head},"{last}'
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (
+            lambda lines: [lines[0].replace("test_acc", "test_accuracy"), *lines[1:]],
+            "is not a rounds table written by alvit (it lacks the column test_acc)",
+        ),
+        (
+            lambda lines: [*lines[:2], lines[3]],  # rounds 0 and 2
+            "is not a rounds table written by alvit (its round numbers are not 0, 1, 2, ...)",
+        ),
+        (lambda lines: [lines[0], opened_quote(lines[1])], "cannot be read (ParserError)"),  # the CSV parser fails
+    ],
+    ids=["a column missing", "a round missing", "a quote never closed"],
+)
+def test_a_rounds_table_alvit_could_not_have_written_is_refused_saying_what_is_wrong(tmp_path, damage, reason):
     folder = three_rounds(tmp_path)
-    lines = lines_of(folder)
-    folder.rounds.write_text(lines[0].replace("test_acc", "test_accuracy") + "".join(lines[1:]))
+    folder.rounds.write_text("".join(damage(lines_of(folder))))
     with pytest.raises(ResultsError) as refused:
         folder.read_rounds(3)
-    assert str(refused.value) == (
-        f"{folder.rounds} is not a rounds table written by alvit (it lacks the column test_acc){RESTORE}"
-    )
-
-
-def test_round_numbers_other_than_0_1_2_are_refused(tmp_path):
-    folder = three_rounds(tmp_path)
-    lines = lines_of(folder)
-    folder.rounds.write_text("".join([*lines[:2], lines[3]]))  # rounds 0 and 2
-    with pytest.raises(ResultsError) as refused:
-        folder.read_rounds(3)
-    assert str(refused.value) == (
-        f"{folder.rounds} is not a rounds table written by alvit (its round numbers are not 0, 1, 2, ...){RESTORE}"
-    )
-
-
-def test_a_quote_that_never_closes_is_refused_as_unreadable(tmp_path):
-    """Every line has the header's fields, so it is no cut; the CSV parser is what fails."""
-    folder = three_rounds(tmp_path)
-    lines = lines_of(folder)
-    head, _, last = lines[1].rpartition(",")
-    folder.rounds.write_text(lines[0] + f'{head},"{last}')  # the last cell opens a quote
-    with pytest.raises(ResultsError) as refused:
-        folder.read_rounds(3)
-    assert str(refused.value) == f"{folder.rounds} cannot be read (ParserError){RESTORE}"
+    assert str(refused.value) == f"{folder.rounds} {reason}{RESTORE}"
 
 
 def test_a_rounds_csv_that_is_not_text_is_refused_as_unreadable(tmp_path):
